@@ -1,0 +1,1 @@
+"""Development stack: starts real Redis, MongoDB wire-protocol and service processes locally."""

@@ -1,0 +1,38 @@
+"""Prometheus exposition that stays correct with several processes per pod.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (several uvicorn or worker processes), every process
+writes its samples there and the exposition merges them; otherwise the default registry is used.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def exposition_registry() -> CollectorRegistry:
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
+def exposition() -> tuple[bytes, str]:
+    """The current samples in the text format, and their content type."""
+    return generate_latest(exposition_registry()), CONTENT_TYPE_LATEST
+
+
+def serve_metrics(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - pods listen on all
+    """Serve ``/metrics`` from a background thread (worker and operator)."""
+    start_http_server(port, addr=addr, registry=exposition_registry())

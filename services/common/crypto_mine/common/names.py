@@ -1,0 +1,68 @@
+"""Names every component agrees on: the queue, Redis keys, MongoDB collections, metrics.
+
+Keys that meet in one Lua script share the ``{mining}`` hash tag, so they land in one slot.
+"""
+
+from __future__ import annotations
+
+QUEUE_NAME = "mining-clicks"
+# The api names the worker's job function by its dotted path; it never imports the worker.
+APPLY_CLICKS_JOB = "crypto_mine.worker.jobs.apply_clicks"
+
+KEY_TAG = "{mining}"
+
+
+class Keys:
+    """Redis key names. Every key the click path writes starts with the ``{mining}`` tag."""
+
+    global_bucket = f"{KEY_TAG}:rl:global"
+    # Clicks accepted and not yet applied (the `mining_click_queue_depth` source).
+    queue_depth = f"{KEY_TAG}:queue:depth"
+    # Job id -> clicks it carries; removing a job from it is what decrements the depth, once.
+    queue_jobs = f"{KEY_TAG}:queue:jobs"
+    # Dead-lettered jobs: job id -> error code.
+    dead_letter = f"{KEY_TAG}:queue:dead"
+
+    @staticmethod
+    def user_bucket(user_id: str) -> str:
+        return f"{KEY_TAG}:rl:user:{user_id}"
+
+    @staticmethod
+    def ip_bucket(ip: str) -> str:
+        return f"{KEY_TAG}:rl:ip:{ip}"
+
+    @staticmethod
+    def click(user_id: str, idempotency_key: str) -> str:
+        """The idempotency record of one click, which is also its status."""
+        return f"{KEY_TAG}:click:{user_id}:{idempotency_key}"
+
+    @staticmethod
+    def user_status(user_id: str) -> str:
+        """Cached balance, click count and last click of one user."""
+        return f"{KEY_TAG}:status:{user_id}"
+
+    @staticmethod
+    def login_attempts(scope: str, subject: str) -> str:
+        return f"{KEY_TAG}:login:{scope}:{subject}"
+
+
+class Collections:
+    """MongoDB collection names."""
+
+    clicks = "clicks"
+    balances = "balances"
+    batches = "batches"
+    users = "users"
+    counters = "counters"
+
+
+class Metrics:
+    """Metric names of SPEC §7, exactly."""
+
+    click_requests = "mining_click_requests_total"
+    queue_depth = "mining_click_queue_depth"
+    worker_processed = "mining_worker_processed_total"
+    worker_failed = "mining_worker_failed_total"
+    worker_lag = "mining_worker_lag_seconds"
+    redis_latency = "redis_latency_ms"
+    http_duration = "http_request_duration_seconds"

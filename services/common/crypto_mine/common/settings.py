@@ -1,0 +1,125 @@
+"""Typed settings read from the environment.
+
+Each service builds one frozen settings object at start-up with :class:`Env`; a bad or
+missing value stops start-up with a :class:`SettingsError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+_T = TypeVar("_T", int, float)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A variable of the environment is missing or malformed."""
+
+
+class Env:
+    """Reads typed values from an environment mapping (``os.environ`` unless given)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = os.environ if environ is None else environ
+
+    def str(self, name: str, default: str | None = None) -> str:
+        value = self.environ.get(name)
+        if value is None or value == "":
+            if default is None:
+                raise SettingsError(f"{name} is missing, and has no default.")
+            return default
+        return value
+
+    def optional(self, name: str) -> str | None:
+        return self.environ.get(name) or None
+
+    def int(self, name: str, default: int, *, min: int | None = None, max: int | None = None) -> int:
+        return self._number(name, default, int, "an integer", min, max)
+
+    def float(
+        self, name: str, default: float, *, min: float | None = None, max: float | None = None
+    ) -> float:
+        return self._number(name, default, float, "a number", min, max)
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.environ.get(name)
+        if raw is None or raw == "":
+            return default
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise SettingsError(f"{name} must be true or false, got {raw!r}.")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+        return value
+
+    def _number(
+        self,
+        name: str,
+        default: _T,
+        kind: type[_T],
+        what: str,
+        low: _T | None,
+        high: _T | None,
+    ) -> _T:
+        raw = self.environ.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be {what}, got {raw!r}.") from None
+        if low is not None and value < low:
+            raise SettingsError(f"{name} must be at least {low}, got {raw!r}.")
+        if high is not None and value > high:
+            raise SettingsError(f"{name} must be at most {high}, got {raw!r}.")
+        return value
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = "redis://127.0.0.1:6379/0"
+    # Bounded waits: a dead Redis must turn into a fast 503, never a hang.
+    socket_timeout: float = 1.0
+    connect_timeout: float = 0.5
+
+    @classmethod
+    def from_env(cls, env: Env) -> RedisSettings:
+        return cls(
+            url=env.str("REDIS_URL", cls.url),
+            socket_timeout=env.float("REDIS_SOCKET_TIMEOUT", cls.socket_timeout, min=0.01),
+            connect_timeout=env.float("REDIS_CONNECT_TIMEOUT", cls.connect_timeout, min=0.01),
+        )
+
+
+@dataclass(frozen=True)
+class MongoSettings:
+    uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    database: str = "crypto_mine"
+    max_pool_size: int = 100
+    min_pool_size: int = 0
+    connect_timeout_ms: int = 10_000
+    socket_timeout_ms: int = 45_000
+    server_selection_timeout_ms: int = 5_000
+
+    @classmethod
+    def from_env(cls, env: Env) -> MongoSettings:
+        return cls(
+            uri=env.str("MONGODB_URI", cls.uri),
+            database=env.str("MONGODB_DB", cls.database),
+            max_pool_size=env.int("DB_MAX_POOL_SIZE", cls.max_pool_size, min=1),
+            min_pool_size=env.int("DB_MIN_POOL_SIZE", cls.min_pool_size, min=0),
+            connect_timeout_ms=env.int("DB_CONNECT_TIMEOUT", cls.connect_timeout_ms, min=1),
+            socket_timeout_ms=env.int("DB_SOCKET_TIMEOUT", cls.socket_timeout_ms, min=1),
+            server_selection_timeout_ms=env.int(
+                "DB_SERVER_SELECTION_TIMEOUT", cls.server_selection_timeout_ms, min=1
+            ),
+        )
