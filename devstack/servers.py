@@ -66,7 +66,10 @@ class Process:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
                 start_new_session=True,
             )
         return self
@@ -105,9 +108,23 @@ class RedisServer(Process):
         folder.mkdir(parents=True, exist_ok=True)
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         argv = [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder),
-            "--save", "", "--appendonly", "yes" if aof else "no", "--appendfsync", "everysec",
-            "--protected-mode", "no", "--daemonize", "no",
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(folder),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if aof else "no",
+            "--appendfsync",
+            "everysec",
+            "--protected-mode",
+            "no",
+            "--daemonize",
+            "no",
         ]
         super().__init__(f"redis:{self.port}", argv, folder / "redis.log")
 
@@ -132,9 +149,17 @@ class MongoServer(Process):
         folder.mkdir(parents=True, exist_ok=True)
         self.pid_file = folder / "nx-27017.pid"
         argv = [
-            str(BIN / "nx-27017"), "--db", "memory" if memory else str(folder / "mongo.db"),
-            "--host", "127.0.0.1", "-p", str(self.port),
-            "--pid-file", str(self.pid_file), "--log-file", str(folder / "nx-27017.log"),
+            str(BIN / "nx-27017"),
+            "--db",
+            "memory" if memory else str(folder / "mongo.db"),
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "--pid-file",
+            str(self.pid_file),
+            "--log-file",
+            str(folder / "nx-27017.log"),
         ]
         super().__init__(f"mongo:{self.port}", argv, folder / "mongo.out")
 
@@ -146,9 +171,7 @@ class MongoServer(Process):
         # A pid file left by a killed instance blocks the next start.
         self.pid_file.unlink(missing_ok=True)
         super().start()
-        client: MongoClient[dict[str, object]] = MongoClient(
-            self.uri, serverSelectionTimeoutMS=300
-        )
+        client: MongoClient[dict[str, object]] = MongoClient(self.uri, serverSelectionTimeoutMS=300)
         wait_until(lambda: bool(client.admin.command("ping")), 15, self.name)
         client.close()
         return self

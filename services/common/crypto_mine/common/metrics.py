@@ -23,7 +23,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def exposition_registry() -> CollectorRegistry:
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
     return REGISTRY
 

@@ -19,6 +19,7 @@ def _options(settings: MongoSettings) -> dict[str, Any]:
         "socketTimeoutMS": settings.socket_timeout_ms,
         "serverSelectionTimeoutMS": settings.server_selection_timeout_ms,
         "appname": "crypto-mine",
+        "tz_aware": True,
     }
 
 

@@ -6,6 +6,7 @@ missing value stops start-up with a :class:`SettingsError` naming the variable.
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,10 +24,10 @@ class SettingsError(ValueError):
 class Env:
     """Reads typed values from an environment mapping (``os.environ`` unless given)."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[builtins.str, builtins.str] | None = None) -> None:
         self.environ = os.environ if environ is None else environ
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def str(self, name: builtins.str, default: builtins.str | None = None) -> builtins.str:
         value = self.environ.get(name)
         if value is None or value == "":
             if default is None:
@@ -34,18 +35,30 @@ class Env:
             return default
         return value
 
-    def optional(self, name: str) -> str | None:
+    def optional(self, name: builtins.str) -> builtins.str | None:
         return self.environ.get(name) or None
 
-    def int(self, name: str, default: int, *, min: int | None = None, max: int | None = None) -> int:
-        return self._number(name, default, int, "an integer", min, max)
+    def int(
+        self,
+        name: builtins.str,
+        default: builtins.int,
+        *,
+        min: builtins.int | None = None,
+        max: builtins.int | None = None,
+    ) -> builtins.int:
+        return self._number(name, default, builtins.int, "an integer", min, max)
 
     def float(
-        self, name: str, default: float, *, min: float | None = None, max: float | None = None
-    ) -> float:
-        return self._number(name, default, float, "a number", min, max)
+        self,
+        name: builtins.str,
+        default: builtins.float,
+        *,
+        min: builtins.float | None = None,
+        max: builtins.float | None = None,
+    ) -> builtins.float:
+        return self._number(name, default, builtins.float, "a number", min, max)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         raw = self.environ.get(name)
         if raw is None or raw == "":
             return default
@@ -55,7 +68,9 @@ class Env:
             return False
         raise SettingsError(f"{name} must be true or false, got {raw!r}.")
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(
+        self, name: builtins.str, default: builtins.str, choices: tuple[builtins.str, ...]
+    ) -> builtins.str:
         value = self.str(name, default)
         if value not in choices:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
@@ -63,10 +78,10 @@ class Env:
 
     def _number(
         self,
-        name: str,
+        name: builtins.str,
         default: _T,
         kind: type[_T],
-        what: str,
+        what: builtins.str,
         low: _T | None,
         high: _T | None,
     ) -> _T:

@@ -1,0 +1,33 @@
+"""Run the api with uvicorn: ``crypto-mine-api`` (``HOST``, ``PORT``, ``WEB_CONCURRENCY``)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from crypto_mine.common.logs import configure_logging
+from crypto_mine.common.settings import Env
+
+from .settings import ApiSettings
+
+
+def main() -> None:
+    env = Env()
+    settings = ApiSettings.from_env(env)  # fail fast, with the variable's name
+    configure_logging("api", settings.log_level)
+    uvicorn.run(
+        "crypto_mine.api.asgi:app",
+        host=env.str("HOST", "0.0.0.0"),  # noqa: S104 - containers listen on all interfaces
+        port=env.int("PORT", 8080, min=1, max=65535),
+        workers=env.int("WEB_CONCURRENCY", 1, min=1),
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

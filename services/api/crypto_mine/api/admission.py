@@ -1,0 +1,226 @@
+"""Admission of clicks: limits, idempotency, backpressure and enqueue in one Redis round trip.
+
+Concurrent requests are coalesced: while a script call is in flight, new clicks wait in a
+list, and the next call carries all of them (up to ``batch_max_clicks``). Each call runs the
+Lua steps in ``lua/`` atomically and, when any click is accepted, creates one RQ job that
+carries exactly the accepted clicks. A click is answered ``202`` only after that call
+returned, so it is in Redis, with its idempotency record, in the same atomic step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+from importlib import resources
+from typing import Any
+
+import orjson
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.serializers import JSONSerializer
+from rq.utils import now
+
+from crypto_mine.common.names import APPLY_CLICKS_JOB, QUEUE_NAME, Keys
+
+from .observability import REDIS_LATENCY
+from .settings import ApiSettings, Bucket
+
+log = logging.getLogger(__name__)
+
+STEPS = ("clock", "limits", "idempotency", "backpressure", "enqueue", "admit")
+_SENTINEL = "\x00clicks\x00"
+
+
+def load_script() -> str:
+    folder = resources.files(__package__) / "lua"
+    return "\n".join((folder / f"{step}.lua").read_text() for step in STEPS)
+
+
+class Outcome(IntEnum):
+    ACCEPTED = 1
+    REPLAYED = 2
+    MISMATCH = 3
+    LIMITED = 4
+    FULL = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """One click as the request asks for it."""
+
+    user_id: str
+    ip: str
+    key: str
+    clicks: int
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What admission decided for one click."""
+
+    outcome: Outcome
+    policy: Bucket
+    remaining: int
+    reset_ms: int
+    wait_ms: int
+    depth: int
+    job_id: str | None
+    record: dict[str, str] | None
+
+
+class JobTemplate:
+    """The RQ job hash of a batch, built by RQ itself, minus the clicks."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        # RQ only needs a connection object to build the dict; nothing is sent through it.
+        self._connection = SyncRedis()
+        job_tuple: tuple[Any, ...] = (APPLY_CLICKS_JOB, None, ([_SENTINEL],), {})
+        data = JSONSerializer.dumps(job_tuple).decode()  # type: ignore[no-untyped-call]
+        marker = orjson.dumps(_SENTINEL).decode()
+        self.prefix, self.suffix = data.split(marker)
+
+    def fields(self, job_id: str) -> list[str]:
+        job = Job.create(
+            APPLY_CLICKS_JOB,
+            args=([],),
+            connection=self._connection,
+            id=job_id,
+            serializer=JSONSerializer,
+            timeout=self.settings.job_timeout_seconds,
+            result_ttl=0,
+            failure_ttl=7 * 86_400,
+            description="apply a batch of mining clicks",
+            origin=QUEUE_NAME,
+            status=JobStatus.QUEUED,
+        )
+        job.enqueued_at = now()
+        flat: list[str] = []
+        for name, raw in job.to_dict().items():
+            if name == "data" or raw is None:
+                continue
+            value = raw.value if isinstance(raw, Enum) else raw
+            flat.append(name)
+            flat.append(value.decode() if isinstance(value, bytes) else str(value))
+        return flat
+
+
+class Admitter:
+    """Runs the admission script for batches of concurrent clicks."""
+
+    def __init__(self, redis: Redis, settings: ApiSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.script = redis.register_script(load_script())
+        self.template = JobTemplate(settings)
+        self.policies = (settings.global_bucket, settings.user_bucket, settings.ip_bucket)
+        self._limits = [
+            str(value) for bucket in self.policies for value in (bucket.rate, bucket.burst)
+        ]
+        self._pending: list[tuple[Click, asyncio.Future[Admission]]] = []
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def admit(self, click: Click) -> Admission:
+        future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
+        self._pending.append((click, future))
+        if self._running < self.settings.batch_concurrency:
+            self._running += 1
+            task = asyncio.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.wait_for(future, self.settings.admission_timeout_seconds)
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch = self._take()
+                try:
+                    admissions = await self._run([click for click, _ in batch])
+                except Exception as error:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), admission in zip(batch, admissions, strict=True):
+                    if not future.done():
+                        future.set_result(admission)
+        finally:
+            self._running -= 1
+
+    def _take(self) -> list[tuple[Click, asyncio.Future[Admission]]]:
+        """Up to ``batch_max_clicks`` clicks of the pending ones, oldest first."""
+        budget = self.settings.batch_max_clicks
+        taken = 0
+        for taken, (click, _) in enumerate(self._pending, start=1):  # noqa: B007
+            budget -= click.clicks
+            if budget <= 0:
+                break
+        batch = self._pending[:taken]
+        del self._pending[:taken]
+        return batch
+
+    async def _run(self, clicks: list[Click]) -> list[Admission]:
+        job_id = uuid.uuid4().hex
+        fields = self.template.fields(job_id)
+        keys = [
+            Keys.global_bucket,
+            Keys.queue_depth,
+            Keys.queue_jobs,
+            Queue.redis_queue_namespace_prefix + QUEUE_NAME,
+            Job.redis_job_namespace_prefix + job_id,
+            Queue.redis_queues_keys,
+        ]
+        args: list[Any] = [
+            *self._limits,
+            self.settings.queue_max_depth,
+            self.settings.idempotency_ttl_seconds,
+            job_id,
+            self.template.prefix,
+            self.template.suffix,
+            len(fields) // 2,
+            *fields,
+        ]
+        at = int(time.time() * 1000)
+        for click in clicks:
+            keys += [
+                Keys.user_bucket(click.user_id),
+                Keys.ip_bucket(click.ip),
+                Keys.click(click.user_id, click.key),
+            ]
+            payload = {"user": click.user_id, "key": click.key, "clicks": click.clicks, "at": at}
+            args += [click.fingerprint, click.clicks, orjson.dumps(payload)]
+        started = time.perf_counter()
+        depth, enqueued, results = await self.script(keys=keys, args=args)
+        REDIS_LATENCY.labels("admit").observe((time.perf_counter() - started) * 1000)
+        job = enqueued.decode() if isinstance(enqueued, bytes) else enqueued
+        return [self._admission(result, int(depth), job) for result in results]
+
+    def _admission(self, result: list[Any], depth: int, job_id: str | None) -> Admission:
+        outcome = Outcome(int(result[0]))
+        record = None
+        if len(result) > 5:
+            flat = [item.decode() if isinstance(item, bytes) else str(item) for item in result[5]]
+            record = dict(zip(flat[::2], flat[1::2], strict=True))
+        policy = int(result[1])
+        return Admission(
+            outcome=outcome,
+            policy=self.policies[policy - 1] if policy else self.policies[0],
+            remaining=int(result[2]),
+            reset_ms=int(result[3]),
+            wait_ms=int(result[4]),
+            depth=depth,
+            job_id=job_id if outcome is Outcome.ACCEPTED else None,
+            record=record,
+        )

@@ -1,0 +1,75 @@
+"""The api application: routes, middleware, error handlers and the clients' lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from crypto_mine.common.mongo import async_mongo_client
+from crypto_mine.common.redis import async_redis_client
+
+from .admission import Admitter
+from .auth import Authenticator
+from .body_limit import BodyLimitMiddleware
+from .clicks import ClickEndpoints
+from .errors import EXCEPTION_HANDLERS, JSONResponse
+from .health import HealthEndpoints
+from .mobile import MobileEndpoint
+from .observability import Performance, TimingMiddleware
+from .openapi import document
+from .settings import ApiSettings
+from .status import StatusEndpoint
+
+
+def create_app(settings: ApiSettings | None = None) -> Starlette:
+    settings = settings or ApiSettings.from_env()
+    redis = async_redis_client(settings.redis, decode_responses=True)
+    mongo = async_mongo_client(settings.mongo)
+    database = mongo[settings.mongo.database]
+    auth = Authenticator(settings)
+    admitter = Admitter(redis, settings)
+    performance = Performance()
+    clicks = ClickEndpoints(settings, auth, admitter, redis)
+    health = HealthEndpoints(settings, redis, database, performance)
+    openapi = document()
+
+    async def openapi_json(_: Request) -> Response:
+        return JSONResponse(openapi)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await admitter.close()
+            await redis.aclose()
+            await mongo.close()
+
+    routes = [
+        Route("/api/mining/click", clicks.click, methods=["POST"]),
+        Route("/api/mining/click/status", clicks.status, methods=["GET"]),
+        Route("/api/mining/status", StatusEndpoint(settings, auth, redis, database).get),
+        Route("/api/queue/stats", health.queue_stats, methods=["GET"]),
+        Route("/api/mobile-app/apk", MobileEndpoint(settings).get),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/api/health", health.health, methods=["GET"]),
+        Route("/api/metrics", health.metrics, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+    ]
+    middleware = [
+        Middleware(TimingMiddleware, performance=performance),
+        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )

@@ -1,0 +1,139 @@
+"""``POST /api/mining/click`` and ``GET /api/mining/click/status``.
+
+A click goes: auth -> input checks -> admission (limits, idempotency, backpressure, enqueue in
+one atomic Redis step) -> 202, or the stored outcome of a repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crypto_mine.common.names import Keys
+from crypto_mine.common.records import COMPLETED, FAILED, ClickRecord
+
+from . import idempotency, limits
+from .admission import Admitter, Click, Outcome
+from .auth import Authenticator
+from .clientip import client_ip
+from .errors import ApiError, JSONResponse
+from .settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+REPLAY_HEADER = "Idempotent-Replayed"
+BACKPRESSURE_RETRY_AFTER = "2"
+
+
+def status_url(key: str) -> str:
+    return f"/api/mining/click/status?key={quote(key, safe='')}"
+
+
+async def read_body(request: Request, max_clicks: int) -> dict[str, Any]:
+    """The normalized click body: ``{"clicks": n}``; an empty body is one click."""
+    raw = await request.body()
+    if not raw.strip():
+        return {"clicks": 1}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "The body must be a JSON object.")
+    unknown = sorted(set(body) - {"clicks"})
+    if unknown:
+        raise ApiError(400, "invalid_body", f"Unknown field(s): {', '.join(unknown)}.")
+    clicks = body.get("clicks", 1)
+    if isinstance(clicks, bool) or not isinstance(clicks, int) or not 1 <= clicks <= max_clicks:
+        raise ApiError(400, "invalid_body", f"'clicks' must be an integer from 1 to {max_clicks}.")
+    return {"clicks": clicks}
+
+
+class ClickEndpoints:
+    def __init__(
+        self, settings: ApiSettings, auth: Authenticator, admitter: Admitter, redis: Any
+    ) -> None:
+        self.settings = settings
+        self.auth = auth
+        self.admitter = admitter
+        self.redis = redis
+        self.buckets = admitter.policies
+
+    async def click(self, request: Request) -> Response:
+        user_id = await self.auth.user_id(request)
+        key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+        body = await read_body(request, self.settings.max_clicks_per_request)
+        click = Click(
+            user_id=user_id,
+            ip=client_ip(request, self.settings.trusted_proxies),
+            key=key,
+            clicks=body["clicks"],
+            fingerprint=idempotency.fingerprint(body),
+        )
+        admission = await self.admitter.admit(click)
+        log.info(
+            "click %s",
+            admission.outcome.name.lower(),
+            extra={
+                "idempotencyKey": key,
+                "userId": user_id,
+                "queueDepth": admission.depth,
+                "jobId": admission.job_id,
+            },
+        )
+        if admission.outcome is Outcome.FULL:
+            raise ApiError(
+                503,
+                "queue_full",
+                "The click queue is full; retry later with the same Idempotency-Key.",
+                {"Retry-After": BACKPRESSURE_RETRY_AFTER},
+                queueDepth=admission.depth,
+            )
+        headers = limits.headers(admission, self.buckets)
+        if admission.outcome is Outcome.LIMITED:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"The {admission.policy.name} rate limit is exhausted; "
+                f"retry after {headers['Retry-After']} s.",
+                headers,
+                limit=admission.policy.name,
+            )
+        if admission.outcome is Outcome.MISMATCH:
+            raise ApiError(
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used with a different body.",
+                headers,
+            )
+        if admission.outcome is Outcome.REPLAYED:
+            assert admission.record is not None
+            record = ClickRecord.from_hash(key, admission.record)
+            headers[REPLAY_HEADER] = "true"
+            return JSONResponse(record.to_json(), status_code=200, headers=headers)
+        headers["Location"] = status_url(key)
+        return JSONResponse(
+            {
+                "idempotencyKey": key,
+                "status": "queued",
+                "clicks": click.clicks,
+                "statusUrl": headers["Location"],
+            },
+            status_code=202,
+            headers=headers,
+        )
+
+    async def status(self, request: Request) -> Response:
+        user_id = await self.auth.user_id(request)
+        key = idempotency.parse_key(request.query_params.get("key"), "The 'key' query parameter")
+        raw = await self.redis.hgetall(Keys.click(user_id, key))
+        if not raw:
+            raise ApiError(404, "not_found", "No click with this key is known for this user.")
+        record = ClickRecord.from_hash(key, raw)
+        status = {COMPLETED: 200, FAILED: 409}.get(record.state, 202)
+        return JSONResponse(record.to_json(), status_code=status)

@@ -1,0 +1,67 @@
+-- Admission of a batch of clicks, atomically: limits -> idempotency -> backpressure -> enqueue.
+--
+-- KEYS: 1 global bucket, 2 queue depth, 3 queue jobs, 4 RQ queue, 5 RQ job, 6 RQ queues set,
+--       then per click: user bucket, ip bucket, click record.
+-- ARGV: 1..6 global/user/ip rate and burst, 7 max depth, 8 record ttl (s), 9 job id,
+--       10 job data prefix, 11 job data suffix, 12 number of job hash fields (n),
+--       13..12+2n field/value pairs, then per click: fingerprint, clicks, click json.
+-- Returns {depth, job id or false, per click {outcome, policy, remaining, reset ms, wait ms, record...}}.
+
+local ACCEPTED, REPLAYED, MISMATCH, LIMITED, FULL = 1, 2, 3, 4, 5
+
+local max_depth = tonumber(ARGV[7])
+local ttl = tonumber(ARGV[8])
+local job_id = ARGV[9]
+local nfields = tonumber(ARGV[12])
+local first = 13 + 2 * nfields
+local count = (#KEYS - 6) / 3
+
+local results = {}
+local accepted_json = {}
+local accepted = 0
+
+for i = 0, count - 1 do
+  local user_key, ip_key, record_key = KEYS[7 + 3 * i], KEYS[8 + 3 * i], KEYS[9 + 3 * i]
+  local fingerprint = ARGV[first + 3 * i]
+  local clicks = tonumber(ARGV[first + 3 * i + 1])
+  local bs = click_buckets(user_key, ip_key)
+  local worst, wait = check(bs, clicks)
+  if worst > 0 then
+    local b = bs[worst]
+    results[#results + 1] = {LIMITED, worst, math.floor(b.tokens), full_in_ms(b), wait}
+  else
+    local seen = known(record_key)
+    local outcome, record = nil, nil
+    if seen then
+      if seen == fingerprint then outcome, record = REPLAYED, replay(record_key)
+      else outcome = MISMATCH end
+    elseif room_for(clicks, max_depth) then
+      outcome = ACCEPTED
+      reserve(clicks)
+      remember(record_key, fingerprint, clicks, job_id, ttl)
+      accepted_json[#accepted_json + 1] = ARGV[first + 3 * i + 2]
+      accepted = accepted + clicks
+    else
+      outcome = FULL
+    end
+    if outcome == FULL then
+      results[#results + 1] = {FULL, 0, 0, 0, 0}
+    else
+      debit(bs, clicks)
+      local t = tightest(bs)
+      local entry = {outcome, t, math.floor(bs[t].tokens), full_in_ms(bs[t]), 0}
+      if record then entry[6] = record end
+      results[#results + 1] = entry
+    end
+  end
+end
+
+save_buckets()
+if accepted > 0 then
+  local fields = {}
+  for f = 13, 12 + 2 * nfields do fields[#fields + 1] = ARGV[f] end
+  enqueue(job_id, accepted_json, accepted, fields, ARGV[10], ARGV[11])
+else
+  job_id = false
+end
+return {depth, job_id, results}

@@ -1,0 +1,89 @@
+"""The api's metrics, request timing and the performance summary of ``/api/health``."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crypto_mine.common.names import Metrics
+
+CLICK_ROUTE = "/api/mining/click"
+
+CLICK_REQUESTS = Counter(Metrics.click_requests, "Click API responses by HTTP status.", ["status"])
+HTTP_DURATION = Histogram(
+    Metrics.http_duration,
+    "HTTP request duration by route template.",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+REDIS_LATENCY = Histogram(
+    Metrics.redis_latency,
+    "Latency of Redis calls in milliseconds, by operation.",
+    ["operation"],
+    buckets=(0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
+
+
+class Performance:
+    """Response times and errors of this process over its last ``window`` requests."""
+
+    def __init__(self, window: int = 4096) -> None:
+        self.durations: deque[float] = deque(maxlen=window)
+        self.total = 0
+        self.errors = 0
+        self.started = time.time()
+
+    def record(self, seconds: float, status: int) -> None:
+        self.durations.append(seconds)
+        self.total += 1
+        if status >= 500:
+            self.errors += 1
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.durations)
+        count = len(ordered)
+        p95 = ordered[min(count - 1, int(0.95 * count))] if count else 0.0
+        return {
+            "avgResponseTimeMs": round(1000 * sum(ordered) / count, 3) if count else 0.0,
+            "p95ResponseTimeMs": round(1000 * p95, 3),
+            "errorRate": round(self.errors / self.total, 5) if self.total else 0.0,
+            "totalRequests": self.total,
+            "errors": self.errors,
+            "uptimeSeconds": round(time.time() - self.started, 1),
+        }
+
+
+class TimingMiddleware:
+    """Observes every request's duration by route, and counts the click endpoint's statuses."""
+
+    def __init__(self, app: ASGIApp, performance: Performance) -> None:
+        self.app = app
+        self.performance = performance
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            HTTP_DURATION.labels(path).observe(elapsed)
+            if path == CLICK_ROUTE and scope["method"] == "POST":
+                CLICK_REQUESTS.labels(str(status)).inc()
+            self.performance.record(elapsed, status)

@@ -1,0 +1,315 @@
+"""The OpenAPI 3.1 document of the api, served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .idempotency import MAX_LENGTH
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(
+    schema: dict[str, Any], description: str, headers: list[str] | None = None
+) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if headers:
+        response["headers"] = {name: {"$ref": f"#/components/headers/{name}"} for name in headers}
+    return response
+
+
+def _error(description: str, headers: list[str] | None = None) -> dict[str, Any]:
+    return _json(_ref("Error"), description, headers)
+
+
+LIMIT_HEADERS = ["RateLimit", "RateLimit-Policy"]
+SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
+UNAUTHORIZED = _error("Missing, invalid or expired token.")
+UNAVAILABLE = _error("A dependency is unreachable; retry later.", ["Retry-After"])
+
+KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH, "pattern": "^[ -~]+$"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "detail"],
+        "properties": {
+            "error": {"type": "string", "description": "Stable error code."},
+            "detail": {"type": "string", "description": "What is wrong, for people."},
+        },
+    },
+    "ClickRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "clicks": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 1000,
+                "default": 1,
+                "description": "Clicks carried by this request (at most "
+                "MINING_MAX_CLICKS_PER_REQUEST).",
+            }
+        },
+    },
+    "ClickQueued": {
+        "type": "object",
+        "required": ["idempotencyKey", "status", "clicks", "statusUrl"],
+        "properties": {
+            "idempotencyKey": {"type": "string"},
+            "status": {"const": "queued"},
+            "clicks": {"type": "integer"},
+            "statusUrl": {"type": "string"},
+        },
+    },
+    "ClickStatus": {
+        "type": "object",
+        "required": ["idempotencyKey", "status", "clicks", "acceptedAt"],
+        "properties": {
+            "idempotencyKey": {"type": "string"},
+            "status": {"enum": ["queued", "completed", "failed"]},
+            "clicks": {"type": "integer"},
+            "acceptedAt": {"type": ["string", "null"], "format": "date-time"},
+            "result": {
+                "type": "object",
+                "properties": {
+                    "reward": {"type": ["integer", "null"]},
+                    "balance": {"type": ["integer", "null"]},
+                    "appliedAt": {"type": ["string", "null"], "format": "date-time"},
+                    "duplicate": {"type": "boolean"},
+                },
+            },
+            "error": {"type": "object", "properties": {"code": {"type": "string"}}},
+        },
+    },
+    "MiningStatus": {
+        "type": "object",
+        "required": ["userId", "balance", "clicks", "lastClickAt"],
+        "properties": {
+            "userId": {"type": "string"},
+            "balance": {"type": "integer"},
+            "clicks": {"type": "integer"},
+            "lastClickAt": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "QueueStats": {
+        "type": "object",
+        "required": ["queue", "depth", "jobs", "inProgress", "failed", "workers", "lagSeconds"],
+        "properties": {
+            "queue": {"type": "string"},
+            "depth": {"type": "integer", "description": "Clicks accepted, not yet applied."},
+            "jobs": {"type": "integer", "description": "Jobs waiting in the queue."},
+            "inProgress": {"type": "integer"},
+            "failed": {"type": "integer", "description": "Jobs in the dead-letter registry."},
+            "workers": {"type": "integer"},
+            "lagSeconds": {"type": "number"},
+        },
+    },
+    "MobileApk": {
+        "type": "object",
+        "required": ["available", "downloadUrl", "version", "buildDate", "releaseNotes"],
+        "properties": {
+            "available": {"type": "boolean"},
+            "downloadUrl": {"type": ["string", "null"]},
+            "version": {"type": ["string", "null"]},
+            "buildDate": {"type": ["string", "null"]},
+            "releaseNotes": {"type": ["string", "null"]},
+        },
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"enum": ["ready", "unavailable"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "checks", "performance", "queue"],
+        "properties": {
+            "status": {"enum": ["ok", "degraded"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+            "performance": {
+                "type": "object",
+                "properties": {
+                    "avgResponseTimeMs": {"type": "number"},
+                    "p95ResponseTimeMs": {"type": "number"},
+                    "errorRate": {"type": "number"},
+                    "totalRequests": {"type": "integer"},
+                    "errors": {"type": "integer"},
+                    "uptimeSeconds": {"type": "number"},
+                },
+            },
+            "queue": {"oneOf": [_ref("QueueStats"), {"type": "null"}]},
+        },
+    },
+}
+
+HEADERS: dict[str, Any] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    },
+    "RateLimit": {
+        "description": 'The binding limit: `"name";r=remaining;t=seconds-until-full`.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Policy": {
+        "description": 'Every limit: `"name";q=burst;w=seconds-to-refill`.',
+        "schema": {"type": "string"},
+    },
+    "Location": {"description": "Where to poll the click's status.", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "`true` when the answer is the stored outcome of an earlier request.",
+        "schema": {"type": "string"},
+    },
+    "ETag": {"description": "Entity tag of the status.", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "Caching policy.", "schema": {"type": "string"}},
+}
+
+
+def document() -> dict[str, Any]:
+    key_header = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": True,
+        "description": "Unique per click and user; retries reuse it. Kept for "
+        "MINING_IDEMPOTENCY_TTL_SECONDS (default 24 h).",
+        "schema": KEY_SCHEMA,
+    }
+    paths: dict[str, Any] = {
+        "/api/mining/click": {
+            "post": {
+                "summary": "Queue a mining click",
+                "description": "Order: auth, rate limits, idempotency, backpressure, enqueue.",
+                "security": SECURED,
+                "parameters": [key_header],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("ClickRequest")}},
+                },
+                "responses": {
+                    "202": _json(_ref("ClickQueued"), "Queued.", ["Location", *LIMIT_HEADERS]),
+                    "200": _json(
+                        _ref("ClickStatus"),
+                        "A repeat of a known key: its current outcome.",
+                        ["Idempotent-Replayed", *LIMIT_HEADERS],
+                    ),
+                    "400": _error("Missing or invalid Idempotency-Key, or invalid body."),
+                    "401": UNAUTHORIZED,
+                    "413": _error("Body too large."),
+                    "422": _error("The key was used before with a different body."),
+                    "429": _error("A rate limit is exhausted.", ["Retry-After", *LIMIT_HEADERS]),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/api/mining/click/status": {
+            "get": {
+                "summary": "Outcome of one of the caller's clicks",
+                "security": SECURED,
+                "parameters": [
+                    {"name": "key", "in": "query", "required": True, "schema": KEY_SCHEMA}
+                ],
+                "responses": {
+                    "200": _json(_ref("ClickStatus"), "Completed."),
+                    "202": _json(_ref("ClickStatus"), "Queued or being applied."),
+                    "400": _error("Missing or invalid key."),
+                    "401": UNAUTHORIZED,
+                    "404": _error("Unknown key for this user."),
+                    "409": _json(_ref("ClickStatus"), "Failed, with its error code."),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/api/mining/status": {
+            "get": {
+                "summary": "The caller's balance, click count and last click",
+                "security": SECURED,
+                "parameters": [
+                    {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json(
+                        _ref("MiningStatus"), "Current status.", ["ETag", "Cache-Control"]
+                    ),
+                    "304": {"description": "Not modified."},
+                    "401": UNAUTHORIZED,
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/api/queue/stats": {
+            "get": {
+                "summary": "Click queue statistics",
+                "responses": {"200": _json(_ref("QueueStats"), "Statistics."), "503": UNAVAILABLE},
+            }
+        },
+        "/api/mobile-app/apk": {
+            "get": {
+                "summary": "Mobile release metadata",
+                "responses": {"200": _json(_ref("MobileApk"), "Metadata.")},
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness",
+                "responses": {"200": _json({"type": "object"}, "Alive.")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: Redis and MongoDB reachable",
+                "responses": {
+                    "200": _json(_ref("Readiness"), "Ready."),
+                    "503": _json(_ref("Readiness"), "Not ready."),
+                },
+            }
+        },
+        "/api/health": {
+            "get": {
+                "summary": "Performance summary of this process, dependencies and queue",
+                "responses": {"200": _json(_ref("Health"), "Summary.")},
+            }
+        },
+        "/api/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "Exposition format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI document.")},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "crypto-mine api",
+            "version": "0.1.0",
+            "description": "Mining clicks, queued and applied exactly once.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "headers": HEADERS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "auth-token"},
+            },
+        },
+    }

@@ -1,0 +1,110 @@
+"""The api's settings: one frozen object built from the environment at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crypto_mine.common.settings import Env, MongoSettings, RedisSettings, SettingsError
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A token bucket: ``rate`` tokens per second, at most ``burst`` stored."""
+
+    name: str
+    rate: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    redis: RedisSettings
+    mongo: MongoSettings
+    jwt_secret: str
+    jwt_algorithms: tuple[str, ...]
+    jwt_jwks_url: str | None
+    jwt_audience: str | None
+    jwt_issuer: str | None
+    jwt_ttl_seconds: int
+    global_bucket: Bucket
+    user_bucket: Bucket
+    ip_bucket: Bucket
+    queue_max_depth: int
+    idempotency_ttl_seconds: int
+    max_clicks_per_request: int
+    job_timeout_seconds: int
+    batch_max_clicks: int
+    batch_concurrency: int
+    admission_timeout_seconds: float
+    status_cache_ttl_seconds: int
+    status_max_age_seconds: int
+    status_stale_seconds: int
+    trusted_proxies: int
+    max_body_bytes: int
+    id_allocator_url: str
+    login_max_attempts: int
+    login_window_seconds: int
+    mobile_apk_url: str | None
+    mobile_apk_version: str | None
+    mobile_apk_build_date: str | None
+    mobile_apk_notes: str | None
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> ApiSettings:
+        env = env or Env()
+        algorithms = tuple(a.strip() for a in env.str("JWT_ALGORITHMS", "HS256").split(","))
+        for algorithm in algorithms:
+            if algorithm not in ("HS256", "RS256"):
+                raise SettingsError(f"JWT_ALGORITHMS may hold HS256 and RS256, got {algorithm!r}.")
+        secret = env.optional("JWT_SECRET") or ""
+        if "HS256" in algorithms and len(secret) < 32:
+            raise SettingsError("JWT_SECRET is missing or shorter than 32 characters.")
+        jwks_url = env.optional("JWT_JWKS_URL")
+        if "RS256" in algorithms and not jwks_url:
+            raise SettingsError("JWT_JWKS_URL is missing, and RS256 is in JWT_ALGORITHMS.")
+        return cls(
+            redis=RedisSettings.from_env(env),
+            mongo=MongoSettings.from_env(env),
+            jwt_secret=secret,
+            jwt_algorithms=algorithms,
+            jwt_jwks_url=jwks_url,
+            jwt_audience=env.optional("JWT_AUDIENCE"),
+            jwt_issuer=env.optional("JWT_ISSUER"),
+            jwt_ttl_seconds=env.int("JWT_TTL_SECONDS", 86_400, min=60),
+            global_bucket=Bucket(
+                "global",
+                env.float("MINING_RATE_LIMIT_GLOBAL", 12_000, min=0.001),
+                env.int("MINING_RATE_LIMIT_GLOBAL_BURST", 24_000, min=1),
+            ),
+            user_bucket=Bucket(
+                "user",
+                env.float("MINING_RATE_LIMIT_PER_USER", 5, min=0.001),
+                env.int("MINING_RATE_LIMIT_USER_BURST", 10, min=1),
+            ),
+            ip_bucket=Bucket(
+                "ip",
+                env.float("MINING_RATE_LIMIT_PER_IP", 20, min=0.001),
+                env.int("MINING_RATE_LIMIT_IP_BURST", 40, min=1),
+            ),
+            queue_max_depth=env.int("MINING_QUEUE_MAX_DEPTH", 5_000, min=1),
+            idempotency_ttl_seconds=env.int("MINING_IDEMPOTENCY_TTL_SECONDS", 86_400, min=60),
+            max_clicks_per_request=env.int("MINING_MAX_CLICKS_PER_REQUEST", 10, min=1, max=1000),
+            job_timeout_seconds=env.int("MINING_JOB_TIMEOUT_SECONDS", 120, min=5),
+            batch_max_clicks=env.int("MINING_BATCH_MAX_CLICKS", 256, min=1, max=5000),
+            batch_concurrency=env.int("MINING_BATCH_CONCURRENCY", 4, min=1, max=64),
+            admission_timeout_seconds=env.float("MINING_ADMISSION_TIMEOUT", 2.0, min=0.05),
+            status_cache_ttl_seconds=env.int("MINING_STATUS_CACHE_TTL", 300, min=1),
+            status_max_age_seconds=env.int("MINING_STATUS_MAX_AGE", 2, min=0),
+            status_stale_seconds=env.int("MINING_STATUS_STALE_WHILE_REVALIDATE", 10, min=0),
+            trusted_proxies=env.int("TRUSTED_PROXY_COUNT", 0, min=0, max=10),
+            max_body_bytes=env.int("MAX_BODY_BYTES", 4096, min=256),
+            id_allocator_url=env.str("ID_ALLOCATOR_URL", "http://127.0.0.1:8081"),
+            login_max_attempts=env.int("LOGIN_MAX_ATTEMPTS", 5, min=1),
+            login_window_seconds=env.int("LOGIN_WINDOW_SECONDS", 900, min=1),
+            mobile_apk_url=env.optional("MOBILE_APK_DOWNLOAD_URL"),
+            mobile_apk_version=env.optional("MOBILE_APK_VERSION"),
+            mobile_apk_build_date=env.optional("MOBILE_APK_BUILD_DATE"),
+            mobile_apk_notes=env.optional("MOBILE_APK_RELEASE_NOTES"),
+            log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )

@@ -1,0 +1,90 @@
+"""``GET /api/mining/status``: the caller's balance, from the Redis cache or MongoDB on a miss.
+
+Answers carry ``Cache-Control: private, max-age, stale-while-revalidate`` and a strong ETag;
+``If-None-Match`` with the current ETag gets ``304``. With Redis down the answer still comes,
+from MongoDB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, cast
+
+import orjson
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crypto_mine.common.names import Collections, Keys
+from crypto_mine.common.status_cache import WRITE_SCRIPT, UserStatus
+
+from .auth import Authenticator
+from .settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=10).hexdigest() + '"'
+
+
+def matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in candidates or "*" in candidates
+
+
+class StatusEndpoint:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        auth: Authenticator,
+        redis: Redis,
+        database: AsyncDatabase[dict[str, Any]],
+    ) -> None:
+        self.settings = settings
+        self.auth = auth
+        self.redis = redis
+        self.balances = database[Collections.balances]
+        self.write = redis.register_script(WRITE_SCRIPT)
+        self.cache_control = (
+            f"private, max-age={settings.status_max_age_seconds}, "
+            f"stale-while-revalidate={settings.status_stale_seconds}"
+        )
+
+    async def lookup(self, user_id: str) -> UserStatus:
+        key = Keys.user_status(user_id)
+        try:
+            cached = cast(dict[str, str], await self.redis.hgetall(key))
+        except RedisError as error:
+            log.warning("status cache unavailable, reading MongoDB: %s", error)
+            cached, key = {}, ""
+        if cached:
+            return UserStatus.from_hash(user_id, cached)
+        status = UserStatus.from_document(user_id, await self.balances.find_one({"_id": user_id}))
+        if key:
+            try:
+                await self.write(
+                    keys=[key], args=status.script_args(self.settings.status_cache_ttl_seconds)
+                )
+            except RedisError as error:
+                log.warning("status cache not filled: %s", error)
+        return status
+
+    async def get(self, request: Request) -> Response:
+        user_id = await self.auth.user_id(request)
+        status = await self.lookup(user_id)
+        body = orjson.dumps(status.to_json())
+        etag = etag_of(body)
+        headers = {
+            "ETag": etag,
+            "Cache-Control": self.cache_control,
+            "Vary": "Authorization, Cookie",
+        }
+        if matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        return Response(body, headers=headers, media_type="application/json")

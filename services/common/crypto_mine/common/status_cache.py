@@ -1,0 +1,54 @@
+"""The per-user status cache in Redis: balance, click count and last click.
+
+Writers (the worker after applying clicks, the api after a MongoDB read on a miss) go through
+one script that never replaces a newer entry with an older one: the click count only grows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .records import iso_ms
+
+WRITE_SCRIPT = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'clicks') or '-1')
+if tonumber(ARGV[1]) >= current then
+  redis.call('HSET', KEYS[1], 'clicks', ARGV[1], 'balance', ARGV[2], 'last', ARGV[3])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class UserStatus:
+    user_id: str
+    balance: int
+    clicks: int
+    last_click_ms: int  # 0 when the user never clicked
+
+    @classmethod
+    def from_hash(cls, user_id: str, raw: dict[str, str]) -> UserStatus:
+        return cls(user_id, int(raw["balance"]), int(raw["clicks"]), int(raw.get("last") or 0))
+
+    @classmethod
+    def from_document(cls, user_id: str, doc: dict[str, Any] | None) -> UserStatus:
+        if not doc:
+            return cls(user_id, 0, 0, 0)
+        last = doc.get("lastClickAt")
+        last_ms = int(last.timestamp() * 1000) if isinstance(last, datetime) else 0
+        return cls(user_id, int(doc.get("balance", 0)), int(doc.get("clicks", 0)), last_ms)
+
+    def script_args(self, ttl: int) -> list[int]:
+        return [self.clicks, self.balance, self.last_click_ms, ttl]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "userId": self.user_id,
+            "balance": self.balance,
+            "clicks": self.clicks,
+            "lastClickAt": iso_ms(self.last_click_ms) if self.last_click_ms else None,
+        }

@@ -1,0 +1,104 @@
+"""JWT authentication: bearer header or cookie; every failure is a JSON 401."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+
+import jwt
+import orjson
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .conftest import SECRET, Api
+
+pytestmark = pytest.mark.anyio
+
+
+def b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(data)).rstrip(b"=").decode()
+
+
+def hs256(claims: dict[str, object], secret: str = SECRET) -> str:
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def valid_claims(**extra: object) -> dict[str, object]:
+    return {"sub": "u1", "exp": int(time.time()) + 60, **extra}
+
+
+async def post(api: Api, headers: dict[str, str], cookies: dict[str, str] | None = None) -> int:
+    api.client.cookies.clear()
+    if cookies:
+        api.client.cookies.update(cookies)
+    response = await api.client.post(
+        "/api/mining/click", headers={"Idempotency-Key": "k", **headers}
+    )
+    if response.status_code == 401:
+        assert response.json()["error"] == "unauthorized"
+        assert response.json()["detail"]
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    return response.status_code
+
+
+async def test_bearer_and_cookie_are_accepted(api: Api) -> None:
+    token = hs256(valid_claims())
+    assert await post(api, {"Authorization": f"Bearer {token}"}) == 202
+    assert await post(api, {}, {"auth-token": token}) == 200  # same user, same key: replay
+
+
+def _none_token() -> str:
+    return b64({"alg": "none", "typ": "JWT"}) + "." + b64(valid_claims()) + "."
+
+
+def _rs256_token() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return jwt.encode(valid_claims(), key, algorithm="RS256")
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Bearer",
+        "Basic dTE6cGFzcw==",
+        "Bearer not-a-jwt",
+        "Bearer " + hs256(valid_claims(), secret="another-secret-of-sufficient-length!!"),
+        "Bearer " + hs256({"sub": "u1", "exp": int(time.time()) - 10}),
+        "Bearer " + hs256({"sub": "u1"}),
+        "Bearer " + hs256({"exp": int(time.time()) + 60}),
+        "Bearer " + hs256(valid_claims(sub="")),
+        "Bearer " + _none_token(),
+        "Bearer " + _rs256_token(),
+    ],
+    ids=[
+        "missing",
+        "empty-bearer",
+        "basic",
+        "garbage",
+        "wrong-key",
+        "expired",
+        "no-exp",
+        "no-sub",
+        "empty-sub",
+        "alg-none",
+        "rs256-not-accepted",
+    ],
+)
+async def test_bad_credentials_are_401(api: Api, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    assert await post(api, headers) == 401
+
+
+async def test_forged_payload_with_the_original_signature_is_401(api: Api) -> None:
+    header, _, signature = hs256(valid_claims()).split(".")
+    forged = f"{header}.{b64(valid_claims(sub='admin'))}.{signature}"
+    assert await post(api, {"Authorization": f"Bearer {forged}"}) == 401
+
+
+async def test_cached_token_still_expires(api: Api) -> None:
+    token = hs256({"sub": "u1", "exp": time.time() + 1.2})
+    assert await post(api, {"Authorization": f"Bearer {token}"}) == 202
+    await asyncio.sleep(1.3)
+    assert await post(api, {"Authorization": f"Bearer {token}"}) == 401

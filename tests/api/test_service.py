@@ -1,0 +1,84 @@
+"""Health, readiness, performance summary, queue stats, metrics, mobile metadata, OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import Api
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_liveness_and_readiness(api: Api) -> None:
+    assert (await api.client.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"redis": "ok", "mongodb": "ok"}}
+
+
+async def test_health_summarises_performance_and_queue(api: Api) -> None:
+    for i in range(3):
+        await api.click("u1", f"k{i}")
+    body = (await api.client.get("/api/health")).json()
+    assert body["status"] == "ok"
+    assert body["performance"]["totalRequests"] >= 3
+    assert body["performance"]["p95ResponseTimeMs"] > 0
+    assert body["queue"]["depth"] == 3
+
+
+async def test_queue_stats(api: Api) -> None:
+    await api.click("u1", "a", {"clicks": 4})
+    stats = (await api.client.get("/api/queue/stats")).json()
+    assert stats["queue"] == "mining-clicks"
+    assert (stats["depth"], stats["jobs"], stats["inProgress"], stats["failed"]) == (4, 1, 0, 0)
+    assert 0 <= stats["lagSeconds"] < 5
+
+
+async def test_metrics_use_the_spec_names(api: Api) -> None:
+    await api.click("u1", "a")
+    await api.click("u1", "a")
+    await api.client.post("/api/mining/click")
+    text = (await api.client.get("/api/metrics")).text
+    for status in ("202", "200", "401"):
+        assert f'mining_click_requests_total{{status="{status}"}}' in text
+    assert 'http_request_duration_seconds_bucket{le="0.001",route="/api/mining/click"}' in text
+    assert 'redis_latency_ms_bucket{le="0.25",operation="admit"}' in text
+
+
+async def test_mobile_metadata_from_environment(start_api: Any) -> None:
+    api: Api = await start_api(
+        MOBILE_APK_DOWNLOAD_URL="https://cdn.example.com/app-release.apk",
+        MOBILE_APK_VERSION="1.4.2",
+        MOBILE_APK_BUILD_DATE="2026-11-01",
+        MOBILE_APK_RELEASE_NOTES="Faster mining.",
+    )
+    body = (await api.client.get("/api/mobile-app/apk")).json()
+    assert body == {
+        "available": True,
+        "downloadUrl": "https://cdn.example.com/app-release.apk",
+        "version": "1.4.2",
+        "buildDate": "2026-11-01",
+        "releaseNotes": "Faster mining.",
+    }
+
+
+async def test_mobile_metadata_when_unset(api: Api) -> None:
+    assert (await api.client.get("/api/mobile-app/apk")).json()["available"] is False
+
+
+async def test_openapi_lists_every_route(api: Api) -> None:
+    document = (await api.client.get("/openapi.json")).json()
+    assert document["openapi"].startswith("3.1")
+    routes = {route.path for route in api.client._transport.app.routes}  # type: ignore[attr-defined]
+    assert routes <= set(document["paths"])
+
+
+async def test_unknown_route_and_method_are_json(api: Api) -> None:
+    missing = await api.client.get("/nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"
+    wrong = await api.client.get("/api/mining/click")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"] == "method_not_allowed"
