@@ -1,0 +1,274 @@
+"""kopf handlers: one daemon per QueueAutoscaler reads the queue depth and scales its target."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import kopf
+
+from crypto_mine.common.metrics import serve_metrics
+from crypto_mine.operator import metrics
+from crypto_mine.operator.conditions import (
+    ABLE_TO_SCALE,
+    SCALING_ACTIVE,
+    SCALING_LIMITED,
+    Condition,
+    changed,
+    merge,
+)
+from crypto_mine.operator.decision import Decision, History, Limit, after, decide
+from crypto_mine.operator.kube import KubeApi, TargetError, load_config
+from crypto_mine.operator.queue_depth import MetricError, read_queue_depth
+from crypto_mine.operator.settings import OperatorSettings
+from crypto_mine.operator.spec import GROUP, PLURAL, VERSION, AutoscalerSpec, SpecError, parse_spec
+
+log = logging.getLogger(__name__)
+
+# Poll interval while the spec is invalid (it has no valid interval of its own).
+INVALID_SPEC_INTERVAL = 10.0
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """kopf's settings, the API and HTTP clients, and the metrics endpoint."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Only the operator's own events (rescales, failures) and kopf's warnings reach the API.
+    settings.posting.level = logging.WARNING
+    # No CRD or namespace watching: nothing beyond the QueueAutoscalers needs to be listed.
+    settings.scanning.disabled = True
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+
+    operator_settings: OperatorSettings = memo.settings
+    memo.kube = KubeApi(load_config())
+    memo.http = aiohttp.ClientSession()
+    if operator_settings.metrics_port:
+        serve_metrics(operator_settings.metrics_port)
+    log.info(
+        "operator configured: namespaces=%s metrics_port=%s",
+        ",".join(operator_settings.namespaces) or "*",
+        operator_settings.metrics_port,
+    )
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    http: aiohttp.ClientSession | None = memo.get("http")
+    if http is not None:
+        await http.close()
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=2.0, cancellation_timeout=5.0)
+async def autoscale(
+    stopped: kopf.DaemonStopped,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
+    """Poll every ``pollIntervalSeconds`` until the QueueAutoscaler or the operator goes.
+
+    The spec is re-read on every poll (kopf keeps ``body`` fresh), so edits apply at once.
+    The decision history lives in this object's memo, so it survives a daemon retry.
+    """
+    if namespace is None:
+        raise kopf.PermanentError("QueueAutoscaler is namespaced; got one without a namespace")
+    try:
+        while not stopped:
+            interval = await reconcile(body, namespace, name, memo, logger)
+            await stopped.wait(interval)
+    finally:
+        reason = stopped.reason
+        if reason is not None and reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
+            metrics.forget(namespace, name)
+
+
+async def reconcile(
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> float:
+    """One poll: read, decide, scale, report. Returns the seconds until the next poll."""
+    kube: KubeApi = memo.kube
+    previous = _previous_status(body)
+    try:
+        spec = parse_spec(body.spec)
+    except SpecError as error:
+        failure = Condition(SCALING_ACTIVE, False, "InvalidSpec", str(error))
+        await _report_failure(kube, body, namespace, name, previous, failure, logger)
+        return INVALID_SPEC_INTERVAL
+    try:
+        current = await kube.read_replicas(namespace, spec.target_name)
+    except TargetError as error:
+        metrics.scale_errors_total.labels(namespace, name).inc()
+        failure = Condition(ABLE_TO_SCALE, False, "FailedGetScale", str(error))
+        await _report_failure(kube, body, namespace, name, previous, failure, logger)
+        return float(spec.poll_interval)
+
+    depth: float | None = None
+    metric_error: str | None = None
+    if not spec.paused:
+        try:
+            depth = await read_queue_depth(spec.metric, memo.settings, memo.http)
+        except MetricError as error:
+            metric_error = str(error)
+            metrics.metric_errors_total.labels(namespace, name, spec.metric.source).inc()
+
+    now = time.monotonic()
+    history: History = memo.get("history") or History.starting(current, now)
+    decision = decide(spec.policy, current, depth, history, now)
+    scale_error: str | None = None
+    if decision.desired != current:
+        try:
+            await kube.scale(namespace, spec.target_name, decision.desired)
+        except TargetError as error:
+            scale_error = str(error)
+            metrics.scale_errors_total.labels(namespace, name).inc()
+    scaled = decision.desired != current and scale_error is None
+    memo.history = after(decision, scaled=scaled)
+    _record_metrics(namespace, name, decision, depth, scaled)
+
+    conditions = _conditions(spec, decision, depth, metric_error, scale_error, scaled)
+    _post_events(body, previous, conditions, decision, scaled, scale_error, logger)
+    fields: dict[str, Any] = {
+        "currentReplicas": decision.desired if scaled else current,
+        "desiredReplicas": decision.desired,
+    }
+    if depth is not None:
+        fields["lastMetricValue"] = depth
+    if scaled:
+        fields["lastScaleTime"] = _now()
+    await _write_status(kube, body, namespace, name, previous, fields, conditions)
+    return float(spec.poll_interval)
+
+
+async def _report_failure(
+    kube: KubeApi,
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    previous: Mapping[str, Any],
+    failure: Condition,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
+    """A condition that stops this poll: an Event when it is new, and the status."""
+    if changed(previous.get("conditions") or [], failure):
+        kopf.warn(body, reason=failure.reason, message=failure.message)
+        logger.warning("%s: %s", failure.reason, failure.message)
+    await _write_status(kube, body, namespace, name, previous, {}, [failure])
+
+
+def _post_events(
+    body: kopf.Body,
+    previous: Mapping[str, Any],
+    conditions: list[Condition],
+    decision: Decision,
+    scaled: bool,
+    scale_error: str | None,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
+    """An Event for every rescale, failed rescale, and newly failing condition."""
+    stored = previous.get("conditions") or []
+    for condition in conditions:
+        failing = not condition.status and condition.type != SCALING_LIMITED
+        if failing and condition.type != ABLE_TO_SCALE and changed(stored, condition):
+            kopf.warn(body, reason=condition.reason, message=condition.message)
+            logger.warning("%s: %s", condition.reason, condition.message)
+    if scaled:
+        message = f"New size: {decision.desired}; reason: {decision.reason}"
+        kopf.info(body, reason="SuccessfulRescale", message=message)
+        logger.info("%s", message)
+    elif scale_error is not None:
+        kopf.warn(body, reason="FailedRescale", message=scale_error)
+        logger.warning("FailedRescale: %s", scale_error)
+
+
+def _conditions(
+    spec: AutoscalerSpec,
+    decision: Decision,
+    depth: float | None,
+    metric_error: str | None,
+    scale_error: str | None,
+    scaled: bool,
+) -> list[Condition]:
+    target = f"Deployment {spec.target_name}"
+    if scale_error is not None:
+        able = Condition(ABLE_TO_SCALE, False, "FailedUpdateScale", scale_error)
+    elif scaled:
+        able = Condition(
+            ABLE_TO_SCALE, True, "SucceededRescale", f"{target} scaled to {decision.desired}"
+        )
+    else:
+        able = Condition(ABLE_TO_SCALE, True, "ReadyForNewScale", f"{target} can be scaled")
+    if spec.paused:
+        active = Condition(SCALING_ACTIVE, False, "ScalingDisabled", "spec.paused is true")
+    elif metric_error is not None:
+        active = Condition(SCALING_ACTIVE, False, "FailedGetMetric", metric_error)
+    else:
+        active = Condition(
+            SCALING_ACTIVE,
+            True,
+            "ValidMetricFound",
+            f"queue depth {depth:g} read from {spec.metric.source}",
+        )
+    result = [able, active]
+    if decision.recommendation is not None:
+        limited = decision.limit is not Limit.NONE
+        result.append(Condition(SCALING_LIMITED, limited, decision.limit.value, decision.reason))
+    return result
+
+
+def _record_metrics(
+    namespace: str, name: str, decision: Decision, depth: float | None, scaled: bool
+) -> None:
+    metrics.desired_replicas.labels(namespace, name).set(decision.desired)
+    metrics.current_replicas.labels(namespace, name).set(
+        decision.desired if scaled else decision.current
+    )
+    if depth is not None:
+        metrics.metric_value.labels(namespace, name).set(depth)
+    if scaled:
+        direction = "up" if decision.desired > decision.current else "down"
+        metrics.scale_total.labels(namespace, name, direction).inc()
+
+
+async def _write_status(
+    kube: KubeApi,
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    previous: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    conditions: list[Condition],
+) -> None:
+    """Patch the status when it differs from the stored one (a no-op poll writes nothing)."""
+    status = dict(fields)
+    status["observedGeneration"] = body.metadata.get("generation")
+    status["conditions"] = merge(previous.get("conditions") or [], conditions, _now())
+    if all(previous.get(key) == value for key, value in status.items()):
+        return
+    await kube.patch_status(namespace, name, status)
+
+
+def _previous_status(body: kopf.Body) -> dict[str, Any]:
+    status = body.get("status")
+    return dict(status) if isinstance(status, Mapping) else {}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

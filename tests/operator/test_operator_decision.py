@@ -1,0 +1,242 @@
+"""The scaling decision, without a cluster: examples, then properties over random histories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crypto_mine.operator.decision import (
+    Decision,
+    History,
+    Limit,
+    Policy,
+    Recommendation,
+    StepRule,
+    after,
+    clamp,
+    decide,
+    recommend,
+)
+
+
+def policy(
+    min_replicas: int = 1,
+    max_replicas: int = 20,
+    target: float = 500,
+    up: StepRule = StepRule(0, 4),
+    down: StepRule = StepRule(300, 1),
+    period: float = 5,
+    paused: bool = False,
+) -> Policy:
+    return Policy(min_replicas, max_replicas, target, up, down, period, paused)
+
+
+# -- examples ---------------------------------------------------------------------------------
+
+
+def test_recommendation_is_the_ceiling_of_depth_over_target() -> None:
+    assert recommend(0, 500) == 0
+    assert recommend(1, 500) == 1
+    assert recommend(500, 500) == 1
+    assert recommend(501, 500) == 2
+    assert recommend(-10, 500) == 0
+
+
+def test_scales_up_at_most_max_step_per_period() -> None:
+    first = decide(policy(), 1, 5000, History(), now=0)
+    assert (first.desired, first.recommendation, first.limit) == (5, 10, Limit.SCALE_UP_LIMIT)
+    # Deciding again at the same instant adds nothing: the period's budget is spent.
+    again = decide(policy(), first.desired, 5000, first.history, now=0)
+    assert again.desired == 5
+    # One period later, the next step.
+    later = decide(policy(), 5, 5000, again.history, now=5)
+    assert later.desired == 9
+    last = decide(policy(), 9, 5000, later.history, now=10)
+    assert (last.desired, last.limit) == (10, Limit.NONE)
+
+
+def test_scale_down_waits_for_the_window_then_steps() -> None:
+    p = policy(down=StepRule(60, 2))
+    high = decide(p, 1, 4000, History(), now=0)
+    assert high.desired == 5
+    history = high.history
+    for now in (5, 30, 60):
+        held = decide(p, 5, 0, history, now=now)
+        assert held.desired == 5, f"scaled down at t={now}, inside the window"
+        history = held.history
+    # The t=0 recommendation of 8 replicas (bounded) leaves the window after 60 s.
+    down = decide(p, 5, 0, history, now=61)
+    assert (down.desired, down.limit) == (3, Limit.SCALE_DOWN_LIMIT)
+    down = decide(p, 3, 0, down.history, now=66)
+    assert down.desired == 1
+
+
+def test_bounds_win_over_the_recommendation() -> None:
+    p = policy(min_replicas=2, max_replicas=6, up=StepRule(0, 100))
+    assert decide(p, 2, 10**9, History(), now=0).desired == 6
+    assert decide(p, 2, 10**9, History(), now=0).limit is Limit.TOO_MANY
+    low = decide(p, 2, 0, History(), now=0)
+    assert (low.desired, low.limit) == (2, Limit.TOO_FEW)
+
+
+def test_current_outside_the_bounds_is_brought_back() -> None:
+    p = policy(min_replicas=2, max_replicas=6)
+    assert decide(p, 0, 0, History(), now=0).desired == 2
+    assert decide(p, 30, 10**6, History(), now=0).desired == 6
+
+
+def test_paused_changes_nothing() -> None:
+    history = History((Recommendation(0, 7),))
+    decision = decide(policy(paused=True), 3, 10**6, history, now=1)
+    assert (decision.desired, decision.history) == (3, history)
+
+
+@pytest.mark.parametrize("depth", [None, float("nan"), float("inf")])
+def test_unreadable_metric_changes_nothing(depth: float | None) -> None:
+    history = History((Recommendation(0, 7),))
+    decision = decide(policy(), 30, depth, history, now=1)
+    assert (decision.desired, decision.recommendation, decision.history) == (30, None, history)
+
+
+def test_a_failed_rescale_does_not_spend_the_step_budget() -> None:
+    first = decide(policy(), 1, 5000, History(), now=0)
+    kept = after(first, scaled=False)
+    assert kept.rescales == ()
+    assert kept.recommendations == first.history.recommendations
+    assert decide(policy(), 1, 5000, kept, now=0).desired == 5
+    assert after(first, scaled=True) == first.history
+
+
+def test_starting_history_holds_off_scale_down_for_a_window() -> None:
+    p = policy(down=StepRule(300, 1))
+    history = History.starting(10, now=1000)
+    assert decide(p, 10, 0, history, now=1200).desired == 10
+    assert decide(p, 10, 0, history, now=1301).desired == 9
+
+
+def test_policy_rejects_an_empty_range() -> None:
+    with pytest.raises(ValueError, match=r"\[5, 2\]"):
+        policy(min_replicas=5, max_replicas=2)
+
+
+# -- properties -------------------------------------------------------------------------------
+
+
+@st.composite
+def policies(draw: st.DrawFn, paused: bool | None = False) -> Policy:
+    low = draw(st.integers(0, 30))
+    high = draw(st.integers(max(low, 1), 60))
+    return Policy(
+        min_replicas=low,
+        max_replicas=high,
+        target_per_replica=draw(st.integers(1, 1000)),
+        scale_up=StepRule(draw(st.integers(0, 120)), draw(st.integers(1, 10))),
+        scale_down=StepRule(draw(st.integers(0, 600)), draw(st.integers(1, 10))),
+        period=draw(st.integers(1, 30)),
+        paused=draw(st.booleans()) if paused is None else paused,
+    )
+
+
+depths = st.one_of(st.none(), st.floats(0, 1e7, allow_nan=False), st.integers(0, 10**6))
+steps = st.lists(st.tuples(st.floats(0, 90), depths), min_size=1, max_size=40)
+
+
+@dataclass
+class Step:
+    now: float
+    current: int
+    depth: float | None
+    decision: Decision
+
+
+def simulate(p: Policy, start: int, moves: list[tuple[float, float | None]]) -> list[Step]:
+    """Apply every decision, as the operator does, over a run of polls."""
+    now, current, history = 0.0, start, History.starting(start, 0.0)
+    result = []
+    for gap, depth in moves:
+        now += gap
+        decision = decide(p, current, depth, history, now)
+        result.append(Step(now, current, depth, decision))
+        history, current = decision.history, decision.desired
+    return result
+
+
+@settings(max_examples=300)
+@given(policies(), st.integers(0, 80), steps)
+def test_never_outside_the_bounds(
+    p: Policy, start: int, moves: list[tuple[float, float | None]]
+) -> None:
+    for step in simulate(p, start, moves):
+        if step.depth is not None:
+            assert p.min_replicas <= step.decision.desired <= p.max_replicas
+
+
+@settings(max_examples=300)
+@given(policies(), st.data(), steps)
+def test_never_more_than_the_step_limits(
+    p: Policy, data: st.DataObject, moves: list[tuple[float, float | None]]
+) -> None:
+    start = data.draw(st.integers(p.min_replicas, p.max_replicas))
+    for step in simulate(p, start, moves):
+        change = step.decision.desired - step.current
+        assert -p.scale_down.max_step <= change <= p.scale_up.max_step
+    # Within one period, the steps add up to at most one step's worth.
+    trace = simulate(p, start, moves)
+    for i, first in enumerate(trace):
+        window = [s for s in trace[i:] if s.now - first.now < p.period]
+        added = sum(max(0, s.decision.desired - s.current) for s in window)
+        removed = sum(max(0, s.current - s.decision.desired) for s in window)
+        assert added <= p.scale_up.max_step
+        assert removed <= p.scale_down.max_step
+
+
+@settings(max_examples=300)
+@given(policies(), st.data(), steps)
+def test_no_scale_down_below_a_recommendation_of_the_window(
+    p: Policy, data: st.DataObject, moves: list[tuple[float, float | None]]
+) -> None:
+    start = data.draw(st.integers(p.min_replicas, p.max_replicas))
+    trace = simulate(p, start, moves)
+    made = [(0.0, start)] + [
+        (s.now, clamp(s.decision.recommendation, p.min_replicas, p.max_replicas))
+        for s in trace
+        if s.decision.recommendation is not None
+    ]
+    for step in trace:
+        if step.decision.desired < step.current:
+            recent = [
+                r
+                for at, r in made
+                if at <= step.now and step.now - at <= p.scale_down.stabilization_window
+            ]
+            assert step.decision.desired >= max(recent)
+
+
+@settings(max_examples=300)
+@given(policies(paused=None), st.data(), depths, st.floats(0, 1000))
+def test_idempotent(p: Policy, data: st.DataObject, depth: float | None, now: float) -> None:
+    current = data.draw(st.integers(0, 80))
+    history = History.starting(data.draw(st.integers(0, 80)), max(0.0, now - 5))
+    once = decide(p, current, depth, history, now)
+    assert decide(p, current, depth, history, now) == once
+    twice = decide(p, once.desired, depth, once.history, now)
+    assert twice.desired == once.desired
+
+
+@given(policies(paused=True), st.integers(0, 80), depths, st.floats(0, 1000))
+def test_paused_never_moves(p: Policy, current: int, depth: float | None, now: float) -> None:
+    history = History.starting(current, 0)
+    decision = decide(p, current, depth, history, now)
+    assert decision.desired == current
+    assert decision.history == history
+
+
+@given(policies(), st.integers(0, 80), st.floats(0, 1000))
+def test_unreadable_metric_never_moves(p: Policy, current: int, now: float) -> None:
+    history = History.starting(current, 0)
+    decision = decide(p, current, None, history, now)
+    assert decision.desired == current
+    assert decision.history == history
