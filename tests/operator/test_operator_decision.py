@@ -21,13 +21,16 @@ from crypto_mine.operator.decision import (
     recommend,
 )
 
+UP = StepRule(0, 4)
+DOWN = StepRule(300, 1)
+
 
 def policy(
     min_replicas: int = 1,
     max_replicas: int = 20,
     target: float = 500,
-    up: StepRule = StepRule(0, 4),
-    down: StepRule = StepRule(300, 1),
+    up: StepRule = UP,
+    down: StepRule = DOWN,
     period: float = 5,
     paused: bool = False,
 ) -> Policy:

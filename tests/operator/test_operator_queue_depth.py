@@ -1,0 +1,115 @@
+"""Reading the queue depth from a real Redis, and failing clearly when it cannot be read."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+import redis
+
+from crypto_mine.common.names import Keys
+from crypto_mine.common.settings import Env, SettingsError
+from crypto_mine.operator.queue_depth import (
+    MetricError,
+    query_prometheus,
+    read_queue_depth,
+    read_redis_depth,
+    redact,
+)
+from crypto_mine.operator.settings import OperatorSettings
+from crypto_mine.operator.spec import MetricSpec
+from devstack.servers import RedisServer, free_port
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_server.url)
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+    connection.close()
+
+
+def test_missing_key_is_an_empty_queue(redis_server: RedisServer, client: redis.Redis) -> None:
+    assert asyncio.run(read_redis_depth(redis_server.url, 1.0)) == 0.0
+
+
+def test_reads_the_depth_counter(redis_server: RedisServer, client: redis.Redis) -> None:
+    client.set(Keys.queue_depth, 1234)
+    assert asyncio.run(read_redis_depth(redis_server.url, 1.0)) == 1234.0
+
+
+def test_garbage_in_the_key_is_a_metric_error(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    client.set(Keys.queue_depth, "lots")
+    with pytest.raises(MetricError, match="not a number"):
+        asyncio.run(read_redis_depth(redis_server.url, 1.0))
+
+
+def test_unreachable_redis_fails_fast_and_hides_the_password() -> None:
+    url = f"redis://user:s3cret@127.0.0.1:{free_port()}/0"
+    started = time.monotonic()
+    with pytest.raises(MetricError) as caught:
+        asyncio.run(read_redis_depth(url, 0.5))
+    assert time.monotonic() - started < 5
+    assert "s3cret" not in str(caught.value)
+    assert "user:***@127.0.0.1" in str(caught.value)
+
+
+def test_redis_url_falls_back_to_the_operators_environment(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    client.set(Keys.queue_depth, 7)
+    metric = MetricSpec("redis", "unused", None, None)
+
+    async def read(settings: OperatorSettings) -> float:
+        async with aiohttp.ClientSession() as http:
+            return await read_queue_depth(metric, settings, http)
+
+    assert asyncio.run(read(OperatorSettings(redis_url=redis_server.url))) == 7.0
+    with pytest.raises(MetricError, match="no Redis URL"):
+        asyncio.run(read(OperatorSettings()))
+
+
+def test_unreachable_prometheus_is_a_metric_error() -> None:
+    async def query() -> float:
+        async with aiohttp.ClientSession() as http:
+            return await query_prometheus(http, f"http://127.0.0.1:{free_port()}", "up", 1.0)
+
+    with pytest.raises(MetricError, match=r"Prometheus at http://127\.0\.0\.1"):
+        asyncio.run(query())
+
+
+def test_prometheus_url_is_required_somewhere() -> None:
+    async def read() -> float:
+        async with aiohttp.ClientSession() as http:
+            metric = MetricSpec("prometheus", "up", None, None)
+            return await read_queue_depth(metric, OperatorSettings(), http)
+
+    with pytest.raises(MetricError, match="no Prometheus URL"):
+        asyncio.run(read())
+
+
+def test_redact_leaves_urls_without_password_alone() -> None:
+    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redact("redis://:pw@host:1/0") == "redis://:***@host:1/0"
+
+
+def test_settings_from_environment() -> None:
+    settings = OperatorSettings.from_env(Env({"WATCH_NAMESPACE": "a, b", "METRICS_PORT": "9"}))
+    assert settings.namespaces == ("a", "b")
+    assert settings.metrics_port == 9
+    assert OperatorSettings.from_env(Env({})).namespaces == ()
+    with pytest.raises(SettingsError, match="METRICS_PORT"):
+        OperatorSettings.from_env(Env({"METRICS_PORT": "http"}))
