@@ -68,6 +68,12 @@ class SegmentAllocator:
         task = self._start_fetch(self._size, "prefetch")
         await asyncio.wait({task}, timeout=wait)
 
+    async def idle(self) -> None:
+        """Wait until no fetch is in flight (its failure is not raised here)."""
+        while (task := self._fetch) is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+
     async def close(self) -> None:
         task = self._fetch
         if task is not None:
