@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import redis
 from pymongo import MongoClient
 
+from crypto_mine.api.app import create_app
 from devstack.servers import MongoServer, RedisServer
+
+from .support.api import Api, Settings, settings_factory
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +66,37 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "redis").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_settings(redis_server: RedisServer, mongo_server: MongoServer, mongo_db: str) -> Settings:
+    return settings_factory(redis_server, mongo_server, mongo_db)
+
+
+@pytest.fixture
+async def start_api(
+    redis_client: Any, make_settings: Settings
+) -> AsyncIterator[Callable[..., Any]]:
+    stack: list[Any] = []
+
+    async def start(**overrides: Any) -> Api:
+        settings = make_settings(**overrides)
+        app = create_app(settings)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 5000)),
+            base_url="http://api",
+        )
+        stack.append((lifespan, client))
+        return Api(client, settings)
+
+    yield start
+    for lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def api(start_api: Callable[..., Any]) -> Api:
+    return await start_api()  # type: ignore[no-any-return]

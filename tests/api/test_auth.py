@@ -11,7 +11,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .conftest import SECRET, Api
+from tests.support.api import SECRET, Api
 
 pytestmark = pytest.mark.anyio
 

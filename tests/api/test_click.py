@@ -13,8 +13,7 @@ from rq.serializers import JSONSerializer
 
 from crypto_mine.common.names import APPLY_CLICKS_JOB, Keys
 from crypto_mine.common.queue_stats import QueueKeys
-
-from .conftest import Api
+from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio
 

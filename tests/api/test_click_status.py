@@ -9,8 +9,7 @@ import redis
 
 from crypto_mine.common.names import Keys
 from crypto_mine.common.records import completed_fields, failed_fields
-
-from .conftest import Api
+from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio
 

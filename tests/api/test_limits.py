@@ -8,8 +8,7 @@ import pytest
 import redis
 
 from crypto_mine.common.names import Keys
-
-from .conftest import Api
+from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,7 @@ from pymongo import MongoClient
 from crypto_mine.common.names import Collections, Keys
 from crypto_mine.common.status_cache import WRITE_SCRIPT
 from devstack.servers import MongoServer, RedisServer
-
-from .conftest import Api
+from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio
 

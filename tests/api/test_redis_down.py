@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from devstack.servers import RedisServer
-
-from .conftest import Api
+from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio
 

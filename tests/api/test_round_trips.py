@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from .conftest import Api
+from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio
 

@@ -26,9 +26,16 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 from rq.utils import now
 
-from crypto_mine.common.names import APPLY_CLICKS_JOB, QUEUE_NAME, Keys
+from crypto_mine.common.metrics import REDIS_LATENCY
+from crypto_mine.common.names import (
+    APPLY_CLICKS_JOB,
+    JOB_FAILURE_TTL,
+    JOB_RESULT_TTL,
+    JOB_RETRIES,
+    QUEUE_NAME,
+    Keys,
+)
 
-from .observability import REDIS_LATENCY
 from .settings import ApiSettings, Bucket
 
 log = logging.getLogger(__name__)
@@ -95,13 +102,14 @@ class JobTemplate:
             id=job_id,
             serializer=JSONSerializer,
             timeout=self.settings.job_timeout_seconds,
-            result_ttl=0,
-            failure_ttl=7 * 86_400,
+            result_ttl=JOB_RESULT_TTL,
+            failure_ttl=JOB_FAILURE_TTL,
             description="apply a batch of mining clicks",
             origin=QUEUE_NAME,
             status=JobStatus.QUEUED,
         )
         job.enqueued_at = now()
+        job.retries_left = JOB_RETRIES
         flat: list[str] = []
         for name, raw in job.to_dict().items():
             if name == "data" or raw is None:

@@ -20,12 +20,6 @@ HTTP_DURATION = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-REDIS_LATENCY = Histogram(
-    Metrics.redis_latency,
-    "Latency of Redis calls in milliseconds, by operation.",
-    ["operation"],
-    buckets=(0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
-)
 
 
 class Performance:

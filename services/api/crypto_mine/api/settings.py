@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crypto_mine.common.names import Ttl
 from crypto_mine.common.settings import Env, MongoSettings, RedisSettings, SettingsError
 
 
@@ -88,13 +89,15 @@ class ApiSettings:
                 env.int("MINING_RATE_LIMIT_IP_BURST", 40, min=1),
             ),
             queue_max_depth=env.int("MINING_QUEUE_MAX_DEPTH", 5_000, min=1),
-            idempotency_ttl_seconds=env.int("MINING_IDEMPOTENCY_TTL_SECONDS", 86_400, min=60),
+            idempotency_ttl_seconds=env.int(
+                "MINING_IDEMPOTENCY_TTL_SECONDS", Ttl.idempotency, min=60
+            ),
             max_clicks_per_request=env.int("MINING_MAX_CLICKS_PER_REQUEST", 10, min=1, max=1000),
             job_timeout_seconds=env.int("MINING_JOB_TIMEOUT_SECONDS", 120, min=5),
             batch_max_clicks=env.int("MINING_BATCH_MAX_CLICKS", 256, min=1, max=5000),
             batch_concurrency=env.int("MINING_BATCH_CONCURRENCY", 4, min=1, max=64),
             admission_timeout_seconds=env.float("MINING_ADMISSION_TIMEOUT", 2.0, min=0.05),
-            status_cache_ttl_seconds=env.int("MINING_STATUS_CACHE_TTL", 300, min=1),
+            status_cache_ttl_seconds=env.int("MINING_STATUS_CACHE_TTL", Ttl.status_cache, min=1),
             status_max_age_seconds=env.int("MINING_STATUS_MAX_AGE", 2, min=0),
             status_stale_seconds=env.int("MINING_STATUS_STALE_WHILE_REVALIDATE", 10, min=0),
             trusted_proxies=env.int("TRUSTED_PROXY_COUNT", 0, min=0, max=10),

@@ -12,12 +12,22 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
+    Histogram,
     generate_latest,
     start_http_server,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .names import Metrics
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+REDIS_LATENCY = Histogram(
+    Metrics.redis_latency,
+    "Latency of Redis calls in milliseconds, by operation.",
+    ["operation"],
+    buckets=(0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
 
 
 def exposition_registry() -> CollectorRegistry:

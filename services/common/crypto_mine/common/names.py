@@ -8,6 +8,12 @@ from __future__ import annotations
 QUEUE_NAME = "mining-clicks"
 # The api names the worker's job function by its dotted path; it never imports the worker.
 APPLY_CLICKS_JOB = "crypto_mine.worker.jobs.apply_clicks"
+# Every job keeps retries for crashes and transient failures; only poison is dead-lettered.
+JOB_RETRIES = 1000
+# Seconds a finished job stays in Redis (0 would make RQ mark a recovered job as failed).
+JOB_RESULT_TTL = 60
+# Seconds a dead-lettered job stays in the failed registry.
+JOB_FAILURE_TTL = 7 * 86_400
 
 KEY_TAG = "{mining}"
 
@@ -20,8 +26,8 @@ class Keys:
     queue_depth = f"{KEY_TAG}:queue:depth"
     # Job id -> clicks it carries; removing a job from it is what decrements the depth, once.
     queue_jobs = f"{KEY_TAG}:queue:jobs"
-    # Dead-lettered jobs: job id -> error code.
-    dead_letter = f"{KEY_TAG}:queue:dead"
+    # The worker pod that exports `mining_click_queue_depth` (one at a time, so sums are right).
+    depth_reporter = f"{KEY_TAG}:queue:depth-reporter"
 
     @staticmethod
     def user_bucket(user_id: str) -> str:
@@ -44,6 +50,13 @@ class Keys:
     @staticmethod
     def login_attempts(scope: str, subject: str) -> str:
         return f"{KEY_TAG}:login:{scope}:{subject}"
+
+
+class Ttl:
+    """Default lifetimes, in seconds."""
+
+    idempotency = 86_400  # click records: a repeat within this answers from Redis
+    status_cache = 300  # cached balance of a user
 
 
 class Collections:

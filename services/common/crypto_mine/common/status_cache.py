@@ -12,15 +12,22 @@ from typing import Any
 
 from .records import iso_ms
 
-WRITE_SCRIPT = """
-local current = tonumber(redis.call('HGET', KEYS[1], 'clicks') or '-1')
-if tonumber(ARGV[1]) >= current then
-  redis.call('HSET', KEYS[1], 'clicks', ARGV[1], 'balance', ARGV[2], 'last', ARGV[3])
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  return 1
+# A Lua function other scripts can include: write a user's status unless a newer one is cached.
+WRITE_STATUS_LUA = """
+local function write_status(key, clicks, balance, last, ttl)
+  local current = tonumber(redis.call('HGET', key, 'clicks') or '-1')
+  if tonumber(clicks) >= current then
+    redis.call('HSET', key, 'clicks', clicks, 'balance', balance, 'last', last)
+    redis.call('EXPIRE', key, ttl)
+    return 1
+  end
+  return 0
 end
-return 0
 """
+
+WRITE_SCRIPT = (
+    WRITE_STATUS_LUA + "return write_status(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
+)
 
 
 @dataclass(frozen=True, slots=True)

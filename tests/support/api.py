@@ -1,14 +1,12 @@
-"""The api application in-process, against the real Redis and MongoDB servers."""
+"""Acting as clients of the api application, in-process, against real Redis and MongoDB."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 
-from crypto_mine.api.app import create_app
 from crypto_mine.api.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.settings import Env
@@ -19,8 +17,9 @@ SECRET = "test-secret-that-is-long-enough-0123456789"
 Settings = Callable[..., ApiSettings]
 
 
-@pytest.fixture
-def make_settings(redis_server: RedisServer, mongo_server: MongoServer, mongo_db: str) -> Settings:
+def settings_factory(
+    redis_server: RedisServer, mongo_server: MongoServer, mongo_db: str
+) -> Settings:
     def make(**overrides: Any) -> ApiSettings:
         environ = {
             "REDIS_URL": redis_server.url,
@@ -60,32 +59,3 @@ class Api:
         return await self.client.get(
             "/api/mining/click/status", params={"key": key}, headers=self.auth(user)
         )
-
-
-@pytest.fixture
-async def start_api(
-    redis_client: Any, make_settings: Settings
-) -> AsyncIterator[Callable[..., Any]]:
-    stack: list[Any] = []
-
-    async def start(**overrides: Any) -> Api:
-        settings = make_settings(**overrides)
-        app = create_app(settings)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 5000)),
-            base_url="http://api",
-        )
-        stack.append((lifespan, client))
-        return Api(client, settings)
-
-    yield start
-    for lifespan, client in reversed(stack):
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-
-
-@pytest.fixture
-async def api(start_api: Callable[..., Any]) -> Api:
-    return await start_api()  # type: ignore[no-any-return]

@@ -1,0 +1,224 @@
+"""Applying a batch of clicks to MongoDB exactly once in effect, without transactions.
+
+A batch (one RQ job, id ``B``) may run any number of times, even concurrently, and be cut
+off at any point; every step below is a single-document atomic write or is idempotent:
+
+1. Insert the batch's click documents with ``insert_many(ordered=False)``. The unique index
+   on (user, key) makes a click exist once. A click already there belongs to ``B`` (an earlier
+   run inserted it: it is ours to apply) or to another batch (a duplicate: never applied here).
+2. For each user with clicks of ``B``, one guarded upsert of the balance:
+   ``{_id: user, applying: {$nin: [B]}}`` -> ``$inc`` balance and clicks, ``$push: {applying: B}``.
+   The ``$inc`` and the mark that ``B`` was applied are one document write, so they happen
+   together or not at all. If ``B`` is already marked, the guard does not match, the upsert
+   collides with the existing ``_id`` (E11000) and nothing changes.
+3. Insert the marker ``{_id: B}`` into ``batches``: every user's share of ``B`` is applied.
+4. ``$pull`` ``B`` from the users' ``applying`` lists, so they stay short.
+
+A later run finds its clicks already inserted (step 1 reports them as its own), sees the marker
+when step 3 was reached and then only repeats step 4; otherwise the guard of step 2 skips every
+user already done. A user is unmarked (step 4) only after the marker exists (step 3), so "not
+marked and no marker" always means "not applied". An E11000 in step 2 can also come from two
+batches creating the same new user at once; it is told apart by reading the document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from crypto_mine.common.names import Collections
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = 11000
+SETTLE_ATTEMPTS = 10
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """One click of a batch, as the api accepted it."""
+
+    user: str
+    key: str
+    clicks: int
+    accepted_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    click: Click
+    reward: int
+    balance: int
+    duplicate: bool  # the click was applied before, by another batch
+
+
+@dataclass(frozen=True, slots=True)
+class UserTotal:
+    user: str
+    balance: int
+    clicks: int
+    last_click_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    outcomes: list[Outcome]
+    users: list[UserTotal]
+    fresh: int  # clicks of this batch applied now (not duplicates)
+
+
+def to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def to_ms(moment: datetime | None) -> int:
+    return int(moment.timestamp() * 1000) if moment else 0
+
+
+class Ledger:
+    def __init__(self, database: Database[Document], reward_per_click: int) -> None:
+        self.clicks: Collection[Document] = database[Collections.clicks]
+        self.balances: Collection[Document] = database[Collections.balances]
+        self.batches: Collection[Document] = database[Collections.batches]
+        self.reward_per_click = reward_per_click
+
+    def ensure_indexes(self) -> None:
+        self.clicks.create_index([("user", ASCENDING), ("key", ASCENDING)], unique=True)
+
+    def apply(self, batch: str, clicks: list[Click]) -> Applied:
+        now = datetime.now(UTC)
+        docs: list[Document] = [
+            {
+                "user": click.user,
+                "key": click.key,
+                "clicks": click.clicks,
+                "reward": click.clicks * self.reward_per_click,
+                "batch": batch,
+                "acceptedAt": to_datetime(click.accepted_ms),
+                "appliedAt": now,
+            }
+            for click in clicks
+        ]
+        existing = self._insert(docs)
+        ours = [doc for doc in docs if (doc["user"], doc["key"]) not in existing]
+        ours += [doc for doc in existing.values() if doc["batch"] == batch]
+        totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for doc in ours:
+            total = totals[doc["user"]]
+            total[0] += doc["reward"]
+            total[1] += doc["clicks"]
+            total[2] = max(total[2], to_ms(doc["acceptedAt"]))
+        if totals:
+            if not (existing and self._done(batch)):
+                self._apply_balances(batch, totals)
+                self._mark_done(batch, sorted(totals))
+            self.balances.update_many(
+                {"_id": {"$in": sorted(totals)}}, {"$pull": {"applying": batch}}
+            )
+        users = self._totals({click.user for click in clicks})
+        outcomes = []
+        for click in clicks:
+            original = existing.get((click.user, click.key))
+            duplicate = original is not None and original["batch"] != batch
+            reward = original["reward"] if original else click.clicks * self.reward_per_click
+            outcomes.append(Outcome(click, reward, users[click.user].balance, duplicate))
+        fresh = sum(doc["clicks"] for doc in ours)
+        return Applied(outcomes, list(users.values()), fresh)
+
+    def _insert(self, docs: list[Document]) -> dict[tuple[str, str], Document]:
+        """Insert the clicks; return the documents of those that already existed."""
+        if not docs:
+            return {}
+        try:
+            self.clicks.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            pairs = {(docs[e["index"]]["user"], docs[e["index"]]["key"]) for e in errors}
+            found = self.clicks.find(
+                {
+                    "user": {"$in": sorted({user for user, _ in pairs})},
+                    "key": {"$in": sorted({key for _, key in pairs})},
+                }
+            )
+            existing = {(doc["user"], doc["key"]): doc for doc in found}
+            return {pair: existing[pair] for pair in pairs}
+        return {}
+
+    def _done(self, batch: str) -> bool:
+        return self.batches.find_one({"_id": batch}, {"_id": 1}) is not None
+
+    def _guarded(self, batch: str, user: str, total: list[int]) -> tuple[Document, Document]:
+        """The balance update of one user's share of ``batch``, applied only if not yet marked."""
+        return (
+            {"_id": user, "applying": {"$nin": [batch]}},
+            {
+                "$inc": {"balance": total[0], "clicks": total[1]},
+                "$max": {"lastClickAt": to_datetime(total[2])},
+                "$push": {"applying": batch},
+            },
+        )
+
+    def _apply_balances(self, batch: str, totals: dict[str, list[int]]) -> None:
+        users = sorted(totals)
+        try:
+            self.balances.bulk_write(
+                [
+                    UpdateOne(*self._guarded(batch, user, totals[user]), upsert=True)
+                    for user in users
+                ],
+                ordered=False,
+            )
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            for e in errors:
+                user = users[e["index"]]
+                self._settle(batch, user, totals[user])
+
+    def _settle(self, batch: str, user: str, total: list[int]) -> None:
+        """After an E11000: done if ``batch`` is marked on the user (or wholly done), else retry."""
+        for _ in range(SETTLE_ATTEMPTS):
+            doc = self.balances.find_one({"_id": user}, {"applying": 1})
+            if (doc and batch in doc.get("applying", [])) or self._done(batch):
+                return
+            try:
+                self.balances.update_one(*self._guarded(batch, user, total), upsert=True)
+            except DuplicateKeyError:
+                continue
+            return
+        raise RuntimeError(f"balance of user {user!r} for batch {batch!r} did not settle")
+
+    def _mark_done(self, batch: str, users: list[str]) -> None:
+        with contextlib.suppress(DuplicateKeyError):
+            self.batches.insert_one({"_id": batch, "users": users, "at": datetime.now(UTC)})
+
+    def _totals(self, users: set[str]) -> dict[str, UserTotal]:
+        found = {
+            doc["_id"]: doc
+            for doc in self.balances.find(
+                {"_id": {"$in": sorted(users)}}, {"balance": 1, "clicks": 1, "lastClickAt": 1}
+            )
+        }
+        return {
+            user: UserTotal(
+                user,
+                int(found.get(user, {}).get("balance", 0)),
+                int(found.get(user, {}).get("clicks", 0)),
+                to_ms(found.get(user, {}).get("lastClickAt")),
+            )
+            for user in sorted(users)
+        }

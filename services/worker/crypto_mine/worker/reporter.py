@@ -1,0 +1,100 @@
+"""Queue-wide gauges, exported by one worker pod at a time.
+
+``mining_click_queue_depth`` and ``mining_worker_lag_seconds`` describe the whole queue, so
+exactly one pod must export them, or ``sum()`` over pods would multiply them. Pods compete for
+a short Redis lease; the holder exports, the others stay silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Iterable
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from redis import Redis
+from redis.exceptions import RedisError
+
+from crypto_mine.common.names import Keys, Metrics
+from crypto_mine.common.queue_stats import QueueStats, read_stats
+from crypto_mine.common.redis import async_redis_client
+from crypto_mine.common.settings import RedisSettings
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 15
+RENEW_SECONDS = 5
+
+# Take the lease if free, or keep it if ours; answer whether we hold it.
+LEASE_SCRIPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class QueueReporter(Collector):
+    def __init__(self, redis: Redis, settings: RedisSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.identity = uuid.uuid4().hex
+        self.lease = redis.register_script(LEASE_SCRIPT)
+        self.leader = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="queue-reporter", daemon=True)
+
+    def start(self) -> QueueReporter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(RENEW_SECONDS + 1)
+        if self.leader:
+            with contextlib.suppress(RedisError):
+                self.redis.delete(Keys.depth_reporter)
+
+    def _renew(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.leader = bool(
+                    self.lease(keys=[Keys.depth_reporter], args=[self.identity, LEASE_SECONDS])
+                )
+            except RedisError as error:
+                log.warning("queue reporter lease not renewed: %s", error)
+                self.leader = False
+            self._stop.wait(RENEW_SECONDS)
+
+    def _stats(self) -> QueueStats:
+        async def read() -> QueueStats:
+            client = async_redis_client(self.settings)
+            try:
+                return await read_stats(client)
+            finally:
+                await client.aclose()
+
+        return asyncio.run(read())
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        if not self.leader:
+            return
+        try:
+            stats = self._stats()
+        except RedisError as error:
+            log.warning("queue statistics unavailable: %s", error)
+            return
+        yield GaugeMetricFamily(
+            Metrics.queue_depth, "Clicks accepted and not yet applied.", value=stats.depth
+        )
+        yield GaugeMetricFamily(
+            Metrics.worker_lag,
+            "Age of the oldest job waiting in the queue.",
+            value=stats.lag_seconds,
+        )

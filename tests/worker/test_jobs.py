@@ -1,0 +1,193 @@
+"""The job function under a real RQ worker: outcomes, poison, retries while MongoDB is away."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
+
+from crypto_mine.common.names import APPLY_CLICKS_JOB, QUEUE_NAME, Keys
+from crypto_mine.worker import jobs
+from crypto_mine.worker.settings import WorkerSettings
+from crypto_mine.worker.worker import ClickWorker
+from devstack.servers import MongoServer, RedisServer
+from tests.support.api import Api
+
+pytestmark = pytest.mark.anyio
+
+RunWorker = Callable[..., ClickWorker]
+
+
+def reset_applier() -> None:
+    """Close the worker process's cached clients so the next run reads its settings anew."""
+    if jobs.applier.cache_info().currsize:
+        jobs.applier().close()
+    jobs.applier.cache_clear()
+
+
+@pytest.fixture
+def raw_redis(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """Bytes in, bytes out, as RQ wants its connection."""
+    connection = redis.Redis.from_url(redis_server.url)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def run_worker(
+    monkeypatch: pytest.MonkeyPatch,
+    redis_server: RedisServer,
+    mongo_server: MongoServer,
+    mongo_db: str,
+) -> Iterator[RunWorker]:
+    """Run a ClickWorker in this process until the queue is empty."""
+    connection = redis.Redis.from_url(redis_server.url)
+
+    def run(**environ: Any) -> ClickWorker:
+        env = {
+            "REDIS_URL": redis_server.url,
+            "MONGODB_URI": mongo_server.uri,
+            "MONGODB_DB": mongo_db,
+            "MINING_REWARD_PER_CLICK": "5",
+            "MINING_WORKER_RETRY_BUDGET": "1",
+            **{k: str(v) for k, v in environ.items()},
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        reset_applier()
+        settings = WorkerSettings.from_env()
+        queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+        worker = ClickWorker([queue], connection=connection, settings=settings)
+        worker.work(burst=True, with_scheduler=False)
+        return worker
+
+    yield run
+    reset_applier()
+    connection.close()
+
+
+async def test_clicks_complete_and_balances_follow(
+    api: Api, run_worker: RunWorker, redis_client: redis.Redis
+) -> None:
+    for i in range(5):
+        assert (await api.click("u1", f"k{i}", {"clicks": 2})).status_code == 202
+    assert (await api.click("u2", "k0")).status_code == 202
+    assert redis_client.get(Keys.queue_depth) == "11"  # clicks, not requests
+    run_worker()
+    done = await api.status("u1", "k4")
+    assert done.status_code == 200
+    assert done.json()["result"]["reward"] == 10
+    assert done.json()["result"]["balance"] == 50
+    assert done.json()["result"]["duplicate"] is False
+    assert redis_client.get(Keys.queue_depth) == "0"
+    assert redis_client.hlen(Keys.queue_jobs) == 0
+    status = await api.client.get("/api/mining/status", headers=api.auth("u1"))
+    assert status.json()["balance"] == 50
+    assert status.json()["clicks"] == 10
+    stats = (await api.client.get("/api/queue/stats")).json()
+    assert (stats["depth"], stats["jobs"], stats["inProgress"], stats["failed"]) == (0, 0, 0, 0)
+
+
+async def test_a_repeat_after_completion_replays_the_result(
+    api: Api, run_worker: RunWorker
+) -> None:
+    assert (await api.click("u1", "k")).status_code == 202
+    run_worker()
+    replay = await api.click("u1", "k")
+    assert replay.status_code == 200
+    assert replay.json()["status"] == "completed"
+    assert replay.json()["result"]["balance"] == 5
+
+
+async def test_key_seen_again_after_its_record_expired_is_not_applied_twice(
+    api: Api, run_worker: RunWorker, redis_client: redis.Redis
+) -> None:
+    assert (await api.click("u1", "k")).status_code == 202
+    run_worker()
+    redis_client.delete(Keys.click("u1", "k"))  # as if the 24 h TTL had passed
+    assert (await api.click("u1", "k")).status_code == 202
+    run_worker()
+    body = (await api.status("u1", "k")).json()
+    assert body["result"]["duplicate"] is True
+    assert body["result"]["balance"] == 5
+
+
+def enqueue_raw(connection: redis.Redis, payload: Any) -> Job:
+    """A job the api would never make, straight through RQ."""
+    queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+    return queue.enqueue(APPLY_CLICKS_JOB, payload)
+
+
+async def test_poison_job_is_dead_lettered_with_its_error_code(
+    run_worker: RunWorker, raw_redis: redis.Redis, redis_client: redis.Redis
+) -> None:
+    job = enqueue_raw(raw_redis, "not a list of clicks")
+    run_worker()
+    registry = FailedJobRegistry(QUEUE_NAME, connection=job.connection, serializer=JSONSerializer)
+    assert job.id in registry.get_job_ids()
+    job.refresh()
+    assert job.get_status() == "failed"
+    assert job.meta["error_code"] == "invalid_payload"
+    assert redis_client.llen("rq:queue:mining-clicks") == 0
+
+
+async def test_invalid_click_fails_alone(
+    api: Api, run_worker: RunWorker, raw_redis: redis.Redis, redis_client: redis.Redis
+) -> None:
+    assert (await api.click("u1", "good")).status_code == 202
+    # A click the api would never send, next to a valid one, in one job.
+    redis_client.hset(Keys.click("u1", "bad"), mapping={"s": "queued", "f": "x", "n": "0"})
+    enqueue_raw(
+        raw_redis,
+        [
+            {"user": "u1", "key": "bad", "clicks": 0, "at": 0},
+            {"user": "u1", "key": "fine", "clicks": 1, "at": 0},
+        ],
+    )
+    run_worker()
+    bad = await api.status("u1", "bad")
+    assert bad.status_code == 409
+    assert bad.json()["error"]["code"] == "invalid_click"
+    assert (await api.status("u1", "good")).status_code == 200
+    status = await api.client.get("/api/mining/status", headers=api.auth("u1"))
+    assert status.json()["balance"] == 10
+
+
+async def test_mongodb_away_keeps_the_job_and_backs_off(
+    api: Api,
+    run_worker: RunWorker,
+    redis_client: redis.Redis,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mongo = MongoServer(tmp_path / "mongo").start()
+    assert (await api.click("u1", "k")).status_code == 202
+    mongo.stop()
+    started = time.monotonic()
+    failed_attempts: list[float] = []
+    original = jobs.BatchApplier.apply
+
+    def apply(self: jobs.BatchApplier, *args: Any) -> Any:
+        failed_attempts.append(time.monotonic())
+        if len(failed_attempts) == 3:
+            mongo.start()  # back before the third attempt
+        return original(self, *args)
+
+    monkeypatch.setattr(jobs.BatchApplier, "apply", apply)
+    try:
+        run_worker(
+            MONGODB_URI=mongo.uri, DB_SERVER_SELECTION_TIMEOUT=200, MINING_WORKER_RETRY_BUDGET=1
+        )
+    finally:
+        mongo.stop()
+    assert len(failed_attempts) >= 3, "the job went back to the queue after each budget"
+    assert (await api.status("u1", "k")).status_code == 200
+    assert redis_client.get(Keys.queue_depth) == "0"
+    assert time.monotonic() - started > 1.5

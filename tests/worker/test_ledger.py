@@ -1,0 +1,187 @@
+"""Exactly once in effect: repeats, partial runs cut at every step, concurrent runs."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import Any
+
+from pymongo.database import Database
+
+from crypto_mine.worker.ledger import Click, Ledger
+
+Db = Database[dict[str, Any]]
+
+
+def clicks_for(users: int, per_user: int, prefix: str = "k") -> list[Click]:
+    return [
+        Click(f"u{u}", f"{prefix}{u}-{i}", 1 + (i % 3), 1_700_000_000_000 + i)
+        for u in range(users)
+        for i in range(per_user)
+    ]
+
+
+def expected(batches: list[list[Click]], reward: int = 2) -> dict[str, tuple[int, int]]:
+    """Balance and click count per user: the sum over distinct (user, key)."""
+    seen: dict[tuple[str, str], Click] = {}
+    for batch in batches:
+        for click in batch:
+            seen.setdefault((click.user, click.key), click)
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for click in seen.values():
+        totals[click.user][0] += click.clicks * reward
+        totals[click.user][1] += click.clicks
+    return {user: (b, c) for user, (b, c) in totals.items()}
+
+
+def balances(db: Db) -> dict[str, tuple[int, int]]:
+    return {d["_id"]: (d["balance"], d["clicks"]) for d in db["balances"].find()}
+
+
+def assert_clean(db: Db) -> None:
+    """No batch is left marked on a user once its run finished."""
+    assert db["balances"].count_documents({"applying.0": {"$exists": True}}) == 0
+
+
+def test_a_batch_applies_once_however_often_it_runs(ledger: Ledger, database: Db) -> None:
+    batch = clicks_for(5, 4)
+    first = ledger.apply("b1", batch)
+    assert first.fresh == sum(c.clicks for c in batch)
+    again = ledger.apply("b1", batch)
+    assert again.fresh == first.fresh  # still its own clicks, not duplicates
+    assert not any(o.duplicate for o in again.outcomes)
+    assert balances(database) == expected([batch])
+    assert database["clicks"].count_documents({}) == len(batch)
+    assert database["batches"].count_documents({"_id": "b1"}) == 1
+    assert_clean(database)
+    # Outcomes carry each click's reward and the user's balance after the batch.
+    by_user = expected([batch])
+    for outcome in again.outcomes:
+        assert outcome.reward == outcome.click.clicks * 2
+        assert outcome.balance == by_user[outcome.click.user][0]
+
+
+def test_a_key_applied_by_another_batch_is_a_duplicate(ledger: Ledger, database: Db) -> None:
+    ledger.apply("b1", [Click("u1", "k", 3, 0)])
+    result = ledger.apply("b2", [Click("u1", "k", 3, 0), Click("u1", "other", 1, 0)])
+    assert [o.duplicate for o in result.outcomes] == [True, False]
+    assert result.outcomes[0].reward == 6
+    assert result.fresh == 1
+    assert balances(database) == {"u1": (8, 4)}
+
+
+def test_run_cut_after_the_insert(ledger: Ledger, database: Db) -> None:
+    batch = clicks_for(3, 3)
+    ledger._insert(
+        [
+            {
+                "user": c.user,
+                "key": c.key,
+                "clicks": c.clicks,
+                "reward": 2 * c.clicks,
+                "batch": "b1",
+                "acceptedAt": None,
+                "appliedAt": None,
+            }
+            for c in batch[:5]
+        ]
+    )
+    ledger.apply("b1", batch)
+    assert balances(database) == expected([batch])
+    assert_clean(database)
+
+
+def test_run_cut_inside_the_balance_updates(ledger: Ledger, database: Db) -> None:
+    batch = clicks_for(4, 2)
+    ledger.apply("b0", clicks_for(4, 1, prefix="early"))  # users exist already
+    ledger._insert(
+        [
+            {
+                "user": c.user,
+                "key": c.key,
+                "clicks": c.clicks,
+                "reward": 2 * c.clicks,
+                "batch": "b1",
+                "acceptedAt": None,
+                "appliedAt": None,
+            }
+            for c in batch
+        ]
+    )
+    # Two of the four users got their share of b1 before the run died.
+    for user in ("u0", "u2"):
+        share = [c for c in batch if c.user == user]
+        database["balances"].update_one(
+            *ledger._guarded(
+                "b1", user, [sum(2 * c.clicks for c in share), sum(c.clicks for c in share), 0]
+            ),
+            upsert=True,
+        )
+    ledger.apply("b1", batch)
+    assert balances(database) == expected([clicks_for(4, 1, prefix="early"), batch])
+    assert_clean(database)
+
+
+def test_run_cut_after_the_marker_before_the_pull(ledger: Ledger, database: Db) -> None:
+    batch = clicks_for(3, 2)
+    ledger.apply("b1", batch)
+    # Put the state back to "marker written, users still marked": as if the pull never ran.
+    database["balances"].update_many({}, {"$push": {"applying": "b1"}})
+    ledger.apply("b1", batch)
+    assert balances(database) == expected([batch])
+    assert_clean(database)
+
+
+def test_run_after_the_pull_before_the_outcome(ledger: Ledger, database: Db) -> None:
+    batch = clicks_for(3, 2)
+    ledger.apply("b1", batch)
+    ledger.apply("b1", batch)
+    ledger.apply("b1", batch)
+    assert balances(database) == expected([batch])
+
+
+def test_concurrent_runs_of_one_batch(ledger: Ledger, database: Db) -> None:
+    batch = clicks_for(20, 3)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ledger.apply("b1", batch)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert balances(database) == expected([batch])
+    assert_clean(database)
+
+
+def test_concurrent_batches_creating_the_same_new_users(ledger: Ledger, database: Db) -> None:
+    batches = [[Click(f"u{u}", f"b{b}-{u}", 1, 0) for u in range(10)] for b in range(8)]
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            ledger.apply(f"b{index}", batches[index])
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert balances(database) == expected(batches)
+    assert_clean(database)
+
+
+def test_last_click_is_the_latest_accepted(ledger: Ledger, database: Db) -> None:
+    ledger.apply("b1", [Click("u1", "a", 1, 2_000), Click("u1", "b", 1, 5_000)])
+    ledger.apply("b2", [Click("u1", "c", 1, 3_000)])
+    totals = ledger._totals({"u1"})
+    assert totals["u1"].last_click_ms == 5_000

@@ -1,0 +1,79 @@
+"""The MongoDB semantics the ledger's guard rests on, checked on the server in use.
+
+The guard is ``{_id: u, applying: {$nin: [B]}}`` with ``upsert=True``: on a document whose
+array holds ``B`` it must not match, and the upsert must then fail with E11000 on ``_id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pymongo import UpdateOne
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+Db = Database[dict[str, Any]]
+
+
+def test_nin_on_an_array_means_no_element_equals(database: Db) -> None:
+    balances = database["semantics"]
+    balances.insert_one({"_id": "u", "applying": ["b1", "b2"]})
+    assert balances.count_documents({"applying": {"$nin": ["b1"]}}) == 0
+    assert balances.count_documents({"applying": {"$nin": ["b3"]}}) == 1
+    assert balances.find_one({"applying": {"$nin": ["b1"]}}) is None
+    assert (
+        balances.update_one({"applying": {"$nin": ["b1"]}}, {"$inc": {"n": 1}}).matched_count == 0
+    )
+
+
+def test_guarded_upsert_collides_when_the_guard_fails(database: Db) -> None:
+    balances = database["semantics"]
+    balances.insert_one({"_id": "u", "applying": ["b1"], "n": 1})
+    with pytest.raises(DuplicateKeyError):
+        balances.update_one(
+            {"_id": "u", "applying": {"$nin": ["b1"]}},
+            {"$inc": {"n": 1}, "$push": {"applying": "b1"}},
+            upsert=True,
+        )
+    assert balances.find_one({"_id": "u"}) == {"_id": "u", "applying": ["b1"], "n": 1}
+
+
+def test_guarded_upsert_in_an_unordered_bulk(database: Db) -> None:
+    balances = database["semantics"]
+    balances.insert_one({"_id": "done", "applying": ["b1"], "n": 1})
+    with pytest.raises(BulkWriteError) as caught:
+        balances.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": user, "applying": {"$nin": ["b1"]}},
+                    {"$inc": {"n": 1}, "$push": {"applying": "b1"}},
+                    upsert=True,
+                )
+                for user in ("done", "new")
+            ],
+            ordered=False,
+        )
+    errors = caught.value.details["writeErrors"]
+    assert [(e["index"], e["code"]) for e in errors] == [(0, 11000)]
+    assert balances.find_one({"_id": "new"}) == {"_id": "new", "applying": ["b1"], "n": 1}
+    assert balances.find_one({"_id": "done"})["n"] == 1  # type: ignore[index]
+
+
+def test_pull_removes_only_that_batch(database: Db) -> None:
+    balances = database["semantics"]
+    balances.insert_many([{"_id": "a", "applying": ["b1", "b2"]}, {"_id": "b", "applying": []}])
+    balances.update_many({"_id": {"$in": ["a", "b"]}}, {"$pull": {"applying": "b1"}})
+    assert balances.find_one({"_id": "a"})["applying"] == ["b2"]  # type: ignore[index]
+
+
+def test_unique_index_reports_each_duplicate_in_an_unordered_insert(database: Db) -> None:
+    clicks = database["semantics_clicks"]
+    clicks.create_index([("user", 1), ("key", 1)], unique=True)
+    clicks.insert_one({"user": "u", "key": "k1"})
+    with pytest.raises(BulkWriteError) as caught:
+        clicks.insert_many(
+            [{"user": "u", "key": k} for k in ("k0", "k1", "k2", "k1")], ordered=False
+        )
+    assert sorted(e["index"] for e in caught.value.details["writeErrors"]) == [1, 3]
+    assert clicks.count_documents({}) == 3
