@@ -103,7 +103,7 @@ def test_prefetch_refills_before_the_buffer_runs_out(mongo: MongoServer, counter
                 for _ in range(60):
                     await allocator.allocate(1)
                     lowest.append(allocator.available)
-                    await asyncio.sleep(0.004)
+                    await asyncio.sleep(0.01)
 
             await asyncio.gather(*(client() for _ in range(10)))
             await allocator.idle()
@@ -128,7 +128,7 @@ def test_short_pauses_are_enough_for_the_prefetch(mongo: MongoServer, counter_na
                 # 30 ids at a time, with a pause that lets the prefetch land.
                 for _ in range(30):
                     await allocator.allocate(1)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.1)
             waits_paced = allocator.waits
             await allocator.close()
             return waits_paced, allocator.fetches, c.reservations
