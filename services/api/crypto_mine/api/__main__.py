@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from crypto_mine.common.logs import configure_logging
+from crypto_mine.common.metrics import prepare_multiprocess_dir
 from crypto_mine.common.settings import Env
 
 from .settings import ApiSettings
@@ -14,11 +15,14 @@ def main() -> None:
     env = Env()
     settings = ApiSettings.from_env(env)  # fail fast, with the variable's name
     configure_logging("api", settings.log_level)
+    workers = env.int("WEB_CONCURRENCY", 1, min=1)
+    if workers > 1:
+        prepare_multiprocess_dir()
     uvicorn.run(
         "crypto_mine.api.asgi:app",
         host=env.str("HOST", "0.0.0.0"),  # noqa: S104 - containers listen on all interfaces
         port=env.int("PORT", 8080, min=1, max=65535),
-        workers=env.int("WEB_CONCURRENCY", 1, min=1),
+        workers=workers,
         loop="uvloop",
         http="httptools",
         access_log=False,

@@ -7,6 +7,8 @@ writes its samples there and the exposition merges them; otherwise the default r
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -43,6 +45,26 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(exposition_registry()), CONTENT_TYPE_LATEST
 
 
-def serve_metrics(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - pods listen on all
+def serve_metrics(
+    port: int,
+    registry: CollectorRegistry | None = None,
+    addr: str = "0.0.0.0",  # noqa: S104 - pods listen on all interfaces
+) -> None:
     """Serve ``/metrics`` from a background thread (worker and operator)."""
-    start_http_server(port, addr=addr, registry=exposition_registry())
+    start_http_server(port, addr=addr, registry=registry or exposition_registry())
+
+
+def prepare_multiprocess_dir() -> Path:
+    """Give child processes a folder to share samples through, emptied of a previous run's.
+
+    Call before starting the processes; they read the variable when they import the client.
+    """
+    folder = os.environ.get(MULTIPROC_ENV)
+    if not folder:
+        folder = tempfile.mkdtemp(prefix="crypto-mine-metrics-")
+        os.environ[MULTIPROC_ENV] = folder
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return path

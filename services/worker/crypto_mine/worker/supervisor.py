@@ -7,6 +7,8 @@ finishes its current batch, takes no new one, and exits; the supervisor exits af
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -28,10 +30,18 @@ from .settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 RESTART_BACKOFF_CAP = 10.0
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to send SIGTERM to this process when the supervisor dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def run_worker(slot: int) -> None:
     """Body of one worker process."""
+    die_with_parent()
     from rq import Queue
     from rq.serializers import JSONSerializer
 
@@ -39,13 +49,14 @@ def run_worker(slot: int) -> None:
 
     settings = WorkerSettings.from_env()
     configure_logging("worker", settings.log_level)
-    if settings.log_level != "DEBUG":
-        logging.getLogger("rq").setLevel(logging.WARNING)
+    # RQ logs every job at INFO; the job function logs its own line per batch.
+    rq_level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
+    logging.getLogger("rq").setLevel(rq_level)
     connection = redis_client(settings.redis)
     queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
     worker = ClickWorker([queue], connection=connection, settings=settings)
     log.info("worker process %s started", slot, extra={"worker": worker.name})
-    worker.work(with_scheduler=False, logging_level=settings.log_level)
+    worker.work(with_scheduler=False, logging_level=rq_level)
 
 
 class Supervisor:
@@ -98,7 +109,7 @@ class Supervisor:
         registry = exposition_registry()
         registry.register(reporter)
         if self.settings.metrics_port:
-            serve_metrics(self.settings.metrics_port)
+            serve_metrics(self.settings.metrics_port, registry)
         for slot in range(self.settings.concurrency):
             self._start(slot)
         log.info("supervising %s worker processes", self.settings.concurrency)

@@ -1,0 +1,71 @@
+# crypto-mine: every task a person does has a target here. `make` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+UV_VERSION := 0.13.9
+UV := python3 -m uv
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) \
+	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## install what is missing: redis-server, uv, the Python environment
+	@scripts/ensure-apt.sh redis-server
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@$(UV) sync --all-packages --locked --quiet
+
+.PHONY: run
+run: setup ## start the whole stack locally (Redis, MongoDB server, api, worker, id-allocator)
+	@$(BIN)/python -m devstack
+
+.PHONY: token
+token: ## print a development token for USER (default: alice) signed with the local secret
+	@$(BIN)/python -m devstack token $(USER)
+
+.PHONY: test
+test: setup ## run the whole test suite against real servers
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: setup ## ruff (lint + format check) and strict mypy
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy services operator devstack tests
+
+.PHONY: fmt
+fmt: setup ## format and autofix
+	@$(BIN)/ruff format .
+	@$(BIN)/ruff check --fix .
+
+.PHONY: lock
+lock: ## refresh uv.lock and the images' requirements.lock files
+	@$(UV) lock --quiet
+	@for pair in api:services/api worker:services/worker id-allocator:services/id-allocator \
+	    operator:operator; do \
+	  name=$${pair%%:*}; dir=$${pair#*:}; \
+	  $(UV) export --package crypto-mine-$$name --no-dev --frozen --no-emit-workspace \
+	    --no-header --quiet -o $$dir/requirements.lock; \
+	done
+
+.PHONY: queue
+queue: setup ## show the click queue: depth, jobs in progress, dead letters, workers, lag
+	@$(BIN)/crypto-mine-queue
+
+.PHONY: cluster
+cluster: setup ## start a local Kubernetes control plane (builds it once, ~4 min)
+	@scripts/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## stop the local Kubernetes control plane
+	@scripts/cluster.sh down
+
+.PHONY: clean
+clean: ## remove local state (.local) and caches of the tools
+	rm -rf .local .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,127 @@
+"""The worker pod as real processes: SIGTERM drains, dead processes come back, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import redis
+
+from crypto_mine.common.names import Keys
+from crypto_mine.common.queue_stats import QueueKeys
+from devstack.servers import MongoServer, RedisServer
+from tests.support.api import Api
+from tests.support.waiting import eventually
+from tests.support.worker import WorkerProcess
+
+pytestmark = pytest.mark.anyio
+
+
+def worker_children(worker: WorkerProcess) -> list[int]:
+    """The worker processes (not multiprocessing's helpers) under the supervisor."""
+    pids = []
+    for pid in worker.children():
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"spawn_main" in cmdline:
+            pids.append(pid)
+    return pids
+
+
+async def test_sigterm_finishes_the_current_batch_and_takes_no_new_one(
+    start_api: object, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    mongo = MongoServer(tmp_path / "mongo").start()
+    api: Api = await start_api(MONGODB_URI=mongo.uri)  # type: ignore[operator]
+    worker = WorkerProcess(tmp_path, redis_server.url, mongo.uri, "drain").start()
+    try:
+        assert (await api.click("u1", "first")).status_code == 202
+        await eventually(lambda: redis_client.get(Keys.queue_depth) == "0", 20, "first batch")
+        os.kill(mongo.pid, signal.SIGSTOP)  # the next batch hangs on MongoDB
+        assert (await api.click("u1", "current")).status_code == 202
+        await eventually(lambda: redis_client.zcard(QueueKeys.started) == 1, 10, "batch started")
+        worker.signal(signal.SIGTERM)
+        await asyncio.sleep(1)
+        assert (await api.click("u1", "later")).status_code == 202
+        os.kill(mongo.pid, signal.SIGCONT)
+        assert worker.proc is not None
+        assert worker.proc.wait(30) == 0
+        assert (await api.status("u1", "current")).status_code == 200
+        later = await api.status("u1", "later")
+        assert later.status_code == 202
+        assert redis_client.llen(QueueKeys.queue) == 1
+        assert redis_client.get(Keys.queue_depth) == "1"
+    finally:
+        os.kill(mongo.pid, signal.SIGCONT)
+        worker.stop()
+        mongo.stop()
+
+
+async def test_a_killed_worker_process_is_replaced(
+    api: Api,
+    redis_server: RedisServer,
+    mongo_server: MongoServer,
+    mongo_db: str,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    worker = WorkerProcess(
+        tmp_path, redis_server.url, mongo_server.uri, mongo_db, MINING_WORKER_CONCURRENCY=2
+    ).start()
+    try:
+        await eventually(lambda: len(worker_children(worker)) == 2, 20, "two worker processes")
+        victim = worker_children(worker)[0]
+        os.kill(victim, signal.SIGKILL)
+        await eventually(
+            lambda: len(worker_children(worker)) == 2 and victim not in worker_children(worker),
+            20,
+            "a replacement",
+        )
+        for i in range(20):
+            assert (await api.click(f"u{i}", "k")).status_code == 202
+        await eventually(lambda: redis_client.get(Keys.queue_depth) == "0", 30, "clicks applied")
+        assert (await api.status("u7", "k")).status_code == 200
+    finally:
+        worker.stop()
+
+
+async def test_metrics_and_one_queue_reporter(
+    api: Api,
+    redis_server: RedisServer,
+    mongo_server: MongoServer,
+    mongo_db: str,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    pods = [
+        WorkerProcess(tmp_path / f"pod{i}", redis_server.url, mongo_server.uri, mongo_db).start()
+        for i in range(2)
+    ]
+    try:
+        for i in range(5):
+            assert (await api.click("u1", f"k{i}")).status_code == 202
+        await eventually(lambda: redis_client.get(Keys.queue_depth) == "0", 30, "clicks applied")
+
+        def reporters() -> int:
+            return sum("mining_click_queue_depth 0.0" in pod.metrics() for pod in pods)
+
+        await eventually(lambda: reporters() == 1, 15, "one reporter")
+        text = "".join(pod.metrics() for pod in pods)
+        processed = sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("mining_worker_processed_total ")
+        )
+        assert processed == 5
+        assert "mining_worker_lag_seconds" in text
+        assert "mining_worker_batch_duration_seconds_bucket" in text
+        # The reporter's pod goes away: the other one takes over.
+        leader = next(pod for pod in pods if "mining_click_queue_depth" in pod.metrics())
+        leader.stop()
+        other = next(pod for pod in pods if pod is not leader)
+        await eventually(lambda: "mining_click_queue_depth" in other.metrics(), 20, "takeover")
+    finally:
+        for pod in pods:
+            pod.stop()
