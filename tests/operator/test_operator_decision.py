@@ -202,20 +202,15 @@ def test_no_scale_down_below_a_recommendation_of_the_window(
     p: Policy, data: st.DataObject, moves: list[tuple[float, float | None]]
 ) -> None:
     start = data.draw(st.integers(p.min_replicas, p.max_replicas))
-    trace = simulate(p, start, moves)
-    made = [(0.0, start)] + [
-        (s.now, clamp(s.decision.recommendation, p.min_replicas, p.max_replicas))
-        for s in trace
-        if s.decision.recommendation is not None
-    ]
-    for step in trace:
+    made = [(0.0, start)]  # the starting history counts as a recommendation
+    for step in simulate(p, start, moves):
+        if step.decision.recommendation is not None:
+            made.append(
+                (step.now, clamp(step.decision.recommendation, p.min_replicas, p.max_replicas))
+            )
         if step.decision.desired < step.current:
-            recent = [
-                r
-                for at, r in made
-                if at <= step.now and step.now - at <= p.scale_down.stabilization_window
-            ]
-            assert step.decision.desired >= max(recent)
+            window = p.scale_down.stabilization_window
+            assert all(step.decision.desired >= r for at, r in made if step.now - at <= window)
 
 
 @settings(max_examples=300)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -24,35 +23,21 @@ from crypto_mine.operator.spec import MetricSpec
 from devstack.servers import RedisServer, free_port
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(redis_server.url)
-    connection.flushdb()
-    yield connection
-    connection.flushdb()
-    connection.close()
-
-
-def test_missing_key_is_an_empty_queue(redis_server: RedisServer, client: redis.Redis) -> None:
+def test_missing_key_is_an_empty_queue(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
     assert asyncio.run(read_redis_depth(redis_server.url, 1.0)) == 0.0
 
 
-def test_reads_the_depth_counter(redis_server: RedisServer, client: redis.Redis) -> None:
-    client.set(Keys.queue_depth, 1234)
+def test_reads_the_depth_counter(redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    redis_client.set(Keys.queue_depth, 1234)
     assert asyncio.run(read_redis_depth(redis_server.url, 1.0)) == 1234.0
 
 
 def test_garbage_in_the_key_is_a_metric_error(
-    redis_server: RedisServer, client: redis.Redis
+    redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
-    client.set(Keys.queue_depth, "lots")
+    redis_client.set(Keys.queue_depth, "lots")
     with pytest.raises(MetricError, match="not a number"):
         asyncio.run(read_redis_depth(redis_server.url, 1.0))
 
@@ -68,9 +53,9 @@ def test_unreachable_redis_fails_fast_and_hides_the_password() -> None:
 
 
 def test_redis_url_falls_back_to_the_operators_environment(
-    redis_server: RedisServer, client: redis.Redis
+    redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
-    client.set(Keys.queue_depth, 7)
+    redis_client.set(Keys.queue_depth, 7)
     metric = MetricSpec("redis", "unused", None, None)
 
     async def read(settings: OperatorSettings) -> float:

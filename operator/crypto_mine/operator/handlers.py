@@ -41,7 +41,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    # Only the operator's own events (rescales, failures) and kopf's warnings reach the API.
+    # Log records become Events from WARNING up; the operator posts its own Events explicitly.
     settings.posting.level = logging.WARNING
     # No CRD or namespace watching: nothing beyond the QueueAutoscalers needs to be listed.
     settings.scanning.disabled = True
@@ -168,7 +168,7 @@ async def _report_failure(
 ) -> None:
     """A condition that stops this poll: an Event when it is new, and the status."""
     if changed(previous.get("conditions") or [], failure):
-        kopf.warn(body, reason=failure.reason, message=failure.message)
+        kopf.event(body, type="Warning", reason=failure.reason, message=failure.message)
         logger.warning("%s: %s", failure.reason, failure.message)
     await _write_status(kube, body, namespace, name, previous, {}, [failure])
 
@@ -187,14 +187,14 @@ def _post_events(
     for condition in conditions:
         failing = not condition.status and condition.type != SCALING_LIMITED
         if failing and condition.type != ABLE_TO_SCALE and changed(stored, condition):
-            kopf.warn(body, reason=condition.reason, message=condition.message)
+            kopf.event(body, type="Warning", reason=condition.reason, message=condition.message)
             logger.warning("%s: %s", condition.reason, condition.message)
     if scaled:
         message = f"New size: {decision.desired}; reason: {decision.reason}"
-        kopf.info(body, reason="SuccessfulRescale", message=message)
+        kopf.event(body, type="Normal", reason="SuccessfulRescale", message=message)
         logger.info("%s", message)
     elif scale_error is not None:
-        kopf.warn(body, reason="FailedRescale", message=scale_error)
+        kopf.event(body, type="Warning", reason="FailedRescale", message=scale_error)
         logger.warning("FailedRescale: %s", scale_error)
 
 

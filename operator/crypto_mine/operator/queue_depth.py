@@ -86,7 +86,10 @@ async def read_redis_depth(url: str, time_limit: float) -> float:
     try:
         return _finite(float(raw), f"{where}: key {Keys.queue_depth}")
     except ValueError:
-        raise MetricError(f"{where}: key {Keys.queue_depth} holds {raw!r}, not a number") from None
+        shown = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        raise MetricError(
+            f"{where}: key {Keys.queue_depth} holds {shown!r}, not a number"
+        ) from None
 
 
 def redact(url: str) -> str:
