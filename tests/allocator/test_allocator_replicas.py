@@ -119,7 +119,9 @@ async def drive(services: list[AllocatorProcess], kill: bool, mongo: MongoServer
         while not finished():
             attempt = await request(http, turn % 3, 3)
             turn += 1
-            if not attempt.failure:
+            if attempt.failure:
+                run.attempts.append(attempt)  # its ids may be lost like any other's
+            else:
                 run.sequential.append(attempt.ids)
 
     async def killer() -> None:
@@ -206,7 +208,9 @@ def test_strict_mode_kill_loses_only_ids_of_requests_in_flight(
     assert_unique(run, last)
     failed = [a for a in run.attempts if a.failure]
     assert {a.replica for a in failed} == {0}
-    in_flight = [a for a in failed if a.failure.startswith("in flight") and a.began < run.killed_at]
+    # A request whose connection broke mid-way may have reserved its ids before the kill; the
+    # client's clock cannot tell the last ones sent before the kill from the first ones after.
+    in_flight = [a for a in failed if a.failure.startswith("in flight")]
     assert in_flight, "the kill caught no request in flight"
     missing = set(range(START, last + 1)) - set(run.issued)
     assert len(missing) <= sum(a.count for a in in_flight), (len(missing), in_flight)

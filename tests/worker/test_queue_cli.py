@@ -1,0 +1,56 @@
+"""``crypto-mine-queue``: the readable table and the JSON of a real queue's state."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import redis
+
+from devstack.servers import BIN, RedisServer
+from tests.support.api import Api
+
+from .conftest import RunWorker, enqueue_raw
+
+pytestmark = pytest.mark.anyio
+
+
+def queue_cli(redis_server: RedisServer, *args: str) -> str:
+    return subprocess.run(
+        [str(BIN / "crypto-mine-queue"), *args],
+        env={**os.environ, "REDIS_URL": redis_server.url},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+
+
+async def test_depth_dead_letters_and_workers(
+    api: Api, run_worker: RunWorker, raw_redis: redis.Redis, redis_server: RedisServer
+) -> None:
+    poison = enqueue_raw(raw_redis, {"not": "a list"})
+    run_worker()  # dead-letters the poison job
+    for i in range(3):
+        assert (await api.click("u1", f"k{i}", {"clicks": 2})).status_code == 202
+
+    data = json.loads(queue_cli(redis_server, "--json"))
+    assert (data["queue"], data["depth"], data["jobs"], data["failed"]) == (
+        "mining-clicks",
+        6,
+        1,
+        1,
+    )
+    assert data["inProgress"] == 0
+    [dead] = data["deadLetters"]
+    assert dead["id"] == poison.id
+    assert dead["errorCode"] == "invalid_payload"
+    assert "expected a list of clicks" in dead["reason"]
+    assert data["lagSeconds"] >= 0
+
+    text = queue_cli(redis_server)
+    assert "depth        6 clicks" in text
+    assert "DEAD LETTERS" in text
+    assert "invalid_payload" in text
