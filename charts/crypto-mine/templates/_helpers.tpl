@@ -1,0 +1,245 @@
+{{/*
+Name of the chart, overridable with nameOverride; cut to 63 characters (DNS label limit).
+*/}}
+{{- define "crypto-mine.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name: the release name, prefixed to the chart name unless it contains it.
+Cut to 63 characters because some Kubernetes name fields are limited to that.
+*/}}
+{{- define "crypto-mine.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of one component's objects: "<fullname>-<component>". Call with (dict "root" $ "component" "api").
+*/}}
+{{- define "crypto-mine.componentName" -}}
+{{- printf "%s-%s" (include "crypto-mine.fullname" .root | trunc 50 | trimSuffix "-") .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Chart label value: name-version, "+" replaced (not allowed in label values).
+*/}}
+{{- define "crypto-mine.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels shared by every object of the release.
+*/}}
+{{- define "crypto-mine.labels" -}}
+helm.sh/chart: {{ include "crypto-mine.chart" . }}
+app.kubernetes.io/name: {{ include "crypto-mine.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: crypto-mine
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels of one component (immutable once deployed: keep them minimal).
+Call with (dict "root" $ "component" "api").
+*/}}
+{{- define "crypto-mine.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "crypto-mine.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+All labels of one component's objects. Call with (dict "root" $ "component" "api").
+*/}}
+{{- define "crypto-mine.componentLabels" -}}
+{{ include "crypto-mine.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Image reference of one component: "<registry>/<repository>:<tag>", the tag defaulting to the
+chart's appVersion; a digest, when set, replaces the tag. Call with (dict "root" $ "image" .Values.api.image).
+*/}}
+{{- define "crypto-mine.image" -}}
+{{- $registry := .root.Values.image.registry -}}
+{{- $repository := .image.repository -}}
+{{- $ref := ternary $repository (printf "%s/%s" $registry $repository) (empty $registry) -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $ref .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $ref (default .root.Values.image.tag .image.tag | default .root.Chart.AppVersion) -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Name of the ServiceAccount of one component. Call with (dict "root" $ "component" "api" "values" .Values.api).
+*/}}
+{{- define "crypto-mine.serviceAccountName" -}}
+{{- if .values.serviceAccount.create -}}
+{{- default (include "crypto-mine.componentName" .) .values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .values.serviceAccount.name -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Secret that holds the generated or given values (JWT secret, MongoDB URI, Redis URL).
+*/}}
+{{- define "crypto-mine.secretName" -}}
+{{- include "crypto-mine.fullname" . }}
+{{- end }}
+
+{{/*
+Environment variables of one secret reference: from an existing Secret when named, else from
+the chart's Secret. Call with (dict "root" $ "name" "JWT_SECRET" "ref" .Values.secrets.jwt).
+*/}}
+{{- define "crypto-mine.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (include "crypto-mine.secretName" .root) .ref.existingSecret }}
+      key: {{ .ref.key }}
+{{- end }}
+
+{{/*
+MongoDB URI written into the chart's Secret: the in-chart dev server, or secrets.mongodb.uri.
+*/}}
+{{- define "crypto-mine.mongodbUri" -}}
+{{- if .Values.mongodb.enabled -}}
+{{- printf "mongodb://%s:27017/?directConnection=true" (include "crypto-mine.componentName" (dict "root" . "component" "mongodb")) -}}
+{{- else -}}
+{{- .Values.secrets.mongodb.uri -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Redis URL written into the chart's Secret: the in-chart dev server, or secrets.redis.url.
+*/}}
+{{- define "crypto-mine.redisUrl" -}}
+{{- if .Values.redis.enabled -}}
+{{- printf "redis://%s:6379/0" (include "crypto-mine.componentName" (dict "root" . "component" "redis")) -}}
+{{- else -}}
+{{- .Values.secrets.redis.url -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Whether the chart must create its Secret (some value is not taken from an existing Secret).
+*/}}
+{{- define "crypto-mine.needsSecret" -}}
+{{- if or (not .Values.secrets.jwt.existingSecret) (not .Values.secrets.mongodb.existingSecret) (not .Values.secrets.redis.existingSecret) -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+Settings shared by the api, worker and id-allocator (and the Redis URL of the operator).
+*/}}
+{{- define "crypto-mine.commonEnv" -}}
+{{ include "crypto-mine.secretEnv" (dict "root" . "name" "MONGODB_URI" "ref" .Values.secrets.mongodb) }}
+{{ include "crypto-mine.secretEnv" (dict "root" . "name" "REDIS_URL" "ref" .Values.secrets.redis) }}
+- name: MONGODB_DB
+  value: {{ .Values.config.mongodbDatabase | quote }}
+- name: LOG_LEVEL
+  value: {{ .Values.config.logLevel | quote }}
+{{- range $name, $value := .Values.config.env }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Extra environment of one component, from a map (values as strings).
+*/}}
+{{- define "crypto-mine.extraEnv" -}}
+{{- range $name, $value := . }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod security context every pod of the chart runs with (restricted Pod Security Standard).
+*/}}
+{{- define "crypto-mine.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .runAsUser | default 10001 }}
+runAsGroup: {{ .runAsUser | default 10001 }}
+fsGroup: {{ .runAsUser | default 10001 }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+Container security context every container of the chart runs with.
+*/}}
+{{- define "crypto-mine.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+privileged: false
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+API version of PodDisruptionBudget the cluster serves: policy/v1 (1.21+) or policy/v1beta1.
+*/}}
+{{- define "crypto-mine.pdbApiVersion" -}}
+{{- if .Capabilities.APIVersions.Has "policy/v1" -}}
+policy/v1
+{{- else -}}
+policy/v1beta1
+{{- end -}}
+{{- end }}
+
+{{/*
+API version of HorizontalPodAutoscaler: autoscaling/v2 (1.23+) or autoscaling/v2beta2.
+*/}}
+{{- define "crypto-mine.hpaApiVersion" -}}
+{{- if .Capabilities.APIVersions.Has "autoscaling/v2" -}}
+autoscaling/v2
+{{- else -}}
+autoscaling/v2beta2
+{{- end -}}
+{{- end }}
+
+{{/*
+Scheduling fields of one component's pods. Call with the component's values.
+*/}}
+{{- define "crypto-mine.scheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end }}
