@@ -51,8 +51,10 @@ crypto-mine is running (Ctrl-C stops everything; logs in {STATE.relative_to(ROOT
   redis         {redis_url}
   mongodb       {mongo_uri}
 
-Try it:
-  TOKEN=$(make -s token USER=alice)
+Try it (sign up, then click with the token; already signed up? use /api/auth/login):
+  TOKEN=$(curl -s -X POST http://127.0.0.1:{api}/api/auth/register \\
+    -d '{{"username":"alice","password":"correct horse"}}' \\
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
   curl -s -X POST http://127.0.0.1:{api}/api/mining/click \\
     -H "Authorization: Bearer $TOKEN" -H "Idempotency-Key: click-1" -d '{{"clicks": 1}}'
   curl -s "http://127.0.0.1:{api}/api/mining/click/status?key=click-1" \\

@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from crypto_mine.common.ids import IdAllocatorClient
 from crypto_mine.common.mongo import async_mongo_client
 from crypto_mine.common.redis import async_redis_client
 
+from .accounts import AccountEndpoints
 from .admission import Admitter
 from .auth import Authenticator
 from .body_limit import BodyLimitMiddleware
@@ -36,6 +38,8 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     admitter = Admitter(redis, settings)
     performance = Performance()
     clicks = ClickEndpoints(settings, auth, admitter, redis)
+    allocator = IdAllocatorClient(settings.id_allocator_url, settings.id_allocator_timeout)
+    accounts = AccountEndpoints(settings, redis, database, allocator)
     health = HealthEndpoints(settings, redis, database, performance)
     openapi = document()
 
@@ -48,10 +52,13 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             yield
         finally:
             await admitter.close()
+            await allocator.aclose()
             await redis.aclose()
             await mongo.close()
 
     routes = [
+        Route("/api/auth/register", accounts.register, methods=["POST"]),
+        Route("/api/auth/login", accounts.login, methods=["POST"]),
         Route("/api/mining/click", clicks.click, methods=["POST"]),
         Route("/api/mining/click/status", clicks.status, methods=["GET"]),
         Route("/api/mining/status", StatusEndpoint(settings, auth, redis, database).get),

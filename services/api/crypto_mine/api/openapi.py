@@ -43,6 +43,28 @@ SCHEMAS: dict[str, Any] = {
             "detail": {"type": "string", "description": "What is wrong, for people."},
         },
     },
+    "Credentials": {
+        "type": "object",
+        "required": ["username", "password"],
+        "additionalProperties": False,
+        "properties": {
+            "username": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_.-]{3,32}$",
+                "description": "Unique regardless of case.",
+            },
+            "password": {"type": "string", "minLength": 8, "maxLength": 256},
+        },
+    },
+    "Session": {
+        "type": "object",
+        "required": ["userId", "username", "token"],
+        "properties": {
+            "userId": {"type": "string", "description": "From the id-allocator; the token's sub."},
+            "username": {"type": "string", "description": "As registered."},
+            "token": {"type": "string", "description": "JWT for `Authorization: Bearer`."},
+        },
+    },
     "ClickRequest": {
         "type": "object",
         "additionalProperties": False,
@@ -170,6 +192,11 @@ HEADERS: dict[str, Any] = {
         "schema": {"type": "string"},
     },
     "ETag": {"description": "Entity tag of the status.", "schema": {"type": "string"}},
+    "Set-Cookie": {
+        "description": "`auth-token=<token>; HttpOnly; SameSite=lax; Path=/; Max-Age=…` "
+        "(`Secure` unless AUTH_COOKIE_SECURE=false).",
+        "schema": {"type": "string"},
+    },
     "Cache-Control": {"description": "Caching policy.", "schema": {"type": "string"}},
 }
 
@@ -183,7 +210,48 @@ def document() -> dict[str, Any]:
         "MINING_IDEMPOTENCY_TTL_SECONDS (default 24 h).",
         "schema": KEY_SCHEMA,
     }
+    credentials = {
+        "required": True,
+        "content": {"application/json": {"schema": _ref("Credentials")}},
+    }
     paths: dict[str, Any] = {
+        "/api/auth/register": {
+            "post": {
+                "summary": "Create an account",
+                "description": "The user id comes from the id-allocator; the password is "
+                "stored as an argon2 hash.",
+                "requestBody": credentials,
+                "responses": {
+                    "201": _json(_ref("Session"), "Created and signed in.", ["Set-Cookie"]),
+                    "400": _error("Invalid JSON, missing or malformed username or password."),
+                    "409": _error("The username is taken (case does not matter)."),
+                    "413": _error("Body too large."),
+                    "503": _error(
+                        "The id-allocator or MongoDB is unreachable; no account was created.",
+                        ["Retry-After"],
+                    ),
+                },
+            }
+        },
+        "/api/auth/login": {
+            "post": {
+                "summary": "Sign in",
+                "description": "At most LOGIN_MAX_ATTEMPTS attempts per LOGIN_WINDOW_SECONDS, "
+                "per client IP and per username; a successful login is not counted against "
+                "the IP and clears the username's count.",
+                "requestBody": credentials,
+                "responses": {
+                    "200": _json(_ref("Session"), "Signed in.", ["Set-Cookie"]),
+                    "400": _error("Invalid JSON, missing or malformed username or password."),
+                    "401": _error("The username or password is wrong (the same answer for both)."),
+                    "413": _error("Body too large."),
+                    "429": _error("Too many attempts for this IP or username.", ["Retry-After"]),
+                    "503": _error(
+                        "Redis or MongoDB is unreachable; nothing was checked.", ["Retry-After"]
+                    ),
+                },
+            }
+        },
         "/api/mining/click": {
             "post": {
                 "summary": "Queue a mining click",

@@ -43,6 +43,8 @@ class ApiSettings:
     trusted_proxies: int
     max_body_bytes: int
     id_allocator_url: str
+    id_allocator_timeout: float
+    auth_cookie_secure: bool
     login_max_attempts: int
     login_window_seconds: int
     mobile_apk_url: str | None
@@ -103,6 +105,8 @@ class ApiSettings:
             trusted_proxies=env.int("TRUSTED_PROXY_COUNT", 0, min=0, max=10),
             max_body_bytes=env.int("MAX_BODY_BYTES", 4096, min=256),
             id_allocator_url=env.str("ID_ALLOCATOR_URL", "http://127.0.0.1:8081"),
+            id_allocator_timeout=env.float("ID_ALLOCATOR_TIMEOUT", 5.0, min=0.01),
+            auth_cookie_secure=env.bool("AUTH_COOKIE_SECURE", True),
             login_max_attempts=env.int("LOGIN_MAX_ATTEMPTS", 5, min=1),
             login_window_seconds=env.int("LOGIN_WINDOW_SECONDS", 900, min=1),
             mobile_apk_url=env.optional("MOBILE_APK_DOWNLOAD_URL"),

@@ -1,0 +1,398 @@
+"""Sign-up and login: a real id-allocator process, real Redis and MongoDB (nx-27017)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from argon2 import PasswordHasher
+from pymongo import MongoClient
+
+from crypto_mine.common.names import Collections
+from devstack.servers import MongoServer, RedisServer, free_port
+from tests.support.allocator import AllocatorProcess
+from tests.support.api import SECRET, Api
+
+pytestmark = pytest.mark.anyio
+
+PASSWORD = "correct horse"
+
+
+@pytest.fixture(scope="module")
+def allocator(
+    mongo_server: MongoServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AllocatorProcess]:
+    folder = tmp_path_factory.mktemp("accounts-allocator")
+    service = AllocatorProcess(folder, mongo_server.uri, {"ID_COUNTER_NAME": "accounts-tests"})
+    yield service.start().wait_ready()
+    service.stop()
+
+
+@pytest.fixture
+def users(mongo_server: MongoServer, mongo_db: str) -> Iterator[Any]:
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_server.uri, tz_aware=True)
+    yield client[mongo_db][Collections.users]
+    client.close()
+
+
+@pytest.fixture
+async def accounts(start_api: Any, allocator: AllocatorProcess) -> Api:
+    return await start_api(ID_ALLOCATOR_URL=allocator.url)  # type: ignore[no-any-return]
+
+
+async def register(api: Api, username: str = "alice", password: str = PASSWORD) -> httpx.Response:
+    return await api.client.post(
+        "/api/auth/register", json={"username": username, "password": password}
+    )
+
+
+async def login(
+    api: Api, username: str = "alice", password: str = PASSWORD, ip: str | None = None
+) -> httpx.Response:
+    headers = {"X-Forwarded-For": ip} if ip else {}
+    return await api.client.post(
+        "/api/auth/login", json={"username": username, "password": password}, headers=headers
+    )
+
+
+def auth_cookie(response: httpx.Response) -> tuple[str, dict[str, str]]:
+    """The ``auth-token`` cookie's value and attributes (lowercased names; flags map to "")."""
+    [header] = [h for h in response.headers.get_list("set-cookie") if h.startswith("auth-token=")]
+    morsel = SimpleCookie(header)["auth-token"]
+    flags = {part.strip().lower() for part in header.split(";")[1:]}
+    attributes = {name: value for name, value in morsel.items() if value}
+    attributes.update({flag: "" for flag in flags if "=" not in flag})
+    return morsel.value, attributes
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+
+
+async def test_register_answers_201_with_a_token_and_a_cookie(accounts: Api, users: Any) -> None:
+    response = await register(accounts)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"userId", "username", "token"}
+    assert body["username"] == "alice"
+    assert body["userId"].isdigit()
+    claims = jwt.decode(body["token"], SECRET, algorithms=["HS256"])
+    assert claims["sub"] == body["userId"]
+    assert claims["exp"] - claims["iat"] == accounts.settings.jwt_ttl_seconds
+    assert response.headers["Cache-Control"] == "no-store"
+
+    value, attributes = auth_cookie(response)
+    assert value == body["token"]
+    assert {"httponly", "secure"} <= set(attributes)
+    assert attributes["samesite"].lower() == "lax"
+    assert attributes["path"] == "/"
+    assert attributes["max-age"] == str(accounts.settings.jwt_ttl_seconds)
+    assert users.count_documents({}) == 1
+
+
+async def test_cookie_is_not_secure_when_turned_off(
+    start_api: Any, allocator: AllocatorProcess
+) -> None:
+    api: Api = await start_api(ID_ALLOCATOR_URL=allocator.url, AUTH_COOKIE_SECURE="false")
+    _, attributes = auth_cookie(await register(api))
+    assert "secure" not in attributes
+    assert "httponly" in attributes
+
+
+async def test_password_is_stored_only_as_an_argon2_hash(accounts: Api, users: Any) -> None:
+    user_id = (await register(accounts, "Alice", "a secret of mine")).json()["userId"]
+    [document] = users.find({})
+    assert document["_id"] == user_id
+    assert (document["username"], document["usernameKey"]) == ("Alice", "alice")
+    assert set(document) == {"_id", "username", "usernameKey", "passwordHash", "createdAt"}
+    stored = document["passwordHash"]
+    assert stored.startswith("$argon2id$")
+    assert PasswordHasher().verify(stored, "a secret of mine")
+    assert "a secret of mine" not in repr(document)
+
+
+async def test_ids_come_from_the_allocator_and_differ(accounts: Api) -> None:
+    first = (await register(accounts, "alice")).json()["userId"]
+    second = (await register(accounts, "bob")).json()["userId"]
+    assert first != second
+    assert int(second) > int(first)
+
+
+async def test_tokens_of_register_and_login_click_as_that_user(accounts: Api) -> None:
+    registered = (await register(accounts)).json()
+    bearer = {"Authorization": f"Bearer {registered['token']}", "Idempotency-Key": "k1"}
+    clicked = await accounts.client.post("/api/mining/click", headers=bearer)
+    assert clicked.status_code == 202, clicked.text
+
+    signed_in = (await login(accounts)).json()
+    assert signed_in["userId"] == registered["userId"]
+    accounts.client.cookies.set("auth-token", signed_in["token"])
+    again = await accounts.client.post("/api/mining/click", headers={"Idempotency-Key": "k2"})
+    assert again.status_code == 202, again.text
+    status = await accounts.client.get("/api/mining/status")
+    assert status.json()["userId"] == registered["userId"]
+
+
+async def test_login_answers_200_whatever_the_case_of_the_username(accounts: Api) -> None:
+    registered = (await register(accounts, "Alice")).json()
+    response = await login(accounts, "aLiCe")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["userId"], body["username"]) == (registered["userId"], "Alice")
+    assert jwt.decode(body["token"], SECRET, algorithms=["HS256"])["sub"] == body["userId"]
+    value, attributes = auth_cookie(response)
+    assert value == body["token"]
+    assert {"httponly", "secure"} <= set(attributes)
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+BAD_BODIES: list[tuple[str, bytes | dict[str, Any] | list[Any], str]] = [
+    ("empty", b"", "invalid_json"),
+    ("not-json", b"{username: alice", "invalid_json"),
+    ("array", ["alice", PASSWORD], "invalid_body"),
+    ("string", b'"alice"', "invalid_body"),
+    ("missing-username", {"password": PASSWORD}, "invalid_body"),
+    ("missing-password", {"username": "alice"}, "invalid_body"),
+    ("username-number", {"username": 12345, "password": PASSWORD}, "invalid_body"),
+    ("username-null", {"username": None, "password": PASSWORD}, "invalid_body"),
+    ("password-number", {"username": "alice", "password": 12345678}, "invalid_body"),
+    ("password-list", {"username": "alice", "password": [PASSWORD]}, "invalid_body"),
+    ("username-too-short", {"username": "al", "password": PASSWORD}, "invalid_body"),
+    ("username-too-long", {"username": "a" * 33, "password": PASSWORD}, "invalid_body"),
+    ("username-space", {"username": "al ice", "password": PASSWORD}, "invalid_body"),
+    ("username-symbol", {"username": "alice!", "password": PASSWORD}, "invalid_body"),
+    ("username-non-ascii", {"username": "alicé", "password": PASSWORD}, "invalid_body"),
+    ("username-newline", {"username": "alice\n", "password": PASSWORD}, "invalid_body"),
+    ("password-too-short", {"username": "alice", "password": "1234567"}, "invalid_body"),
+    ("password-too-long", {"username": "alice", "password": "x" * 257}, "invalid_body"),
+    ("unknown-field", {"username": "alice", "password": PASSWORD, "admin": True}, "invalid_body"),
+]
+
+
+@pytest.mark.parametrize("path", ["/api/auth/register", "/api/auth/login"])
+@pytest.mark.parametrize(
+    ("body", "code"), [(b, c) for _, b, c in BAD_BODIES], ids=[i for i, _, _ in BAD_BODIES]
+)
+async def test_bad_input_is_400(
+    accounts: Api, users: Any, path: str, body: bytes | dict[str, Any], code: str
+) -> None:
+    if isinstance(body, bytes):
+        response = await accounts.client.post(path, content=body)
+    else:
+        response = await accounts.client.post(path, json=body)
+    assert_error(response, 400, code)
+    assert users.count_documents({}) == 0
+
+
+async def test_limits_of_the_rules_are_accepted(accounts: Api) -> None:
+    assert (await register(accounts, "a.b", "12345678")).status_code == 201
+    assert (await register(accounts, "Z_-." + "9" * 28, "p" * 256)).status_code == 201
+    assert (await login(accounts, "A.B", "12345678")).status_code == 200
+
+
+async def test_taken_username_is_409_whatever_its_case(accounts: Api, users: Any) -> None:
+    assert (await register(accounts, "alice")).status_code == 201
+    assert_error(await register(accounts, "alice", "another password"), 409, "username_taken")
+    assert_error(await register(accounts, "ALICE"), 409, "username_taken")
+    assert users.count_documents({}) == 1
+
+
+async def test_concurrent_registrations_of_one_username_make_one_account(
+    accounts: Api, users: Any
+) -> None:
+    names = ["carol", "Carol", "CAROL", "carol", "cArol", "carol", "caroL", "carol"]
+    responses = await asyncio.gather(*(register(accounts, name) for name in names))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [201] + [409] * (len(names) - 1), [r.text for r in responses]
+    [document] = users.find({})
+    [created] = [r.json() for r in responses if r.status_code == 201]
+    assert document["_id"] == created["userId"]
+    for response in responses:
+        if response.status_code == 409:
+            assert response.json()["error"] == "username_taken"
+
+
+async def test_wrong_password_and_unknown_user_are_the_same_401(accounts: Api) -> None:
+    await register(accounts)
+    wrong_password = await login(accounts, "alice", "not the password")
+    unknown_user = await login(accounts, "mallory", "not the password")
+    assert_error(wrong_password, 401, "invalid_credentials")
+    assert wrong_password.json() == unknown_user.json()
+    assert unknown_user.status_code == 401
+    assert "set-cookie" not in wrong_password.headers
+
+
+async def test_unknown_user_costs_the_time_of_a_wrong_password(
+    start_api: Any, allocator: Any
+) -> None:
+    api: Api = await start_api(ID_ALLOCATOR_URL=allocator.url, LOGIN_MAX_ATTEMPTS=100)
+    await register(api)
+    await login(api, "nobody", "warming up")
+
+    async def timed(username: str) -> float:
+        started = time.perf_counter()
+        response = await login(api, username, "not the password")
+        assert response.status_code == 401
+        return time.perf_counter() - started
+
+    known, unknown = [], []
+    for _ in range(5):
+        known.append(await timed("alice"))
+        unknown.append(await timed("mallory"))
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.6 < ratio < 1.6, f"unknown {unknown} vs known {known}"
+
+
+async def test_five_attempts_per_username_then_429(start_api: Any, allocator: Any) -> None:
+    api: Api = await start_api(ID_ALLOCATOR_URL=allocator.url, TRUSTED_PROXY_COUNT=1)
+    await register(api)
+    for n in range(5):
+        response = await login(api, "alice", "wrong password", ip=f"192.0.2.{n}")
+        assert_error(response, 401, "invalid_credentials")
+    blocked = await login(api, "ALICE", PASSWORD, ip="192.0.2.99")
+    assert_error(blocked, 429, "too_many_attempts")
+    assert blocked.json()["limit"] == "username"
+    assert 895 <= int(blocked.headers["Retry-After"]) <= 900
+    assert (await login(api, "bob", "wrong password", ip="192.0.2.99")).status_code == 401
+
+
+async def test_five_attempts_per_ip_then_429(accounts: Api) -> None:
+    await register(accounts)
+    for n in range(5):
+        assert_error(
+            await login(accounts, f"user{n}", "wrong password"), 401, "invalid_credentials"
+        )
+    blocked = await login(accounts, "alice", PASSWORD)
+    assert_error(blocked, 429, "too_many_attempts")
+    assert blocked.json()["limit"] == "ip"
+    assert 895 <= int(blocked.headers["Retry-After"]) <= 900
+
+
+async def test_parallel_guesses_cannot_pass_the_limit(accounts: Api) -> None:
+    await register(accounts)
+    guesses = await asyncio.gather(
+        *(login(accounts, "alice", f"guess number {n}") for n in range(12))
+    )
+    statuses = sorted(response.status_code for response in guesses)
+    assert statuses == [401] * 5 + [429] * 7
+
+
+async def test_the_window_resets_the_limit(start_api: Any, allocator: Any) -> None:
+    api: Api = await start_api(ID_ALLOCATOR_URL=allocator.url, LOGIN_WINDOW_SECONDS=2)
+    await register(api)
+    started = time.monotonic()
+    failures = await asyncio.gather(*(login(api, "alice", "wrong password") for _ in range(5)))
+    assert [response.status_code for response in failures] == [401] * 5
+    blocked = await login(api, "alice", PASSWORD)
+    assert blocked.status_code == 429
+    assert blocked.headers["Retry-After"] in {"1", "2"}
+    await asyncio.sleep(started + 2.1 - time.monotonic())
+    assert (await login(api, "alice", PASSWORD)).status_code == 200
+
+
+async def test_a_success_clears_the_username_and_is_not_counted_for_the_ip(
+    start_api: Any, allocator: Any
+) -> None:
+    api: Api = await start_api(ID_ALLOCATOR_URL=allocator.url, TRUSTED_PROXY_COUNT=1)
+    await register(api)
+    for n in range(4):
+        assert (
+            await login(api, "alice", "wrong password", ip=f"198.51.100.{n}")
+        ).status_code == 401
+    assert (await login(api, "alice", ip="198.51.100.50")).status_code == 200
+    for n in range(4):  # the username's count starts again from zero
+        assert (
+            await login(api, "alice", "wrong password", ip=f"198.51.100.{n}")
+        ).status_code == 401
+
+    for n in range(4):
+        assert (
+            await login(api, f"other{n}", "wrong password", ip="203.0.113.7")
+        ).status_code == 401
+    assert (await login(api, "alice", ip="203.0.113.7")).status_code == 200
+    # Four failures and one success from this address: one more failure is still allowed.
+    assert (await login(api, "other9", "wrong password", ip="203.0.113.7")).status_code == 401
+    assert (await login(api, "other9", "wrong password", ip="203.0.113.7")).status_code == 429
+
+
+async def test_allocator_down_is_503_and_creates_nothing(
+    start_api: Any, mongo_server: MongoServer, tmp_path: Path, users: Any
+) -> None:
+    service = AllocatorProcess(tmp_path, mongo_server.uri, {"ID_COUNTER_NAME": "accounts-down"})
+    service.start().wait_ready()
+    try:
+        api: Api = await start_api(ID_ALLOCATOR_URL=service.url, ID_ALLOCATOR_TIMEOUT=1)
+        assert (await register(api, "before")).status_code == 201
+        service.stop()
+        started = time.monotonic()
+        response = await register(api, "during")
+        assert time.monotonic() - started < 2
+        assert_error(response, 503, "id_allocator_unavailable")
+        assert response.headers["Retry-After"] == "1"
+        assert users.count_documents({"usernameKey": "during"}) == 0
+        service.start().wait_ready()
+        assert (await register(api, "during")).status_code == 201
+    finally:
+        service.stop()
+
+
+async def test_nothing_listening_at_the_allocator_is_503(start_api: Any, users: Any) -> None:
+    api: Api = await start_api(ID_ALLOCATOR_URL=f"http://127.0.0.1:{free_port()}")
+    response = await register(api)
+    assert_error(response, 503, "id_allocator_unavailable")
+    assert "Retry-After" in response.headers
+    assert users.count_documents({}) == 0
+
+
+async def test_redis_down_login_is_503_never_unlimited(
+    start_api: Any, allocator: Any, private_redis: RedisServer
+) -> None:
+    api: Api = await start_api(ID_ALLOCATOR_URL=allocator.url, REDIS_URL=private_redis.url)
+    await register(api)
+    private_redis.stop()
+    for _ in range(3):
+        response = await login(api)  # the right password: still no answer without the limiter
+        assert_error(response, 503, "redis_unavailable")
+        assert response.headers["Retry-After"] == "1"
+        assert "set-cookie" not in response.headers
+    assert (await register(api, "bob")).status_code == 201  # sign-up needs no Redis
+    private_redis.start()
+    assert (await login(api)).status_code == 200
+
+
+async def test_mongodb_down_is_503(start_api: Any, allocator: Any, tmp_path: Path) -> None:
+    mongo = MongoServer(tmp_path / "mongo").start()
+    try:
+        api: Api = await start_api(
+            ID_ALLOCATOR_URL=allocator.url,
+            MONGODB_URI=mongo.uri,
+            DB_SERVER_SELECTION_TIMEOUT=1500,
+        )
+        assert (await register(api)).status_code == 201
+        mongo.stop()
+        assert_error(await register(api, "bob"), 503, "mongodb_unavailable")
+        assert_error(await login(api), 503, "mongodb_unavailable")
+        mongo.start()
+        assert (await login(api)).status_code == 200
+    finally:
+        mongo.stop()
+
+
+async def test_openapi_documents_both_routes(accounts: Api) -> None:
+    paths = (await accounts.client.get("/openapi.json")).json()["paths"]
+    register_answers = paths["/api/auth/register"]["post"]["responses"]
+    login_answers = paths["/api/auth/login"]["post"]["responses"]
+    assert set(register_answers) == {"201", "400", "409", "413", "503"}
+    assert set(login_answers) == {"200", "400", "401", "413", "429", "503"}
