@@ -1,0 +1,1 @@
+"""Grafana dashboards of crypto-mine, generated from Python (``python -m grafana``)."""
