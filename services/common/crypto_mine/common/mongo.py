@@ -23,8 +23,9 @@ def _options(settings: MongoSettings) -> dict[str, Any]:
     }
 
 
-def mongo_client(settings: MongoSettings) -> MongoClient[Document]:
-    return MongoClient(settings.uri, **_options(settings))
+def mongo_client(settings: MongoSettings, **options: Any) -> MongoClient[Document]:
+    """A client; ``options`` (e.g. ``event_listeners``) are passed to pymongo."""
+    return MongoClient(settings.uri, **{**_options(settings), **options})
 
 
 def async_mongo_client(settings: MongoSettings) -> AsyncMongoClient[Document]:

@@ -62,10 +62,10 @@ def parse(payload: Any) -> tuple[list[Click], list[Failure]]:
 class BatchApplier:
     """Per-process state: clients, the ledger and the outcome writer."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, **mongo_options: Any) -> None:
         self.settings = settings
         self.redis = redis_client(settings.redis)
-        self.mongo = mongo_client(settings.mongo)
+        self.mongo = mongo_client(settings.mongo, **mongo_options)
         self.ledger = Ledger(self.mongo[settings.mongo.database], settings.reward_per_click)
         self.outcomes = Outcomes(self.redis, settings.status_cache_ttl_seconds)
         self._indexed = False

@@ -7,12 +7,13 @@ off at any point; every step below is a single-document atomic write or is idemp
    on (user, key) makes a click exist once. A click already there belongs to ``B`` (an earlier
    run inserted it: it is ours to apply) or to another batch (a duplicate: never applied here).
 2. For each user with clicks of ``B``, one guarded upsert of the balance:
-   ``{_id: user, applying: {$nin: [B]}}`` -> ``$inc`` balance and clicks, ``$push: {applying: B}``.
+   ``{_id: user, "applying.B": {$exists: false}}`` -> ``$inc`` balance and clicks and
+   ``$set: {"applying.B": <time>}``.
    The ``$inc`` and the mark that ``B`` was applied are one document write, so they happen
    together or not at all. If ``B`` is already marked, the guard does not match, the upsert
    collides with the existing ``_id`` (E11000) and nothing changes.
 3. Insert the marker ``{_id: B}`` into ``batches``: every user's share of ``B`` is applied.
-4. ``$pull`` ``B`` from the users' ``applying`` lists, so they stay short.
+4. ``$unset`` ``applying.B`` on those users, so their ``applying`` maps stay small.
 
 A later run finds its clicks already inserted (step 1 reports them as its own), sees the marker
 when step 3 was reached and then only repeats step 4; otherwise the guard of step 2 skips every
@@ -124,7 +125,7 @@ class Ledger:
                 self._apply_balances(batch, totals)
                 self._mark_done(batch, sorted(totals))
             self.balances.update_many(
-                {"_id": {"$in": sorted(totals)}}, {"$pull": {"applying": batch}}
+                {"_id": {"$in": sorted(totals)}}, {"$unset": {f"applying.{batch}": ""}}
             )
         users = self._totals({click.user for click in clicks})
         outcomes = []
@@ -163,11 +164,11 @@ class Ledger:
     def _guarded(self, batch: str, user: str, total: list[int]) -> tuple[Document, Document]:
         """The balance update of one user's share of ``batch``, applied only if not yet marked."""
         return (
-            {"_id": user, "applying": {"$nin": [batch]}},
+            {"_id": user, f"applying.{batch}": {"$exists": False}},
             {
                 "$inc": {"balance": total[0], "clicks": total[1]},
                 "$max": {"lastClickAt": to_datetime(total[2])},
-                "$push": {"applying": batch},
+                "$set": {f"applying.{batch}": datetime.now(UTC)},
             },
         )
 
@@ -193,7 +194,7 @@ class Ledger:
         """After an E11000: done if ``batch`` is marked on the user (or wholly done), else retry."""
         for _ in range(SETTLE_ATTEMPTS):
             doc = self.balances.find_one({"_id": user}, {"applying": 1})
-            if (doc and batch in doc.get("applying", [])) or self._done(batch):
+            if (doc and batch in doc.get("applying", {})) or self._done(batch):
                 return
             try:
                 self.balances.update_one(*self._guarded(batch, user, total), upsert=True)

@@ -1,0 +1,27 @@
+"""The worker benchmark runs end to end (tiny sizes) and counts what it claims to count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from crypto_mine.worker import jobs
+from tests.worker import bench_worker
+
+
+def test_bench_reports_throughput_and_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in bench_worker.environment("", "", 0):
+        monkeypatch.delenv(name, raising=False)
+    original: Any = jobs.applier
+    monkeypatch.setattr(jobs, "applier", original)
+    result = bench_worker.run(count=600, users=30, batch=100)
+    assert result["clicks"] == 600
+    assert result["jobs"] == 6
+    assert result["worker_clicks_per_second"] > 0
+    assert result["raw_insert_many_docs_per_second"] > 0
+    # 600 click inserts; one balance update per user per job (30 users in each of 6 jobs);
+    # one marker per job; one cleanup statement per job.
+    assert result["mongo_documents_written_per_click"] == pytest.approx(
+        (600 + 6 * 30 + 6 + 6) / 600, abs=0.01
+    )
