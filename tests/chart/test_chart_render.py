@@ -1,0 +1,303 @@
+"""The chart renders every scenario into valid, restricted, checkov-clean manifests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from devstack.generate import CHART, ROOT, drifted, run_helm, template
+
+from .conftest import SCENARIOS, documents
+
+KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
+CHECKOV_CONFIG = CHART / "ci" / "checkov.yaml"
+CUSTOM_KINDS = {"QueueAutoscaler", "ServiceMonitor", "PrometheusRule", "CustomResourceDefinition"}
+DEFAULT = CHART / "ci" / "default-values.yaml"
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def named(docs: list[dict[str, Any]], kind: str, suffix: str) -> dict[str, Any]:
+    found = [d for d in by_kind(docs, kind) if d["metadata"]["name"].endswith(suffix)]
+    assert len(found) == 1, f"one {kind} named *{suffix}, found {len(found)}"
+    return found[0]
+
+
+def render(*extra: str, values: Path = DEFAULT) -> list[dict[str, Any]]:
+    return documents(template(values, *extra))
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_every_scenario_is_covered() -> None:
+    names = {p.name for p in SCENARIOS}
+    assert {"default-values.yaml", "dev-values.yaml", "hpa-values.yaml"} <= names
+    assert {"static-values.yaml", "production-values.yaml"} <= names
+
+
+@pytest.mark.parametrize("values", SCENARIOS, ids=lambda p: p.name)
+def test_helm_lint_strict(values: Path) -> None:
+    out = run_helm("lint", "--strict", str(CHART), "-f", str(values))
+    assert "0 chart(s) failed" in out
+
+
+@pytest.mark.parametrize("version", ["1.27.0", "1.28.0", "1.29.0", "1.30.0"])
+def test_kubernetes_validate_strict(version: str, rendered: dict[str, Path]) -> None:
+    result = subprocess.run(
+        [str(KUBERNETES_VALIDATE), "-k", version, "--strict", "--quiet", "--no-warn"]
+        + [str(p) for p in rendered.values()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    validated = sum(
+        1
+        for p in rendered.values()
+        for d in documents(p.read_text())
+        if d["kind"] not in CUSTOM_KINDS
+    )
+    assert validated > 100
+
+
+def test_custom_resources_match_their_schemas(rendered: dict[str, Path]) -> None:
+    crd = yaml.safe_load((CHART / "crds" / "queueautoscalers.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    seen: set[str] = set()
+    for path in rendered.values():
+        for doc in documents(path.read_text()):
+            kind = doc["kind"]
+            seen.add(str(kind))
+            if kind == "QueueAutoscaler":
+                jsonschema.validate(doc, schema)
+            elif kind == "ServiceMonitor":
+                endpoint = doc["spec"]["endpoints"][0]
+                assert endpoint["port"] in {"http", "metrics"}
+                assert doc["spec"]["selector"]["matchLabels"]
+            elif kind == "PrometheusRule":
+                for group in doc["spec"]["groups"]:
+                    assert group["rules"], group["name"]
+    assert {
+        "QueueAutoscaler",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "HorizontalPodAutoscaler",
+    } <= seen
+
+
+def test_checkov_passes(rendered: dict[str, Path]) -> None:
+    checkov = subprocess.run(
+        [str(ROOT / "scripts" / "ensure-checkov.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    ).stdout.strip()
+    argv = [checkov, "--config-file", str(CHECKOV_CONFIG), "--output", "json"]
+    for path in rendered.values():
+        argv += ["-f", str(path)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    reports = json.loads(result.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [
+        f"{c['check_id']} {c['resource']}"
+        for report in reports
+        for c in report["results"]["failed_checks"]
+    ]
+    assert failed == [], failed
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sum(r["summary"]["passed"] for r in reports) > 1000
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("autoscaling.mode=sometimes", "autoscaling.mode"),
+        ("api.replicaCount=-1", "api.replicaCount"),
+        ("api.webConcurrency=0", "api.webConcurrency"),
+        ("idAllocator.mode=random", "idAllocator.mode"),
+        ("config.logLevel=LOUD", "config.logLevel"),
+        ("secrets.jwt.value=too-short", "secrets.jwt.value"),
+        ("secrets.redis.url=http://redis", "secrets.redis.url"),
+        ("worker.concurrency=0", "worker.concurrency"),
+        ("api.unknownSetting=1", "unknownSetting"),
+        ("operator.watchNamespace=Bad_NS", "operator.watchNamespace"),
+        ("autoscaling.minReplicas=30", "exceeds autoscaling.maxReplicas"),
+    ],
+)
+def test_bad_values_are_rejected(setting: str, message: str) -> None:
+    with pytest.raises(RuntimeError, match=message.replace(".", r"\.")):
+        render("--set", setting)
+
+
+def test_data_stores_are_required() -> None:
+    bare = CHART / "values.yaml"
+    with pytest.raises(RuntimeError, match=r"secrets\.mongodb\.uri is needed"):
+        template(bare)
+    with pytest.raises(RuntimeError, match=r"secrets\.redis\.url is needed"):
+        template(bare, "--set", "mongodb.enabled=true")
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    specs = [
+        (d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in by_kind(docs, "Deployment")
+    ]
+    specs += [(d["metadata"]["name"], d["spec"]) for d in by_kind(docs, "Pod")]
+    return specs
+
+
+def test_every_pod_is_restricted(rendered: dict[str, Path]) -> None:
+    checked = 0
+    for path in rendered.values():
+        for name, spec in pod_specs(documents(path.read_text())):
+            pod = spec["securityContext"]
+            assert pod["runAsNonRoot"] is True, name
+            assert pod["runAsUser"] >= 10000, name
+            assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            for container in spec["containers"]:
+                security = container["securityContext"]
+                assert security["readOnlyRootFilesystem"] is True, name
+                assert security["allowPrivilegeEscalation"] is False, name
+                assert security["capabilities"] == {"drop": ["ALL"]}, name
+                assert {"cpu", "memory"} <= set(container["resources"]["limits"]), name
+                assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
+                if not name.endswith("-test-readyz"):
+                    assert "livenessProbe" in container, name
+                    assert "readinessProbe" in container, name
+                checked += 1
+    assert checked > 20
+
+
+def test_worker_outlives_its_job_timeout_and_shutdown_grace() -> None:
+    for extra in [(), ("--set", "config.jobTimeoutSeconds=600,worker.shutdownGraceSeconds=30")]:
+        docs = render(*extra)
+        spec = named(docs, "Deployment", "-worker")["spec"]["template"]["spec"]
+        env = env_of(spec["containers"][0])
+        timeout = int(env["MINING_JOB_TIMEOUT_SECONDS"])
+        grace = int(env["MINING_WORKER_SHUTDOWN_GRACE"])
+        assert spec["terminationGracePeriodSeconds"] > timeout + grace
+    assert timeout == 600
+
+
+def test_tmp_is_writable_only_where_a_process_writes() -> None:
+    for concurrency, api_tmp in [(1, False), (3, True)]:
+        docs = render("--set", f"api.webConcurrency={concurrency}")
+        worker = named(docs, "Deployment", "-worker")["spec"]["template"]["spec"]
+        assert env_of(worker["containers"][0])["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+        assert worker["containers"][0]["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+        assert "emptyDir" in worker["volumes"][0]
+        api = named(docs, "Deployment", "-api")["spec"]["template"]["spec"]
+        assert ("volumes" in api) is api_tmp
+        assert ("PROMETHEUS_MULTIPROC_DIR" in env_of(api["containers"][0])) is api_tmp
+        for other in ("-id-allocator", "-operator"):
+            assert "volumes" not in named(docs, "Deployment", other)["spec"]["template"]["spec"]
+
+
+def test_autoscaling_modes() -> None:
+    operator = render()
+    assert len(by_kind(operator, "QueueAutoscaler")) == 1
+    assert by_kind(operator, "HorizontalPodAutoscaler") == []
+    assert "replicas" not in named(operator, "Deployment", "-worker")["spec"]
+    qa = by_kind(operator, "QueueAutoscaler")[0]["spec"]
+    assert (
+        qa["scaleTargetRef"]["name"] == named(operator, "Deployment", "-worker")["metadata"]["name"]
+    )
+
+    hpa_docs = render("--set", "autoscaling.mode=hpa")
+    assert by_kind(hpa_docs, "QueueAutoscaler") == []
+    hpa = by_kind(hpa_docs, "HorizontalPodAutoscaler")[0]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    metric = hpa["spec"]["metrics"][0]["external"]
+    assert metric["metric"]["name"] == "mining_click_queue_depth"
+    assert metric["target"] == {"type": "AverageValue", "averageValue": "500"}
+
+    fixed = render("--set", "autoscaling.mode=none,worker.replicaCount=3")
+    assert by_kind(fixed, "QueueAutoscaler") == by_kind(fixed, "HorizontalPodAutoscaler") == []
+    assert named(fixed, "Deployment", "-worker")["spec"]["replicas"] == 3
+
+
+def test_api_versions_on_current_clusters() -> None:
+    docs = render("--set", "autoscaling.mode=hpa")
+    assert {d["apiVersion"] for d in by_kind(docs, "PodDisruptionBudget")} == {"policy/v1"}
+    assert by_kind(docs, "HorizontalPodAutoscaler")[0]["apiVersion"] == "autoscaling/v2"
+
+
+def test_monitoring_objects_are_behind_switches() -> None:
+    kinds = {"ServiceMonitor", "PrometheusRule"}
+    off = render()
+    assert not [d for d in off if d["kind"] in kinds]
+    assert not [
+        d for d in by_kind(off, "ConfigMap") if "grafana_dashboard" in d["metadata"]["labels"]
+    ]
+    on = render(
+        "--set",
+        "monitoring.serviceMonitor.enabled=true,monitoring.prometheusRule.enabled=true,"
+        "monitoring.dashboards.enabled=true",
+    )
+    monitors = by_kind(on, "ServiceMonitor")
+    assert {m["spec"]["endpoints"][0]["path"] for m in monitors} == {"/api/metrics", "/metrics"}
+    assert len(monitors) == 4
+    assert all(m["spec"]["jobLabel"] == "crypto-mine.io/job" for m in monitors)
+    jobs = {s["metadata"]["labels"].get("crypto-mine.io/job") for s in by_kind(on, "Service")}
+    assert {"crypto-mine-api", "crypto-mine-worker", "crypto-mine-id-allocator"} <= jobs
+    dashboards = [
+        d
+        for d in by_kind(on, "ConfigMap")
+        if d["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
+    shipped = {p.name: p.read_text() for p in (ROOT / "grafana" / "dashboards").glob("*.json")}
+    assert {name: text.rstrip("\n") for d in dashboards for name, text in d["data"].items()} == {
+        name: text.rstrip("\n") for name, text in shipped.items()
+    }
+
+
+def test_secrets_generated_or_taken_from_existing_ones() -> None:
+    docs = render()
+    secret = named(docs, "Secret", "crypto-mine")
+    assert set(secret["data"]) == {"jwt-secret", "mongodb-uri", "redis-url"}
+    api_env = env_of(named(docs, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0])
+    assert api_env["JWT_SECRET"]["secretKeyRef"] == {
+        "name": secret["metadata"]["name"],
+        "key": "jwt-secret",
+    }
+
+    existing = render(values=CHART / "ci" / "production-values.yaml")
+    assert by_kind(existing, "Secret") == []
+    worker = named(existing, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(worker)["MONGODB_URI"]["secretKeyRef"] == {
+        "name": "crypto-mine-datastores",
+        "key": "mongodb-uri",
+    }
+
+
+def test_dev_data_stores_are_wired() -> None:
+    docs = render(values=CHART / "ci" / "dev-values.yaml")
+    images = {
+        c["image"]
+        for d in by_kind(docs, "Deployment")
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert {"redis:7", "mongo:7"} <= images
+
+
+def test_helm_test_hook_checks_readyz() -> None:
+    pod = named(render(), "Pod", "-test-readyz")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["containers"][0]["command"][-1].endswith(":8080/readyz")
+
+
+def test_generated_files_are_current() -> None:
+    stale = [str(p.relative_to(ROOT)) for p in drifted()]
+    assert stale == [], f"run `make generate`: {stale}"
