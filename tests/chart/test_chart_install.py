@@ -79,7 +79,7 @@ def test_install_test_hook_and_uninstall(
                 kubectl(kubeconfig, "get", scalers[0], "-n", namespace, "-o", "json").stdout
             )
             assert qa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
-            assert qa["spec"]["metric"]["source"] == "prometheus"
+            assert qa["spec"]["metric"]["source"] == "redis"
         hook_pod = f"{release}-crypto-mine-test-readyz"
         # No kubelet: the hook pod never runs, so `helm test` times out; it must exist meanwhile.
         test = subprocess.Popen(
