@@ -51,10 +51,13 @@ def instructions(dockerfile: Path) -> list[tuple[str, str]]:
 
 
 def uv() -> list[str]:
+    """uv as the Makefile runs it (``python3 -m uv``, pinned by `make setup`), else on PATH."""
+    pinned = ["python3", "-m", "uv"]
+    if subprocess.run([*pinned, "--version"], capture_output=True, check=False).returncode == 0:
+        return pinned
     found = shutil.which("uv")
-    if found:
-        return [found]
-    return ["python3", "-m", "uv"]
+    assert found, "uv missing: `make setup`"
+    return [found]
 
 
 def export_command(image: Image) -> list[str]:
