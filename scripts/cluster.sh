@@ -142,7 +142,7 @@ cmd_build() {
   done
   "$CACHE/kube-apiserver" --version >>"$logfile" 2>&1 || fail_with_log "kube-apiserver --version" "$logfile"
   rm -rf "$work"
-  log "built in $((SECONDS - started))s: $(ls "$CACHE" | tr '\n' ' ')"
+  log "built in $((SECONDS - started))s: ${BINARIES[*]} in $CACHE"
 }
 
 pid_alive() {
@@ -241,6 +241,8 @@ cmd_up() {
   stop_all
   rm -rf "$STATE"
   mkdir -p "$STATE/logs" "$STATE/etcd"
+  # Whatever fails below, leave nothing running.
+  trap 'if [[ $? -ne 0 ]]; then stop_all; fi' EXIT
   local started=$SECONDS
   make_certs
 
@@ -289,6 +291,7 @@ cmd_up() {
   sleep 0.5
   pid_alive "$STATE/kube-controller-manager.pid" \
     || fail_with_log "kube-controller-manager (exited)" "$STATE/logs/kube-controller-manager.log"
+  trap - EXIT
   log "up in $((SECONDS - started))s: https://127.0.0.1:$api_port (state: $STATE)"
   echo "$KUBECONFIG_FILE"
 }

@@ -185,8 +185,9 @@ def _post_events(
     """An Event for every rescale, failed rescale, and newly failing condition."""
     stored = previous.get("conditions") or []
     for condition in conditions:
-        failing = not condition.status and condition.type != SCALING_LIMITED
-        if failing and condition.type != ABLE_TO_SCALE and changed(stored, condition):
+        # Failures only: a rescale failure has its own Event below, pausing is no failure.
+        failing = not condition.status and condition.type == SCALING_ACTIVE
+        if failing and condition.reason != "ScalingDisabled" and changed(stored, condition):
             kopf.event(body, type="Warning", reason=condition.reason, message=condition.message)
             logger.warning("%s: %s", condition.reason, condition.message)
     if scaled:

@@ -48,7 +48,7 @@ async def query_prometheus(
         ) as response:
             payload: Any = await response.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-        raise MetricError(f"{where}: {error!r}") from error
+        raise MetricError(f"{where}: {describe(error)}") from error
     if not isinstance(payload, dict) or payload.get("status") != "success":
         detail = payload.get("error") if isinstance(payload, dict) else payload
         raise MetricError(f"{where}: query {query!r} failed: {detail}")
@@ -65,7 +65,7 @@ async def query_prometheus(
                 f"{where}: query {query!r} returned a {data['resultType']}, not a vector or scalar"
             )
     except (KeyError, IndexError, TypeError, ValueError) as error:
-        raise MetricError(f"{where}: unexpected answer to {query!r}: {error!r}") from error
+        raise MetricError(f"{where}: unexpected answer to {query!r}: {describe(error)}") from error
     return _finite(value, f"{where}: query {query!r}")
 
 
@@ -78,7 +78,7 @@ async def read_redis_depth(url: str, time_limit: float) -> float:
     try:
         raw = await client.get(Keys.queue_depth)
     except (RedisError, OSError) as error:
-        raise MetricError(f"{where}: {error!r}") from error
+        raise MetricError(f"{where}: {describe(error)}") from error
     finally:
         await client.aclose()
     if raw is None:
@@ -100,6 +100,12 @@ def redact(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message``, or the type alone for exceptions without a message (timeouts)."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _finite(value: float, what: str) -> float:

@@ -1,0 +1,217 @@
+"""Fixtures on a real Kubernetes API server.
+
+The cluster is the one in ``KUBECONFIG`` when set; otherwise ``scripts/cluster.sh up`` starts a
+local control plane with its state in this session's temporary folder, stopped at the end. When
+neither works, every test here fails with the reason: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+
+from devstack.servers import Process, free_port, wait_until
+
+from .kube import (
+    BIN,
+    CLUSTER_SH,
+    CRD,
+    PLURAL,
+    Cluster,
+    KubectlError,
+    rbac_documents,
+    service_account_of,
+    token_kubeconfig,
+)
+from .prometheus import PrometheusServer, QueueDepthExporter
+
+QAS = f"{PLURAL}.autoscaling.crypto-mine.io"
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    configured = os.environ.get("KUBECONFIG")
+    if configured:
+        found = Cluster(Path(configured.split(os.pathsep)[0]))
+        if not found.ready():
+            pytest.fail(f"KUBECONFIG={configured} is set but its API server is not ready (/readyz)")
+        yield found
+        return
+    # A control plane of this session's own: nobody else's run can stop it, nor it theirs.
+    env = {**os.environ, "CLUSTER_DIR": str(tmp_path_factory.mktemp("cluster"))}
+    result = subprocess.run(
+        [str(CLUSTER_SH), "up"], capture_output=True, text=True, timeout=900, check=False, env=env
+    )
+    if result.returncode != 0:
+        subprocess.run([str(CLUSTER_SH), "down"], capture_output=True, check=False, env=env)
+        pytest.fail(
+            "no Kubernetes API server: KUBECONFIG is not set and `scripts/cluster.sh up` failed:\n"
+            + result.stderr[-3000:]
+        )
+    yield Cluster(Path(result.stdout.strip().splitlines()[-1]))
+    subprocess.run([str(CLUSTER_SH), "down"], capture_output=True, check=False, env=env)
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> str:
+    cluster.kubectl("apply", "-f", str(CRD))
+    cluster.kubectl("wait", "--for=condition=Established", f"crd/{QAS}", "--timeout=30s")
+    return QAS
+
+
+@pytest.fixture(scope="session")
+def apps(cluster: Cluster) -> Iterator[kubernetes.client.AppsV1Api]:
+    client = cluster.client()
+    yield kubernetes.client.AppsV1Api(client)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def operator_account(cluster: Cluster, crd: str) -> tuple[str, str]:
+    """``operator/rbac.yaml`` applied as is: (namespace, name) of its ServiceAccount."""
+    docs = rbac_documents()
+    namespace, name = service_account_of(docs)
+    cluster.kubectl("create", "namespace", namespace, check=False)
+    cluster.apply(*docs)
+    return namespace, name
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(
+    cluster: Cluster, operator_account: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A kubeconfig holding a TokenRequest token of the operator's ServiceAccount."""
+    namespace, name = operator_account
+    token = cluster.kubectl(
+        "create", "token", name, "-n", namespace, "--duration=2h"
+    ).stdout.strip()
+    return token_kubeconfig(cluster, token, tmp_path_factory.mktemp("sa") / "kubeconfig")
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, crd: str) -> Iterator[str]:
+    name = f"e2e-{secrets.token_hex(4)}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    # The operator's finalizer stays on QueueAutoscalers deleted while it was not running.
+    listed = cluster.kubectl("get", QAS, "-n", name, "-o", "name", check=False).stdout.split()
+    for qa in listed:
+        cluster.kubectl(
+            "patch", qa, "-n", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
+            check=False,
+        )  # fmt: skip
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@dataclass
+class RunningOperator:
+    process: Process
+    metrics_port: int
+    health_port: int
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return str(response.read().decode())
+
+    def log(self) -> str:
+        return self.process.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_operator(
+    cluster: Cluster, operator_kubeconfig: Path, namespace: str, tmp_path: Path
+) -> Iterator[Callable[..., RunningOperator]]:
+    """Start ``crypto-mine-operator`` as its ServiceAccount, watching the test's namespace."""
+    running: list[RunningOperator] = []
+
+    def start(**env: str) -> RunningOperator:
+        metrics_port, health_port = free_port(), free_port()
+        environ = {
+            **os.environ,
+            "KUBECONFIG": str(operator_kubeconfig),
+            "WATCH_NAMESPACE": namespace,
+            "METRICS_PORT": str(metrics_port),
+            "LIVENESS_ENDPOINT": f"http://127.0.0.1:{health_port}/healthz",
+            **env,
+        }
+        process = Process(
+            "operator", [str(BIN / "crypto-mine-operator")], tmp_path / "operator.log", environ
+        ).start()
+        operator = RunningOperator(process, metrics_port, health_port)
+        running.append(operator)
+
+        def healthy() -> bool:
+            if not process.alive():
+                raise AssertionError(f"the operator exited:\n{operator.log()[-3000:]}")
+            url = f"http://127.0.0.1:{health_port}/healthz"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return int(response.status) == 200
+
+        try:
+            wait_until(healthy, 30, "operator liveness endpoint")
+        except TimeoutError as error:
+            raise AssertionError(f"{error}\n{operator.log()[-3000:]}") from error
+        return operator
+
+    yield start
+    # Delete the QueueAutoscalers while the operator runs, so it releases its finalizer.
+    with contextlib.suppress(KubectlError):
+        cluster.kubectl("delete", QAS, "--all", "-n", namespace, "--timeout=20s")
+    for operator in running:
+        operator.process.stop()
+
+
+@pytest.fixture(scope="session")
+def exporter() -> Iterator[QueueDepthExporter]:
+    server = QueueDepthExporter().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    exporter: QueueDepthExporter, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusServer]:
+    server = PrometheusServer(
+        tmp_path_factory.mktemp("prometheus"), [f"127.0.0.1:{exporter.port}"]
+    ).start()
+    yield server
+    server.stop()
+
+
+def worker_deployment(name: str, replicas: int) -> dict[str, Any]:
+    """A Deployment whose Pods stay Pending without a kubelet: only its replicas matter."""
+    labels = {"app.kubernetes.io/name": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "worker", "image": "crypto-mine-worker:e2e"}]},
+            },
+        },
+    }
+
+
+def queue_autoscaler(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling.crypto-mine.io/v1alpha1",
+        "kind": "QueueAutoscaler",
+        "metadata": {"name": name},
+        "spec": spec,
+    }

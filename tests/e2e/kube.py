@@ -1,0 +1,147 @@
+"""A Kubernetes cluster for the e2e tests: kubectl, the Python client, and a service account."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kubernetes
+import yaml
+
+ROOT = Path(__file__).parents[2]
+BIN = Path(sys.executable).parent
+KUBECTL = BIN / "kubectl"
+CLUSTER_SH = ROOT / "scripts/cluster.sh"
+CRD = ROOT / "charts/crypto-mine/crds/queueautoscalers.yaml"
+RBAC = ROOT / "operator/rbac.yaml"
+
+GROUP = "autoscaling.crypto-mine.io"
+VERSION = "v1alpha1"
+PLURAL = "queueautoscalers"
+
+_T = TypeVar("_T")
+
+
+class KubectlError(RuntimeError):
+    """kubectl exited non-zero; the message carries its stderr."""
+
+    def __init__(self, argv: Sequence[str], result: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(f"kubectl {' '.join(argv)} exited {result.returncode}: {result.stderr}")
+        self.stderr = result.stderr
+
+
+@dataclass
+class Cluster:
+    """One cluster reached through a kubeconfig file."""
+
+    kubeconfig: Path
+
+    def kubectl(
+        self, *argv: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), *argv],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise KubectlError(argv, result)
+        return result
+
+    def apply(
+        self, *docs: Mapping[str, Any], namespace: str | None = None, validate: bool = True
+    ) -> None:
+        """``kubectl apply``; ``validate=False`` leaves all checking to the API server."""
+        argv = ["apply", "-f", "-"]
+        argv += ["-n", namespace] if namespace else []
+        argv += [] if validate else ["--validate=false"]
+        self.kubectl(*argv, stdin="\n---\n".join(json.dumps(d) for d in docs))
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
+        result = self.kubectl("get", kind, name, "-n", namespace, "-o", "json")
+        loaded: dict[str, Any] = json.loads(result.stdout)
+        return loaded
+
+    def events(self, namespace: str, kind: str = "QueueAutoscaler") -> list[dict[str, Any]]:
+        result = self.kubectl(
+            "get", "events", "-n", namespace, "-o", "json",
+            "--field-selector", f"involvedObject.kind={kind}",
+        )  # fmt: skip
+        items: list[dict[str, Any]] = json.loads(result.stdout)["items"]
+        return items
+
+    def ready(self) -> bool:
+        return self.kubectl("get", "--raw", "/readyz", check=False, timeout=10).returncode == 0
+
+    def server_and_ca(self) -> tuple[str, str]:
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        context_name = config["current-context"]
+        context = next(c for c in config["contexts"] if c["name"] == context_name)["context"]
+        cluster = next(c for c in config["clusters"] if c["name"] == context["cluster"])["cluster"]
+        ca = cluster.get("certificate-authority-data")
+        if ca is None and cluster.get("certificate-authority"):
+            ca = base64.b64encode(Path(cluster["certificate-authority"]).read_bytes()).decode()
+        return str(cluster["server"]), str(ca or "")
+
+    def client(self) -> kubernetes.client.ApiClient:
+        client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(
+            config_file=str(self.kubeconfig)
+        )
+        return client
+
+
+def token_kubeconfig(cluster: Cluster, token: str, path: Path) -> Path:
+    """A kubeconfig for the same server that authenticates with ``token``."""
+    server, ca = cluster.server_and_ca()
+    entry: dict[str, Any] = {"server": server}
+    if ca:
+        entry["certificate-authority-data"] = ca
+    else:
+        entry["insecure-skip-tls-verify"] = True
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": entry}],
+        "users": [{"name": "e2e", "user": {"token": token}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "e2e"}}],
+        "current-context": "e2e",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def rbac_documents() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
+
+
+def service_account_of(docs: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """(namespace, name) of the one ServiceAccount in ``operator/rbac.yaml``."""
+    accounts = [d for d in docs if d["kind"] == "ServiceAccount"]
+    assert len(accounts) == 1, f"operator/rbac.yaml must hold one ServiceAccount, has {accounts}"
+    return accounts[0]["metadata"]["namespace"], accounts[0]["metadata"]["name"]
+
+
+def eventually(
+    check: Callable[[], _T | None], timeout: float, what: str, interval: float = 0.1
+) -> _T:
+    """The first truthy result of ``check`` within ``timeout`` seconds, else AssertionError."""
+    deadline = time.monotonic() + timeout
+    last: _T | None = None
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.1f}s (last: {last!r})")
+        time.sleep(interval)

@@ -1,0 +1,312 @@
+"""The operator against a real API server, as its own ServiceAccount, fed by Redis or Prometheus."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes
+import pytest
+import redis
+
+from crypto_mine.common.names import Keys, Metrics
+from devstack.servers import RedisServer, free_port
+
+from .conftest import RunningOperator, queue_autoscaler, worker_deployment
+from .kube import Cluster, KubectlError, eventually
+from .prometheus import PrometheusServer, QueueDepthExporter
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+POLL = 2  # pollIntervalSeconds
+DOWN_WINDOW = 6  # scaleDown.stabilizationWindowSeconds
+TARGET = 100  # targetDepthPerReplica
+SLACK = 1.0  # scheduling and API latency on a busy 2-core machine
+
+
+def scaling_spec(metric: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "scaleTargetRef": {"kind": "Deployment", "name": "worker"},
+        "minReplicas": 1,
+        "maxReplicas": 6,
+        "metric": metric,
+        "targetDepthPerReplica": TARGET,
+        "pollIntervalSeconds": POLL,
+        "behavior": {
+            "scaleUp": {"stabilizationWindowSeconds": 0, "maxStepPods": 10},
+            "scaleDown": {"stabilizationWindowSeconds": DOWN_WINDOW, "maxStepPods": 10},
+        },
+    }
+
+
+def replicas(apps: kubernetes.client.AppsV1Api, namespace: str, name: str = "worker") -> int:
+    scale = apps.read_namespaced_deployment_scale(name, namespace)
+    assert scale.spec is not None
+    return int(scale.spec.replicas or 0)
+
+
+def condition(cluster: Cluster, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
+    status = cluster.get("queueautoscaler", name, namespace).get("status") or {}
+    found: list[dict[str, Any]] = [c for c in status.get("conditions", []) if c["type"] == kind]
+    return found[0] if found else None
+
+
+def scale_up_and_back_down(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    operator: RunningOperator,
+    set_depth: Callable[[float], None],
+) -> None:
+    """Depth 450 -> 5 replicas within two polls; depth 0 -> back to 1, but only after the window."""
+    eventually(
+        lambda: (
+            (c := condition(cluster, namespace, "worker", "ScalingActive"))
+            and c["status"] == "True"
+        ),
+        3 * POLL + SLACK,
+        "the operator reading the metric",
+    )
+    assert replicas(apps, namespace) == 1
+
+    set_depth(450)
+    raised = time.monotonic()
+    eventually(lambda: replicas(apps, namespace) == 5, 2 * POLL + SLACK, "scale up to 5")
+    assert time.monotonic() - raised <= 2 * POLL + SLACK
+
+    def status_written() -> dict[str, Any] | None:
+        status: dict[str, Any] = cluster.get("queueautoscaler", "worker", namespace)["status"]
+        return status if status.get("desiredReplicas") == 5 else None
+
+    status = eventually(status_written, 2 * POLL + SLACK, "status after scaling up")
+    assert status["currentReplicas"] == 5
+    assert status["lastMetricValue"] == 450
+    assert status["lastScaleTime"]
+    kinds = {c["type"]: c for c in status["conditions"]}
+    assert kinds["AbleToScale"]["status"] == "True"
+    assert kinds["ScalingActive"]["reason"] == "ValidMetricFound"
+    assert kinds["ScalingLimited"]["status"] == "False"
+
+    set_depth(0)
+    lowered = time.monotonic()
+    # The last high reading may be up to one poll old when the depth drops.
+    hold_until = lowered + DOWN_WINDOW - POLL - 0.5
+    while time.monotonic() < hold_until:
+        assert replicas(apps, namespace) == 5, (
+            f"scaled down {time.monotonic() - lowered:.1f}s after the drop, "
+            f"inside the {DOWN_WINDOW}s window"
+        )
+        time.sleep(0.2)
+    eventually(
+        lambda: replicas(apps, namespace) == 1,
+        DOWN_WINDOW + 2 * POLL + SLACK,
+        "scale back down to minReplicas after the window",
+    )
+
+    def rescale_events() -> list[str] | None:
+        messages = sorted(
+            e["message"]
+            for e in cluster.events(namespace)
+            if e["reason"] == "SuccessfulRescale" and e["involvedObject"]["name"] == "worker"
+        )
+        return messages if len(messages) == 2 else None
+
+    messages = eventually(rescale_events, 5, "two SuccessfulRescale events")
+    assert messages[0].startswith("New size: 1; reason: queue depth 0")
+    assert messages[1].startswith("New size: 5; reason: queue depth 450")
+
+    exposition = operator.metrics()
+    labels = f'name="worker",namespace="{namespace}"'
+    assert f"crypto_mine_operator_desired_replicas{{{labels}}} 1.0" in exposition
+    assert f'crypto_mine_operator_scale_total{{direction="up",{labels}}} 1.0' in exposition
+    assert f'crypto_mine_operator_scale_total{{direction="down",{labels}}} 1.0' in exposition
+
+
+def test_schema_applies_defaults_and_rejects_invalid_resources(
+    cluster: Cluster, namespace: str
+) -> None:
+    cluster.apply(
+        queue_autoscaler("minimal", {"scaleTargetRef": {"name": "worker"}}), namespace=namespace
+    )
+    spec = cluster.get("queueautoscaler", "minimal", namespace)["spec"]
+    assert spec["minReplicas"] == 1
+    assert spec["maxReplicas"] == 20
+    assert spec["metric"] == {"source": "prometheus", "query": "sum(mining_click_queue_depth)"}
+    assert spec["targetDepthPerReplica"] == 500
+    assert spec["pollIntervalSeconds"] == 5
+    assert spec["behavior"] == {
+        "scaleUp": {"stabilizationWindowSeconds": 0, "maxStepPods": 4},
+        "scaleDown": {"stabilizationWindowSeconds": 300, "maxStepPods": 1},
+    }
+    assert spec["paused"] is False
+    assert spec["scaleTargetRef"]["kind"] == "Deployment"
+
+    bad = {
+        "scaleTargetRef": {"kind": "StatefulSet", "name": "worker"},
+        "minReplicas": -1,
+        "maxReplicas": 0,
+        "metric": {"source": "bogus", "prometheusUrl": "not a url"},
+        "pollIntervalSeconds": 0,
+        "behavior": {"scaleDown": {"maxStepPods": 0}},
+    }
+    with pytest.raises(KubectlError) as rejected:
+        cluster.apply(queue_autoscaler("invalid", bad), namespace=namespace, validate=False)
+    assert 'The QueueAutoscaler "invalid" is invalid' in rejected.value.stderr
+    for field in (
+        "spec.minReplicas",
+        "spec.maxReplicas",
+        "spec.metric.source",
+        "spec.metric.prometheusUrl",
+        "spec.scaleTargetRef.kind",
+        "spec.pollIntervalSeconds",
+        "spec.behavior.scaleDown.maxStepPods",
+    ):
+        assert field in rejected.value.stderr
+    with pytest.raises(KubectlError, match=r"spec\.scaleTargetRef: Required value"):
+        cluster.apply(
+            queue_autoscaler("untargeted", {"minReplicas": 1}), namespace=namespace, validate=False
+        )
+    listed = cluster.kubectl("get", "queueautoscalers", "-n", namespace, "-o", "name").stdout
+    assert listed.split() == ["queueautoscaler.autoscaling.crypto-mine.io/minimal"]
+
+
+def test_scales_with_the_queue_depth_in_redis(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    start_operator: Callable[..., RunningOperator],
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+) -> None:
+    # No URL in the spec: the operator's own REDIS_URL is used.
+    operator = start_operator(REDIS_URL=redis_server.url)
+    cluster.apply(
+        worker_deployment("worker", 1),
+        queue_autoscaler("worker", scaling_spec({"source": "redis"})),
+        namespace=namespace,
+    )
+
+    def set_depth(depth: float) -> None:
+        redis_client.set(Keys.queue_depth, int(depth))
+
+    scale_up_and_back_down(cluster, apps, namespace, operator, set_depth)
+
+
+def test_scales_with_the_queue_depth_in_prometheus(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    start_operator: Callable[..., RunningOperator],
+    prometheus: PrometheusServer,
+    exporter: QueueDepthExporter,
+) -> None:
+    query = f"sum({Metrics.queue_depth})"
+    exporter.set(0)
+    eventually(lambda: prometheus.query(query) == 0, 30, "Prometheus scraping the exporter")
+    operator = start_operator()
+    metric = {"source": "prometheus", "prometheusUrl": prometheus.url, "query": query}
+    cluster.apply(
+        worker_deployment("worker", 1),
+        queue_autoscaler("worker", scaling_spec(metric)),
+        namespace=namespace,
+    )
+
+    def set_depth(depth: float) -> None:
+        exporter.set(depth)
+        # The clock starts once Prometheus has the value: its scrape interval is not ours.
+        eventually(lambda: prometheus.query(query) == depth, 10, f"Prometheus seeing {depth}")
+
+    scale_up_and_back_down(cluster, apps, namespace, operator, set_depth)
+
+
+def test_unreadable_metric_and_bad_specs_change_nothing(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    start_operator: Callable[..., RunningOperator],
+) -> None:
+    start_operator()
+    dead = {"source": "prometheus", "prometheusUrl": f"http://127.0.0.1:{free_port()}"}
+    cluster.apply(
+        worker_deployment("worker", 3),
+        worker_deployment("other", 3),
+        queue_autoscaler("worker", scaling_spec(dead)),
+        # Valid to the schema (it cannot compare two fields in v1.20), not to the operator.
+        queue_autoscaler(
+            "inverted",
+            {
+                **scaling_spec({"source": "redis"}),
+                "scaleTargetRef": {"name": "other"},
+                "minReplicas": 5,
+                "maxReplicas": 2,
+            },
+        ),
+        queue_autoscaler("orphan", {**scaling_spec(dead), "scaleTargetRef": {"name": "missing"}}),
+        namespace=namespace,
+    )
+    failed = eventually(
+        lambda: (
+            (c := condition(cluster, namespace, "worker", "ScalingActive"))
+            and c["status"] == "False"
+            and c
+        ),
+        2 * POLL + SLACK,
+        "ScalingActive=False for an unreachable Prometheus",
+    )
+    assert failed["reason"] == "FailedGetMetric"
+    assert "Prometheus at http://127.0.0.1" in failed["message"]
+    invalid = eventually(
+        lambda: condition(cluster, namespace, "inverted", "ScalingActive"), 10, "InvalidSpec"
+    )
+    assert (invalid["status"], invalid["reason"]) == ("False", "InvalidSpec")
+    assert "minReplicas (5) must not exceed spec.maxReplicas (2)" in invalid["message"]
+    orphan = eventually(
+        lambda: condition(cluster, namespace, "orphan", "AbleToScale"), 10, "FailedGetScale"
+    )
+    assert (orphan["status"], orphan["reason"]) == ("False", "FailedGetScale")
+    assert "missing" in orphan["message"]
+
+    time.sleep(2 * POLL)
+    assert replicas(apps, namespace, "worker") == 3
+    assert replicas(apps, namespace, "other") == 3
+    reasons = {
+        (e["involvedObject"]["name"], e["reason"], e["type"]) for e in cluster.events(namespace)
+    }
+    assert ("worker", "FailedGetMetric", "Warning") in reasons
+    assert ("inverted", "InvalidSpec", "Warning") in reasons
+    assert ("orphan", "FailedGetScale", "Warning") in reasons
+    assert not any(reason == "SuccessfulRescale" for _, reason, _ in reasons)
+    # One Event per failure, not one per poll.
+    assert sum(1 for e in cluster.events(namespace) if e["reason"] == "FailedGetMetric") == 1
+
+
+def test_paused_leaves_the_target_alone(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    start_operator: Callable[..., RunningOperator],
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+) -> None:
+    start_operator(REDIS_URL=redis_server.url)
+    redis_client.set(Keys.queue_depth, 450)
+    spec = {**scaling_spec({"source": "redis"}), "paused": True}
+    cluster.apply(
+        worker_deployment("worker", 2), queue_autoscaler("worker", spec), namespace=namespace
+    )
+    paused = eventually(
+        lambda: condition(cluster, namespace, "worker", "ScalingActive"), 2 * POLL + SLACK, "paused"
+    )
+    assert (paused["status"], paused["reason"]) == ("False", "ScalingDisabled")
+    time.sleep(POLL)
+    assert replicas(apps, namespace) == 2
+    assert not [e for e in cluster.events(namespace) if e["type"] == "Warning"], (
+        "paused is no failure"
+    )
+    # Unpausing is an edit the running daemon picks up.
+    cluster.kubectl(
+        "patch", "queueautoscaler", "worker", "-n", namespace, "--type=merge",
+        "-p", '{"spec":{"paused":false}}',
+    )  # fmt: skip
+    eventually(lambda: replicas(apps, namespace) == 5, 2 * POLL + SLACK, "scale up after unpausing")
