@@ -69,7 +69,9 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
         await http.close()
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=2.0, cancellation_timeout=5.0)
+@kopf.daemon(
+    GROUP, VERSION, PLURAL, backoff=5.0, cancellation_backoff=2.0, cancellation_timeout=5.0
+)
 async def autoscale(
     stopped: kopf.DaemonStopped,
     body: kopf.Body,
@@ -130,7 +132,11 @@ async def reconcile(
             metrics.metric_errors_total.labels(namespace, name, spec.metric.source).inc()
 
     now = time.monotonic()
-    history: History = memo.get("history") or History.starting(current, now)
+    history: History | None = memo.get("history")
+    if history is None or memo.get("history_target") != spec.target_name:
+        # New, restarted, or retargeted: start conservatively from the current size.
+        history = History.starting(current, now)
+        memo.history_target = spec.target_name
     decision = decide(spec.policy, current, depth, history, now)
     scale_error: str | None = None
     if decision.desired != current:
