@@ -29,15 +29,34 @@ run: setup ## start the whole stack locally (Redis, MongoDB server, api, worker,
 token: ## print a development token for USER (default: alice) signed with the local secret
 	@$(BIN)/python -m devstack token $(USER)
 
+.PHONY: tools
+tools: setup ## install the test tools: prometheus, helm, checkov, the Kubernetes binaries (cached)
+	@scripts/ensure-apt.sh prometheus etcd-server openssl
+	@scripts/ensure-helm.sh >/dev/null
+	@scripts/ensure-checkov.sh >/dev/null
+	@scripts/cluster.sh build
+
 .PHONY: test
-test: setup ## run the whole test suite against real servers
+test: tools ## run the whole test suite against real servers (KUBECONFIG, else a local control plane)
 	@$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: chart-test
+chart-test: tools ## chart, images, alerts, dashboards: lint, validate, checkov, install, promtool, live queries
+	@$(BIN)/pytest tests/chart tests/images tests/monitoring $(PYTEST_ARGS)
+
+.PHONY: generate
+generate: setup ## regenerate dashboards, the chart's copies of rules and dashboards, k8s/, operator/rbac.yaml
+	@$(BIN)/python -m devstack.generate
+
+.PHONY: k8s
+k8s: generate ## render the plain manifests in k8s/ from the chart
 
 .PHONY: lint
 lint: setup ## ruff (lint + format check) and strict mypy
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
-	@$(BIN)/mypy services operator devstack tests
+	@$(BIN)/mypy services operator devstack tests grafana
+	@$(BIN)/python -m devstack.generate --check
 
 .PHONY: fmt
 fmt: setup ## format and autofix

@@ -15,10 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+import redis as redis_lib
+
+from crypto_mine.common.queue_stats import QueueKeys
+
 from .servers import BIN, MongoServer, Process, RedisServer, port_open, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".local" / "run"
+STATE = Path(os.environ.get("DEVSTACK_STATE") or ROOT / ".local" / "run")
 SECRET_FILE = STATE / "jwt-secret"
 
 
@@ -44,7 +48,7 @@ def token(user: str) -> None:
 
 def banner(api: int, allocator: int, worker: int, redis_url: str, mongo_uri: str) -> str:
     return f"""
-crypto-mine is running (Ctrl-C stops everything; logs in {STATE.relative_to(ROOT)}/):
+crypto-mine is running (Ctrl-C stops everything; logs in {STATE}/):
   api           http://127.0.0.1:{api}   (OpenAPI: /openapi.json, metrics: /api/metrics)
   id-allocator  http://127.0.0.1:{allocator}
   worker        http://127.0.0.1:{worker}/metrics
@@ -142,6 +146,9 @@ def run() -> int:
             ("api", api_port),
         ):
             wait_until(lambda number=number: port_open(number), 30, name)  # type: ignore[misc]
+        workers = redis_lib.Redis.from_url(redis.url)
+        wait_until(lambda: workers.scard(QueueKeys.workers) > 0, 30, "worker processes")
+        workers.close()
         print(banner(api_port, allocator_port, worker_port, redis.url, mongo.uri), flush=True)
         while not stopping:
             for process in started:

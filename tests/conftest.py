@@ -16,6 +16,7 @@ from crypto_mine.api.app import create_app
 from devstack.servers import MongoServer, RedisServer
 
 from .support.api import Api, Settings, settings_factory
+from .support.cluster import local_cluster
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +36,13 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServ
     server = MongoServer(tmp_path_factory.mktemp("mongo")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A ready Kubernetes API server for the whole session (see tests/support/cluster.py)."""
+    with local_cluster(tmp_path_factory.mktemp("cluster")) as path:
+        yield path
 
 
 @pytest.fixture

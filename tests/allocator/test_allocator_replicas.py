@@ -4,9 +4,11 @@ What is proven, for the ids of every successful response:
 - segment and strict mode: no id is handed out twice, across replicas and a ``kill -9`` +
   restart; a restarted replica hands out only ids above everything reserved before the kill;
 - strict mode without a kill: the ids are exactly ``ID_START..last_id``, one gap-free sequence,
-  and a client calling replicas one after another gets increasing ids;
+  and a client calling replicas one after another gets increasing ids -- also when MongoDB is
+  frozen for longer than a try's timeout while every replica has a write in flight, so that
+  answers are lost and writes applied late;
 - strict mode with a kill: the only missing ids are at most those of the requests that were in
-  flight in the killed process (an ``$inc`` may have committed with its reply lost).
+  flight in the killed process (a claim may have been applied with nobody left to answer).
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ import httpx
 import pytest
 
 from devstack.servers import MongoServer
-from tests.allocator.processes import AllocatorProcess, counter_value
+from tests.allocator.processes import AllocatorProcess, counter_value, metric_value
 
 START = 1_000
 REQUESTS = 1_200
 CLIENTS = 24
+# Longer than the tries' timeout of the freeze runs (ID_MONGO_TIMEOUT_MS=300), shorter than
+# their deadline (4 x 300 ms + backoffs = 2.25 s).
+FREEZE = 0.9
 
 
 @dataclass
@@ -58,12 +63,16 @@ class Run:
 def replicas(
     request: pytest.FixtureRequest, mongo: MongoServer, tmp_path: Path, counter_name: str
 ) -> Iterator[list[AllocatorProcess]]:
+    """Three replicas; the parameter is the mode, or a dict of extra environment with it."""
+    extra = (
+        request.param if isinstance(request.param, dict) else {"ID_ALLOCATOR_MODE": request.param}
+    )
     env = {
-        "ID_ALLOCATOR_MODE": request.param,
         "ID_COUNTER_NAME": counter_name,
         "ID_START": str(START),
         "ID_SEGMENT_SIZE": "100",
         "ID_SEGMENT_MAX": "1000",
+        **extra,
     }
     services = [
         AllocatorProcess(tmp_path, mongo.uri, env, f"replica-{n}").start() for n in range(3)
@@ -75,12 +84,13 @@ def replicas(
         service.stop()
 
 
-async def drive(services: list[AllocatorProcess], kill: bool, mongo: MongoServer, name: str) -> Run:
+async def drive(services: list[AllocatorProcess], fault: str, mongo: MongoServer, name: str) -> Run:
+    """Clients until ``REQUESTS`` attempts and the fault (none, kill, freeze) are done."""
     run = Run()
     rng = random.Random(7)
     restarted = asyncio.Event()
     third_done = asyncio.Event()
-    if not kill:
+    if fault == "none":
         restarted.set()
 
     def finished() -> bool:
@@ -143,11 +153,24 @@ async def drive(services: list[AllocatorProcess], kill: bool, mongo: MongoServer
         run.restarted_at = time.monotonic()
         restarted.set()
 
+    async def freezer() -> None:
+        await third_done.wait()
+        # Every replica has a claim in flight: their tries time out, their writes wait in the
+        # server's sockets and are applied when it goes on, after the replicas stopped waiting.
+        mongo.signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(FREEZE)
+        finally:
+            mongo.signal(signal.SIGCONT)
+        restarted.set()
+
     limits = httpx.Limits(max_connections=CLIENTS + 1, max_keepalive_connections=CLIENTS + 1)
     async with httpx.AsyncClient(timeout=10, limits=limits) as http:
         tasks = [client(http) for _ in range(CLIENTS)] + [sequential(http)]
-        if kill:
+        if fault == "kill":
             tasks.append(killer())
+        elif fault == "freeze":
+            tasks.append(freezer())
         await asyncio.gather(*tasks)
     return run
 
@@ -169,7 +192,7 @@ def assert_unique(run: Run, last: int) -> None:
 def test_segment_mode_never_duplicates_across_replicas_and_a_kill(
     replicas: list[AllocatorProcess], mongo: MongoServer, counter_name: str
 ) -> None:
-    run = asyncio.run(drive(replicas, True, mongo, counter_name))
+    run = asyncio.run(drive(replicas, "kill", mongo, counter_name))
     last = last_id(mongo.uri, counter_name)
     assert_unique(run, last)
     after_restart = [
@@ -185,11 +208,23 @@ def test_segment_mode_never_duplicates_across_replicas_and_a_kill(
     print(f"segment mode: {len(run.issued)} ids issued, {unused} unused, {in_flight} in flight")
 
 
-@pytest.mark.parametrize("replicas", ["strict"], indirect=True)
+def metric_sum(services: list[AllocatorProcess], sample: str) -> float:
+    return sum(metric_value(service.metrics(), sample) for service in services)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "fault"),
+    [
+        ("strict", "none"),
+        ({"ID_ALLOCATOR_MODE": "strict", "ID_MONGO_TIMEOUT_MS": "300"}, "freeze"),
+    ],
+    indirect=["replicas"],
+    ids=["steady", "mongodb-frozen"],
+)
 def test_strict_mode_is_one_gap_free_ordered_sequence(
-    replicas: list[AllocatorProcess], mongo: MongoServer, counter_name: str
+    replicas: list[AllocatorProcess], fault: str, mongo: MongoServer, counter_name: str
 ) -> None:
-    run = asyncio.run(drive(replicas, False, mongo, counter_name))
+    run = asyncio.run(drive(replicas, fault, mongo, counter_name))
     last = last_id(mongo.uri, counter_name)
     assert not [a for a in run.attempts if a.failure]
     assert sorted(run.issued) == list(range(START, last + 1))
@@ -197,13 +232,28 @@ def test_strict_mode_is_one_gap_free_ordered_sequence(
     flat = [i for ids in run.sequential for i in ids]
     assert len(run.sequential) > 10
     assert flat == sorted(flat)
+    assert metric_sum(replicas, 'id_allocator_errors_total{kind="unresolved"}') == 0
+    assert metric_sum(replicas, 'id_allocator_errors_total{kind="gave_up"}') == 0
+    timeouts = metric_sum(replicas, 'id_allocator_errors_total{kind="timeout"}')
+    confirmed = sum(
+        service.log.read_text().count("a lost answer was applied") for service in replicas
+    )
+    conflicts = metric_sum(replicas, "id_allocator_strict_conflicts_total")
+    claims = metric_sum(replicas, 'id_allocator_segment_fetches_total{trigger="strict"}')
+    if fault == "freeze":
+        assert timeouts > 0, "the freeze caught no request in flight"
+    print(
+        f"strict mode, {fault}: {len(run.issued)} ids in {claims:.0f} claims, "
+        f"{conflicts:.0f} conflicts, {timeouts:.0f} timed-out tries, "
+        f"{confirmed} late writes confirmed"
+    )
 
 
 @pytest.mark.parametrize("replicas", ["strict"], indirect=True)
 def test_strict_mode_kill_loses_only_ids_of_requests_in_flight(
     replicas: list[AllocatorProcess], mongo: MongoServer, counter_name: str
 ) -> None:
-    run = asyncio.run(drive(replicas, True, mongo, counter_name))
+    run = asyncio.run(drive(replicas, "kill", mongo, counter_name))
     last = last_id(mongo.uri, counter_name)
     assert_unique(run, last)
     failed = [a for a in run.attempts if a.failure]

@@ -5,44 +5,19 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from crypto_mine.allocator.counter import Counter, CounterUnavailable, IdRange
 from crypto_mine.allocator.segments import SegmentAllocator
 from crypto_mine.allocator.settings import RetryPolicy, SegmentPolicy
 from crypto_mine.allocator.strict import StrictAllocator
 from devstack.servers import MongoServer, free_port
-from tests.allocator.processes import COUNTERS_DB
+from tests.allocator.inprocess import counter, flat, run
 
-T = TypeVar("T")
 FIXED_100 = SegmentPolicy(initial=100, minimum=100, maximum=100, adaptive=False)
-
-
-def run(main: Callable[[], Awaitable[T]]) -> T:
-    async def wrapped() -> T:
-        return await main()
-
-    return asyncio.run(wrapped())
-
-
-@asynccontextmanager
-async def counter(
-    uri: str, name: str, start: int = 1, retry: RetryPolicy | None = None
-) -> AsyncIterator[Counter]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, serverSelectionTimeoutMS=2000)
-    try:
-        yield Counter(client[COUNTERS_DB]["counters"], name, start, retry or RetryPolicy())
-    finally:
-        await client.close()
-
-
-def flat(ranges: list[IdRange]) -> list[int]:
-    return [i for r in ranges for i in r.ids()]
 
 
 def test_concurrent_tasks_never_get_the_same_id(mongo: MongoServer, counter_name: str) -> None:
@@ -190,18 +165,36 @@ def test_segment_size_adapts_to_demand(mongo: MongoServer, counter_name: str) ->
 def test_strict_mode_is_gap_free_and_honours_id_start(
     mongo: MongoServer, counter_name: str
 ) -> None:
-    async def main() -> tuple[list[int], list[int]]:
+    """Three replicas in one event loop, each with its own client, compete for one counter."""
+
+    async def replica(requests: int) -> tuple[list[list[int]], Counter]:
         async with counter(mongo.uri, counter_name, start=100_000) as c:
             allocator = StrictAllocator(c)
-            results = await asyncio.gather(*(allocator.allocate(1 + i % 3) for i in range(200)))
+            results = await asyncio.gather(
+                *(allocator.allocate(1 + i % 3) for i in range(requests))
+            )
+            await allocator.close()
+            return [flat(r) for r in results], c
+
+    async def main() -> tuple[list[tuple[list[list[int]], Counter]], list[int]]:
+        replicas = await asyncio.gather(*(replica(200) for _ in range(3)))
         # A later process with another ID_START continues the same counter.
         async with counter(mongo.uri, counter_name, start=5) as c:
             later = flat(await StrictAllocator(c).allocate(3))
-        return [i for r in results for i in flat(r)], later
+        return list(replicas), later
 
-    issued, later = run(main)
+    replicas, later = run(main)
+    issued = [i for answers, _ in replicas for ids in answers for i in ids]
     assert sorted(issued) == list(range(100_000, 100_000 + len(issued)))
+    assert len(issued) == 3 * sum(1 + i % 3 for i in range(200))
     assert later == [100_000 + len(issued) + k for k in range(3)]
+    for answers, c in replicas:
+        # Each request got its own count, consecutive, in one range.
+        assert [len(ids) for ids in answers] == [1 + i % 3 for i in range(200)]
+        assert all(ids == list(range(ids[0], ids[0] + len(ids))) for ids in answers)
+        # Concurrent requests of one replica share claims; a lost reply would show here.
+        assert c.reservations < 200
+        assert c.unresolved == 0
 
 
 def test_retries_back_off_then_give_up_in_bounded_time() -> None:

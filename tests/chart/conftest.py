@@ -9,9 +9,6 @@ import pytest
 import yaml
 
 from devstack.generate import CHART, template
-from tests.support.cluster import kubeconfig
-
-__all__ = ["kubeconfig"]
 
 SCENARIOS = sorted(CHART.glob("ci/*-values.yaml"))
 

@@ -1,8 +1,7 @@
 """Fixtures on a real Kubernetes API server.
 
-The cluster is the one in ``KUBECONFIG`` when set; otherwise ``scripts/cluster.sh up`` starts a
-local control plane with its state in this session's temporary folder, stopped at the end. When
-neither works, every test here fails with the reason: nothing is skipped.
+The cluster is the session's (``tests/support/cluster.py``): the one in ``KUBECONFIG`` when set,
+else a local control plane started for this session.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +22,6 @@ from devstack.servers import Process, free_port, wait_until
 
 from .kube import (
     BIN,
-    CLUSTER_SH,
     CRD,
     PLURAL,
     Cluster,
@@ -39,27 +36,8 @@ QAS = f"{PLURAL}.autoscaling.crypto-mine.io"
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    configured = os.environ.get("KUBECONFIG")
-    if configured:
-        found = Cluster(Path(configured.split(os.pathsep)[0]))
-        if not found.ready():
-            pytest.fail(f"KUBECONFIG={configured} is set but its API server is not ready (/readyz)")
-        yield found
-        return
-    # A control plane of this session's own: nobody else's run can stop it, nor it theirs.
-    env = {**os.environ, "CLUSTER_DIR": str(tmp_path_factory.mktemp("cluster"))}
-    result = subprocess.run(
-        [str(CLUSTER_SH), "up"], capture_output=True, text=True, timeout=900, check=False, env=env
-    )
-    if result.returncode != 0:
-        subprocess.run([str(CLUSTER_SH), "down"], capture_output=True, check=False, env=env)
-        pytest.fail(
-            "no Kubernetes API server: KUBECONFIG is not set and `scripts/cluster.sh up` failed:\n"
-            + result.stderr[-3000:]
-        )
-    yield Cluster(Path(result.stdout.strip().splitlines()[-1]))
-    subprocess.run([str(CLUSTER_SH), "down"], capture_output=True, check=False, env=env)
+def cluster(kubeconfig: Path) -> Cluster:
+    return Cluster(kubeconfig)
 
 
 @pytest.fixture(scope="session")

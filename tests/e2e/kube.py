@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,10 +12,11 @@ from typing import Any, TypeVar
 import kubernetes
 import yaml
 
-ROOT = Path(__file__).parents[2]
-BIN = Path(sys.executable).parent
-KUBECTL = BIN / "kubectl"
-CLUSTER_SH = ROOT / "scripts/cluster.sh"
+from tests.support.cluster import BIN, CLUSTER_SH, ROOT, KubectlError
+from tests.support.cluster import Cluster as BaseCluster
+
+__all__ = ["BIN", "CLUSTER_SH", "KubectlError"]
+
 CRD = ROOT / "charts/crypto-mine/crds/queueautoscalers.yaml"
 RBAC = ROOT / "operator/rbac.yaml"
 
@@ -29,59 +27,9 @@ PLURAL = "queueautoscalers"
 _T = TypeVar("_T")
 
 
-class KubectlError(RuntimeError):
-    """kubectl exited non-zero; the message carries its stderr."""
-
-    def __init__(self, argv: Sequence[str], result: subprocess.CompletedProcess[str]) -> None:
-        super().__init__(f"kubectl {' '.join(argv)} exited {result.returncode}: {result.stderr}")
-        self.stderr = result.stderr
-
-
 @dataclass
-class Cluster:
-    """One cluster reached through a kubeconfig file."""
-
-    kubeconfig: Path
-
-    def kubectl(
-        self, *argv: str, stdin: str | None = None, check: bool = True, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), *argv],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise KubectlError(argv, result)
-        return result
-
-    def apply(
-        self, *docs: Mapping[str, Any], namespace: str | None = None, validate: bool = True
-    ) -> None:
-        """``kubectl apply``; ``validate=False`` leaves all checking to the API server."""
-        argv = ["apply", "-f", "-"]
-        argv += ["-n", namespace] if namespace else []
-        argv += [] if validate else ["--validate=false"]
-        self.kubectl(*argv, stdin="\n---\n".join(json.dumps(d) for d in docs))
-
-    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
-        result = self.kubectl("get", kind, name, "-n", namespace, "-o", "json")
-        loaded: dict[str, Any] = json.loads(result.stdout)
-        return loaded
-
-    def events(self, namespace: str, kind: str = "QueueAutoscaler") -> list[dict[str, Any]]:
-        result = self.kubectl(
-            "get", "events", "-n", namespace, "-o", "json",
-            "--field-selector", f"involvedObject.kind={kind}",
-        )  # fmt: skip
-        items: list[dict[str, Any]] = json.loads(result.stdout)["items"]
-        return items
-
-    def ready(self) -> bool:
-        return self.kubectl("get", "--raw", "/readyz", check=False, timeout=10).returncode == 0
+class Cluster(BaseCluster):
+    """The shared cluster, with what the e2e tests need beyond kubectl."""
 
     def server_and_ca(self) -> tuple[str, str]:
         config = yaml.safe_load(self.kubeconfig.read_text())
