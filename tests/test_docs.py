@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 SETTING = re.compile(r"env\.(?:str|int|float|bool|choice|optional)\(\s*\"([A-Z][A-Z0-9_]+)\"")
@@ -40,3 +42,14 @@ def test_readme_commands_exist() -> None:
     for target in re.findall(r"make (?:-s )?([a-z][a-z-]*)", README):
         assert re.search(rf"^{target}:", makefile, re.M), f"README uses missing target {target}"
     assert (ROOT / ".ci" / "run").read_text().count("make test") == 1
+
+
+def test_every_alert_is_in_the_readme_with_its_runbook() -> None:
+    rules = yaml.safe_load((ROOT / "prometheus" / "alerts.yaml").read_text())
+    alerts = [r for group in rules["groups"] for r in group["rules"] if "alert" in r]
+    assert len(alerts) >= 10
+    for rule in alerts:
+        runbook = rule["annotations"]["runbook_url"].rsplit("/", 1)[1]
+        assert (ROOT / "docs" / "runbooks" / runbook).is_file(), runbook
+        assert f"`{rule['alert']}`" in README
+        assert f"docs/runbooks/{runbook}" in README
