@@ -356,8 +356,8 @@ async def test_nothing_listening_at_the_allocator_is_503(start_api: Any, users: 
     assert users.count_documents({}) == 0
 
 
-async def test_redis_down_login_is_503_never_unlimited(
-    start_api: Any, allocator: Any, private_redis: RedisServer
+async def test_redis_down_login_and_register_are_503_never_unlimited(
+    start_api: Any, allocator: Any, private_redis: RedisServer, users: Any
 ) -> None:
     api: Api = await start_api(ID_ALLOCATOR_URL=allocator.url, REDIS_URL=private_redis.url)
     await register(api)
@@ -367,9 +367,11 @@ async def test_redis_down_login_is_503_never_unlimited(
         assert_error(response, 503, "redis_unavailable")
         assert response.headers["Retry-After"] == "1"
         assert "set-cookie" not in response.headers
-    assert (await register(api, "bob")).status_code == 201  # sign-up needs no Redis
+    assert_error(await register(api, "bob"), 503, "redis_unavailable")
+    assert users.count_documents({"usernameKey": "bob"}) == 0
     private_redis.start()
     assert (await login(api)).status_code == 200
+    assert (await register(api, "bob")).status_code == 201
 
 
 async def test_mongodb_down_is_503(start_api: Any, allocator: Any, tmp_path: Path) -> None:
@@ -394,5 +396,56 @@ async def test_openapi_documents_both_routes(accounts: Api) -> None:
     paths = (await accounts.client.get("/openapi.json")).json()["paths"]
     register_answers = paths["/api/auth/register"]["post"]["responses"]
     login_answers = paths["/api/auth/login"]["post"]["responses"]
-    assert set(register_answers) == {"201", "400", "409", "413", "503"}
+    assert set(register_answers) == {"201", "400", "409", "413", "429", "503"}
     assert set(login_answers) == {"200", "400", "401", "413", "429", "503"}
+
+
+async def test_register_flood_from_one_ip_is_429_and_creates_nothing(
+    start_api: Any, allocator: Any, users: Any
+) -> None:
+    api: Api = await start_api(ID_ALLOCATOR_URL=allocator.url, REGISTER_MAX_ATTEMPTS=3)
+    flood = await asyncio.gather(*(register(api, f"flood{n}") for n in range(12)))
+    statuses = sorted(response.status_code for response in flood)
+    assert statuses == [201] * 3 + [429] * 9
+    blocked = next(response for response in flood if response.status_code == 429)
+    assert_error(blocked, 429, "too_many_attempts")
+    assert blocked.json()["limit"] == "ip"
+    assert 3595 <= int(blocked.headers["Retry-After"]) <= 3600
+    assert users.count_documents({}) == 3
+    # Taken usernames count too: probing which names exist is limited the same way.
+    assert_error(await register(api, "flood0"), 429, "too_many_attempts")
+
+
+async def test_register_limit_cannot_be_dodged_with_forwarded_for(
+    start_api: Any, allocator: Any
+) -> None:
+    api: Api = await start_api(ID_ALLOCATOR_URL=allocator.url, REGISTER_MAX_ATTEMPTS=2)
+    spoofed = [
+        await api.client.post(
+            "/api/auth/register",
+            json={"username": f"spoof{n}", "password": PASSWORD},
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+        )
+        for n in range(3)
+    ]
+    assert [response.status_code for response in spoofed] == [201, 201, 429]
+
+
+async def test_register_limit_is_per_client_behind_a_trusted_proxy(
+    start_api: Any, allocator: Any
+) -> None:
+    api: Api = await start_api(
+        ID_ALLOCATOR_URL=allocator.url, REGISTER_MAX_ATTEMPTS=1, TRUSTED_PROXY_COUNT=1
+    )
+
+    async def from_ip(username: str, chain: str) -> int:
+        response = await api.client.post(
+            "/api/auth/register",
+            json={"username": username, "password": PASSWORD},
+            headers={"X-Forwarded-For": chain},
+        )
+        return response.status_code
+
+    assert await from_ip("first", "198.51.100.1") == 201
+    assert await from_ip("second", "6.6.6.6, 198.51.100.1") == 429  # a client-written hop
+    assert await from_ip("third", "198.51.100.2") == 201

@@ -1,8 +1,12 @@
 """``POST /api/auth/register`` and ``POST /api/auth/login``: accounts with argon2 passwords.
 
-Sign-up: input checks -> username free? -> argon2 hash (in a thread) -> user id from the
-id-allocator -> insert into ``users``, whose unique index on the lowercased username settles
-concurrent sign-ups -> token. Nothing is written before the id-allocator answered.
+Sign-up: input checks -> attempt limit -> username free? -> argon2 hash (in a thread) -> user
+id from the id-allocator -> insert into ``users``, whose unique index on the lowercased username
+settles concurrent sign-ups -> token. Nothing is written before the id-allocator answered.
+
+Sign-up attempts are limited per client IP (``REGISTER_MAX_ATTEMPTS`` per
+``REGISTER_WINDOW_SECONDS``) with the login limiter's script, counted before any work and
+failing closed the same way, so a flood of sign-ups cannot burn argon2 time or user ids.
 
 Login: input checks -> attempt limit -> user lookup -> argon2 verify -> token. The limit
 counts every attempt per client IP and per username in one Redis script *before* the password
@@ -86,7 +90,8 @@ redis.call('DEL', KEYS[2])
 return 0
 """
 
-SCOPES = ("ip", "username")
+LOGIN_SCOPES = ("ip", "username")
+REGISTER_SCOPES = ("ip",)
 
 
 def invalid(detail: str) -> ApiError:
@@ -147,6 +152,14 @@ class AccountEndpoints:
     async def register(self, request: Request) -> Response:
         username, password = await read_credentials(request)
         key = username_key(username)
+        ip = client_ip(request, self.settings.trusted_proxies)
+        await self._count_attempt(
+            [Keys.register_attempts(ip)],
+            REGISTER_SCOPES,
+            self.settings.register_max_attempts,
+            self.settings.register_window_seconds,
+            "sign-up",
+        )
         await self._ensure_index()
         if await self.users.find_one({"usernameKey": key}, {"_id": 1}) is not None:
             raise taken(username)
@@ -174,7 +187,13 @@ class AccountEndpoints:
         key = username_key(username)
         ip = client_ip(request, self.settings.trusted_proxies)
         counters = [Keys.login_attempts("ip", ip), Keys.login_attempts("username", key)]
-        await self._count_attempt(counters)
+        await self._count_attempt(
+            counters,
+            LOGIN_SCOPES,
+            self.settings.login_max_attempts,
+            self.settings.login_window_seconds,
+            "login",
+        )
         user = await self.users.find_one({"usernameKey": key})
         if user is not None:
             stored = str(user["passwordHash"])
@@ -218,18 +237,18 @@ class AccountEndpoints:
             ) from None
         return str(user_id)
 
-    async def _count_attempt(self, counters: list[str]) -> None:
-        window_ms = self.settings.login_window_seconds * 1000
-        blocked, wait_ms = await self.attempt(
-            keys=counters, args=[self.settings.login_max_attempts, window_ms]
-        )
+    async def _count_attempt(
+        self, counters: list[str], scopes: tuple[str, ...], limit: int, window: int, what: str
+    ) -> None:
+        """Count one attempt on every counter, or raise ``429`` naming the exhausted one."""
+        blocked, wait_ms = await self.attempt(keys=counters, args=[limit, window * 1000])
         if int(blocked):
-            scope = SCOPES[int(blocked) - 1]
+            scope = scopes[int(blocked) - 1]
             retry_after = max(1, math.ceil(int(wait_ms) / 1000))
             raise ApiError(
                 429,
                 "too_many_attempts",
-                f"Too many login attempts for this {scope}; retry after {retry_after} s.",
+                f"Too many {what} attempts for this {scope}; retry after {retry_after} s.",
                 {"Retry-After": str(retry_after)},
                 limit=scope,
             )

@@ -226,8 +226,14 @@ def document() -> dict[str, Any]:
                     "400": _error("Invalid JSON, missing or malformed username or password."),
                     "409": _error("The username is taken (case does not matter)."),
                     "413": _error("Body too large."),
+                    "429": _error(
+                        "Too many sign-up attempts from this IP (REGISTER_MAX_ATTEMPTS per "
+                        "REGISTER_WINDOW_SECONDS).",
+                        ["Retry-After"],
+                    ),
                     "503": _error(
-                        "The id-allocator or MongoDB is unreachable; no account was created.",
+                        "The id-allocator, Redis or MongoDB is unreachable; no account was "
+                        "created.",
                         ["Retry-After"],
                     ),
                 },

@@ -47,6 +47,8 @@ class ApiSettings:
     auth_cookie_secure: bool
     login_max_attempts: int
     login_window_seconds: int
+    register_max_attempts: int
+    register_window_seconds: int
     mobile_apk_url: str | None
     mobile_apk_version: str | None
     mobile_apk_build_date: str | None
@@ -109,6 +111,8 @@ class ApiSettings:
             auth_cookie_secure=env.bool("AUTH_COOKIE_SECURE", True),
             login_max_attempts=env.int("LOGIN_MAX_ATTEMPTS", 5, min=1),
             login_window_seconds=env.int("LOGIN_WINDOW_SECONDS", 900, min=1),
+            register_max_attempts=env.int("REGISTER_MAX_ATTEMPTS", 20, min=1),
+            register_window_seconds=env.int("REGISTER_WINDOW_SECONDS", 3600, min=1),
             mobile_apk_url=env.optional("MOBILE_APK_DOWNLOAD_URL"),
             mobile_apk_version=env.optional("MOBILE_APK_VERSION"),
             mobile_apk_build_date=env.optional("MOBILE_APK_BUILD_DATE"),

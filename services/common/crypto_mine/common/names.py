@@ -48,8 +48,22 @@ class Keys:
         return f"{KEY_TAG}:status:{user_id}"
 
     @staticmethod
+    def events(user_id: str) -> str:
+        """The user's event stream: click outcomes and balance changes, in order."""
+        return f"{KEY_TAG}:events:{user_id}"
+
+    @staticmethod
+    def event_leases(user_id: str) -> str:
+        """The user's open event streams (sorted set: connection -> lease expiry in ms)."""
+        return f"{KEY_TAG}:events-open:{user_id}"
+
+    @staticmethod
     def login_attempts(scope: str, subject: str) -> str:
         return f"{KEY_TAG}:login:{scope}:{subject}"
+
+    @staticmethod
+    def register_attempts(ip: str) -> str:
+        return f"{KEY_TAG}:register:ip:{ip}"
 
 
 class Ttl:
