@@ -100,9 +100,16 @@ class Process:
 
 
 class RedisServer(Process):
-    """A real redis-server on a free port, data under its own folder."""
+    """A real redis-server on a free port, data under its own folder.
 
-    def __init__(self, folder: Path, port: int | None = None, aof: bool = False) -> None:
+    ``aof`` turns on the append-only file; ``fsync`` is its ``appendfsync`` policy: ``always``
+    makes every acknowledged write survive a crash of Redis or of the machine, ``everysec``
+    may lose the last second or two of them.
+    """
+
+    def __init__(
+        self, folder: Path, port: int | None = None, aof: bool = False, fsync: str = "everysec"
+    ) -> None:
         self.port = port or free_port()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -120,7 +127,7 @@ class RedisServer(Process):
             "--appendonly",
             "yes" if aof else "no",
             "--appendfsync",
-            "everysec",
+            fsync,
             "--protected-mode",
             "no",
             "--daemonize",
