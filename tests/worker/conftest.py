@@ -13,9 +13,9 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from crypto_mine.common.ledger import Ledger
 from crypto_mine.common.names import APPLY_CLICKS_JOB, QUEUE_NAME
 from crypto_mine.worker import jobs
-from crypto_mine.worker.ledger import Ledger
 from crypto_mine.worker.settings import WorkerSettings
 from crypto_mine.worker.worker import ClickWorker
 from devstack.servers import MongoServer, RedisServer

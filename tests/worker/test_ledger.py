@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.database import Database
 
-from crypto_mine.worker.ledger import Click, Ledger
+from crypto_mine.common.ledger import Click, Ledger
 
 Db = Database[dict[str, Any]]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crypto_mine.common.events import EventSettings
 from crypto_mine.common.names import Ttl
 from crypto_mine.common.retry import Backoff
 from crypto_mine.common.settings import Env, MongoSettings, RedisSettings
@@ -23,6 +24,7 @@ class WorkerSettings:
     worker_ttl_seconds: int
     shutdown_grace_seconds: float
     status_cache_ttl_seconds: int
+    events: EventSettings
     log_level: str
 
     @classmethod
@@ -44,5 +46,6 @@ class WorkerSettings:
             worker_ttl_seconds=env.int("MINING_WORKER_TTL", 30, min=16),
             shutdown_grace_seconds=env.float("MINING_WORKER_SHUTDOWN_GRACE", 60.0, min=1),
             status_cache_ttl_seconds=env.int("MINING_STATUS_CACHE_TTL", Ttl.status_cache, min=1),
+            events=EventSettings.from_env(env),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )

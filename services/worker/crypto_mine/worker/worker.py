@@ -10,8 +10,9 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
+from crypto_mine.common.failures import PoisonJob, error_code
+
 from . import metrics
-from .errors import PoisonJob, error_code
 from .settings import WorkerSettings
 
 log = logging.getLogger(__name__)

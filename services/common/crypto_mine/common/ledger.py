@@ -36,7 +36,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from crypto_mine.common.names import Collections
+from .names import Collections
 
 log = logging.getLogger(__name__)
 

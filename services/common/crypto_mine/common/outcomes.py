@@ -1,4 +1,5 @@
-"""Writing a batch's outcome to Redis in one script call: click records, status cache, depth.
+"""Writing a batch's outcome to Redis in one script call: click records, status cache, depth,
+and the users' event streams (``crypto_mine.common.events``).
 
 Field names of the click record are those of ``crypto_mine.common.records.Field``.
 """
@@ -12,10 +13,10 @@ from typing import Any
 
 from redis import Redis
 
-from crypto_mine.common.names import Keys
-from crypto_mine.common.status_cache import WRITE_STATUS_LUA
-
+from .events import EventSettings
 from .ledger import Applied, Click
+from .names import Keys
+from .status_cache import WRITE_STATUS_LUA
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,23 +30,40 @@ def load_script() -> str:
 
 
 class Outcomes:
-    def __init__(self, redis: Redis, status_ttl: int) -> None:
+    def __init__(self, redis: Redis, status_ttl: int, events: EventSettings | None = None) -> None:
         self.script = redis.register_script(load_script())
         self.status_ttl = status_ttl
+        self.events = events or EventSettings()
 
     def record(self, job_id: str, applied: Applied | None, failures: list[Failure]) -> int:
         """Write every outcome; return the clicks the depth counter lost (0 on a repeat)."""
         outcomes = applied.outcomes if applied else []
         users = applied.users if applied else []
+        streams: dict[str, int] = {}
+
+        def stream(user: str) -> int:
+            return streams.setdefault(user, len(streams) + 1)
+
         applied_ms = int(time.time() * 1000)
         keys = [Keys.queue_depth, Keys.queue_jobs]
         keys += [Keys.click(o.click.user, o.click.key) for o in outcomes]
         keys += [Keys.click(f.click.user, f.click.key) for f in failures]
         keys += [Keys.user_status(u.user) for u in users]
-        args: list[Any] = [job_id, len(outcomes), len(failures), len(users), self.status_ttl]
+        args: list[Any] = [
+            job_id,
+            len(outcomes),
+            len(failures),
+            len(users),
+            self.status_ttl,
+            self.events.maxlen,
+            self.events.ttl_seconds,
+        ]
         for o in outcomes:
-            args += [o.reward, o.balance, applied_ms, int(o.duplicate)]
-        args += [f.error_code for f in failures]
+            args += [o.click.key, o.reward, o.balance, applied_ms, int(o.duplicate)]
+            args.append(stream(o.click.user))
+        for f in failures:
+            args += [f.click.key, f.error_code, stream(f.click.user)]
         for u in users:
-            args += [u.clicks, u.balance, u.last_click_ms]
+            args += [u.clicks, u.balance, u.last_click_ms, stream(u.user)]
+        keys += [Keys.events(user) for user in streams]
         return int(self.script(keys=keys, args=args))

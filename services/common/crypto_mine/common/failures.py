@@ -1,4 +1,7 @@
-"""Which failures are transient (retry, keep the job) and which are poison (dead-letter it)."""
+"""Which failures are transient (retry, keep the job) and which are poison (dead-letter it).
+
+Shared by the worker and by the api's inline mode (``USE_QUEUE=false``).
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,67 @@
+-- Record the outcome of an applied (or failed) batch, once: click records, users' cached
+-- status, the queue depth (decremented only by the first run that removes the job), and the
+-- users' event streams (an event only when a click record changes state, so a repeated run
+-- of the same batch emits nothing new).
+--
+-- KEYS: 1 queue depth, 2 queue jobs, then completed click records, failed click records,
+--       user status keys, event streams.
+-- ARGV: 1 job id, 2 completed count (c), 3 failed count (f), 4 user count (u),
+--       5 status ttl, 6 stream maxlen, 7 stream ttl,
+--       then 6 per completed click (key, reward, balance, applied ms, duplicate, stream),
+--       3 per failed click (key, error code, stream), 4 per user (clicks, balance,
+--       last click ms, stream); "stream" is the 1-based index of the user's event stream.
+
+local job = ARGV[1]
+local c, f, u = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local ttl, maxlen, stream_ttl = ARGV[5], ARGV[6], ARGV[7]
+local streams = 2 + c + f + u
+local touched = {}
+
+local function emit(stream, ...)
+  local key = KEYS[streams + stream]
+  redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', ...)
+  redis.call('EXPIRE', key, stream_ttl)
+  touched[stream] = true
+end
+
+local carried = redis.call('HGET', KEYS[2], job)
+if carried then
+  redis.call('HDEL', KEYS[2], job)
+  redis.call('DECRBY', KEYS[1], carried)
+end
+
+-- A record that expired stays gone: writing it again would leave it without a TTL.
+for i = 1, c do
+  local key, a = KEYS[2 + i], 8 + 6 * (i - 1)
+  local state = redis.call('HGET', key, 's')
+  if state then
+    redis.call('HSET', key, 's', 'completed', 'r', ARGV[a + 1], 'b', ARGV[a + 2],
+      'a', ARGV[a + 3], 'd', ARGV[a + 4])
+    if state ~= 'completed' then
+      local n, t = unpack(redis.call('HMGET', key, 'n', 't'))
+      emit(tonumber(ARGV[a + 5]), 'ev', 'click', 'k', ARGV[a], 's', 'completed', 'n', n or '0',
+        't', t or '0', 'r', ARGV[a + 1], 'b', ARGV[a + 2], 'a', ARGV[a + 3], 'd', ARGV[a + 4])
+    end
+  end
+end
+for i = 1, f do
+  local key, a = KEYS[2 + c + i], 8 + 6 * c + 3 * (i - 1)
+  local state = redis.call('HGET', key, 's')
+  if state then
+    redis.call('HSET', key, 's', 'failed', 'e', ARGV[a + 1])
+    if state ~= 'failed' then
+      local n, t = unpack(redis.call('HMGET', key, 'n', 't'))
+      emit(tonumber(ARGV[a + 2]), 'ev', 'click', 'k', ARGV[a], 's', 'failed', 'n', n or '0',
+        't', t or '0', 'e', ARGV[a + 1])
+    end
+  end
+end
+for i = 1, u do
+  local a = 8 + 6 * c + 3 * f + 4 * (i - 1)
+  write_status(KEYS[2 + c + f + i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ttl)
+  local stream = tonumber(ARGV[a + 3])
+  if touched[stream] then
+    emit(stream, 'ev', 'balance', 'clicks', ARGV[a], 'balance', ARGV[a + 1], 'last', ARGV[a + 2])
+  end
+end
+return carried and tonumber(carried) or 0

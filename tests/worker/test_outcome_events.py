@@ -1,0 +1,98 @@
+"""The outcome writer's event streams: one event per outcome, whatever repeats, per user only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from crypto_mine.common import events
+from crypto_mine.common.batches import BatchApplier
+from crypto_mine.common.events import EventSettings
+from crypto_mine.common.failures import PoisonJob
+from crypto_mine.common.ledger import Ledger
+from crypto_mine.common.names import Keys
+from crypto_mine.common.outcomes import Outcomes
+from crypto_mine.common.retry import Backoff
+
+
+def queued(client: redis.Redis, user: str, key: str, clicks: int = 1) -> dict[str, Any]:
+    """The click record admission would have written, and the job payload entry."""
+    client.hset(Keys.click(user, key), mapping={"s": "queued", "f": "x", "n": clicks, "t": 7})
+    client.expire(Keys.click(user, key), 3600)
+    return {"user": user, "key": key, "clicks": clicks, "at": 7}
+
+
+def entries(client: redis.Redis, user: str) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    raw: list[tuple[str, dict[str, str]]] = client.xrange(Keys.events(user))  # type: ignore[assignment]
+    for _, fields in raw:
+        parsed = events.payload(user, fields)
+        assert parsed is not None
+        found.append(parsed)
+    return found
+
+
+@pytest.fixture
+def applier(redis_client: redis.Redis, ledger: Ledger) -> BatchApplier:
+    outcomes = Outcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    return BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), 1.0)
+
+
+def test_each_outcome_is_one_event_and_repeats_add_none(
+    applier: BatchApplier, redis_client: redis.Redis
+) -> None:
+    batch = [queued(redis_client, "u1", "a", 2), queued(redis_client, "u1", "b")]
+    batch.append(queued(redis_client, "u2", "c"))
+    batch.append({"user": "u1", "key": "bad", "clicks": 0, "at": 7})
+    queued(redis_client, "u1", "bad")
+    for _ in range(3):  # a crashed worker's job, run again and again
+        applier.apply("job-1", batch)
+    mine = entries(redis_client, "u1")
+    kinds = [kind for kind, _ in mine]
+    assert kinds == ["click", "click", "click", "balance"]
+    clicks = {body["idempotencyKey"]: body for kind, body in mine if kind == "click"}
+    assert clicks["a"]["status"] == "completed"
+    assert clicks["a"]["result"]["reward"] == 4  # the ledger fixture pays 2 a click
+    assert clicks["a"]["result"]["balance"] == 6
+    assert clicks["b"]["clicks"] == 1
+    assert clicks["bad"]["status"] == "failed"
+    assert clicks["bad"]["error"] == {"code": "invalid_click"}
+    balance = mine[-1][1]
+    assert (balance["userId"], balance["balance"], balance["clicks"]) == ("u1", 6, 3)
+    theirs = entries(redis_client, "u2")
+    assert [body.get("idempotencyKey") for _, body in theirs] == ["c", None]
+    assert 60 < redis_client.ttl(Keys.events("u1")) <= 120
+
+
+def test_a_duplicate_seen_by_a_later_batch_is_one_more_event(
+    applier: BatchApplier, redis_client: redis.Redis
+) -> None:
+    applier.apply("job-1", [queued(redis_client, "u1", "a")])
+    redis_client.delete(Keys.click("u1", "a"))  # its record expired; the key came back
+    applier.apply("job-2", [queued(redis_client, "u1", "a")])
+    clicks = [body for kind, body in entries(redis_client, "u1") if kind == "click"]
+    assert [c["result"]["duplicate"] for c in clicks] == [False, True]
+    assert [c["result"]["balance"] for c in clicks] == [2, 2]
+
+
+def test_expired_records_and_poison_emit_nothing(
+    applier: BatchApplier, redis_client: redis.Redis
+) -> None:
+    applier.apply("job-1", [{"user": "u1", "key": "gone", "clicks": 1, "at": 7}])
+    assert entries(redis_client, "u1") == []  # no record: no outcome to tell about
+    with pytest.raises(PoisonJob):
+        applier.apply("job-2", "not a list")
+    assert redis_client.keys(Keys.events("*")) == []
+
+
+def test_streams_are_trimmed(redis_client: redis.Redis, ledger: Ledger) -> None:
+    outcomes = Outcomes(redis_client, 300, EventSettings(maxlen=10, ttl_seconds=120))
+    applier = BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), 1.0)
+    for job in range(120):
+        applier.apply(f"job-{job}", [queued(redis_client, "u1", f"k{job}")])
+    # MAXLEN ~ trims whole nodes of the stream (100 entries): at least 10 stay, not all 240.
+    assert 10 <= redis_client.xlen(Keys.events("u1")) < 240
+    last = entries(redis_client, "u1")[-1][1]
+    assert last["balance"] == 240
