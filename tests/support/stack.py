@@ -1,0 +1,204 @@
+"""The whole stack as real processes on loopback ports, each one killable and restartable.
+
+Redis (append-only file), the MongoDB server, the id-allocator, the api under uvicorn with
+several worker processes, and worker pods (supervisor + worker processes). Every process keeps
+its port across restarts, so clients and the other services find it again.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import jwt
+import redis
+
+from crypto_mine.common.names import Keys
+from crypto_mine.common.queue_stats import QueueKeys
+from devstack.servers import BIN, MongoServer, Process, RedisServer, free_port, wait_until
+from tests.support.allocator import AllocatorProcess
+from tests.support.worker import WorkerProcess
+
+DATABASE = "stack"
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(child) for child in path.read_text().split()]
+    except OSError:
+        return []
+
+
+def spawned_children(pid: int) -> list[int]:
+    """Children started by ``multiprocessing`` spawn (not its resource tracker)."""
+    found = []
+    for child in children(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            found.append(child)
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of one process in KiB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def kill_group(process: Process) -> None:
+    """SIGKILL a process and everything in its session at once, as a node loss would."""
+    if process.alive():
+        os.killpg(process.pid, signal.SIGKILL)
+        assert process.proc is not None
+        process.proc.wait(10)
+
+
+class ApiProcess(Process):
+    """``crypto-mine-api`` (uvicorn, ``WEB_CONCURRENCY`` processes) on a fixed loopback port."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        full = {**env, "HOST": "127.0.0.1", "PORT": str(self.port)}
+        super().__init__("api", [str(BIN / "crypto-mine-api")], folder / "api.log", full)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ApiProcess:
+        super().start()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> ApiProcess:
+        expected = int(self.env.get("WEB_CONCURRENCY", "1"))
+
+        def serving() -> bool:
+            if not self.alive():
+                raise RuntimeError(f"api exited: {self.log.read_text()[-3000:]}")
+            ok = httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            return ok and (expected == 1 or len(self.workers()) >= expected)
+
+        wait_until(serving, timeout, "api")
+        return self
+
+    def workers(self) -> list[int]:
+        """The uvicorn worker processes (the master's spawned children)."""
+        return spawned_children(self.pid) if self.alive() else []
+
+    def rss_kib(self) -> int:
+        """Resident memory of the master and its worker processes together."""
+        if not self.alive():
+            return 0
+        return rss_kib(self.pid) + sum(rss_kib(pid) for pid in self.workers())
+
+
+@dataclass
+class Stack:
+    """Every service of the project as real processes; ``start()``, then ``stop()``."""
+
+    folder: Path
+    api_env: dict[str, str] = field(default_factory=dict)
+    worker_env: dict[str, str] = field(default_factory=dict)
+    allocator_env: dict[str, str] = field(default_factory=dict)
+    worker_pods: int = 2
+    web_concurrency: int = 2
+    redis_fsync: str = "always"
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    started: list[Process] = field(default_factory=list)
+
+    def start(self) -> Stack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.redis = RedisServer(self.folder / "redis", aof=True, fsync=self.redis_fsync)
+        self.started.append(self.redis.start())
+        self.mongo = MongoServer(self.folder / "mongo")
+        self.started.append(self.mongo.start())
+        base = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        shared = {
+            "REDIS_URL": self.redis.url,
+            "MONGODB_URI": self.mongo.uri,
+            "MONGODB_DB": DATABASE,
+            "LOG_LEVEL": "WARNING",
+            "DB_SERVER_SELECTION_TIMEOUT": "2000",
+        }
+        self.allocator = AllocatorProcess(
+            self.folder, self.mongo.uri, {**shared, **self.allocator_env}, name="id-allocator"
+        )
+        self.started.append(self.allocator.start().wait_ready())
+        self.workers = [
+            WorkerProcess(
+                self.folder / f"worker-{n}",
+                self.redis.url,
+                self.mongo.uri,
+                DATABASE,
+                **{**shared, "MINING_WORKER_CONCURRENCY": "2", **self.worker_env},
+            )
+            for n in range(self.worker_pods)
+        ]
+        for worker in self.workers:
+            self.started.append(worker.start())
+        self.api = ApiProcess(
+            self.folder,
+            {
+                **base,
+                **shared,
+                "JWT_SECRET": self.secret,
+                "ID_ALLOCATOR_URL": self.allocator.url,
+                "ID_ALLOCATOR_TIMEOUT": "2",
+                "WEB_CONCURRENCY": str(self.web_concurrency),
+                "AUTH_COOKIE_SECURE": "false",
+                **self.api_env,
+            },
+        )
+        self.started.append(self.api.start().wait_ready())
+
+    def stop(self) -> None:
+        for process in reversed(self.started):
+            if isinstance(process, (ApiProcess, WorkerProcess)):
+                process.stop(15)
+                kill_group(process)  # orphans of a killed master, if any
+            else:
+                process.stop()
+        self.started.clear()
+
+    def token(self, user_id: str, ttl: int = 3600) -> str:
+        return jwt.encode(
+            {"sub": user_id, "exp": int(time.time()) + ttl}, self.secret, algorithm="HS256"
+        )
+
+    def redis_client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis.url, decode_responses=True, socket_timeout=5)
+
+    def queue_depth(self) -> int:
+        client = self.redis_client()
+        try:
+            return int(client.get(Keys.queue_depth) or 0)
+        finally:
+            client.close()
+
+    def dead_letters(self) -> int:
+        client = self.redis_client()
+        try:
+            return int(client.zcard(QueueKeys.failed))
+        finally:
+            client.close()
