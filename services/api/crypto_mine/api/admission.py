@@ -154,6 +154,8 @@ class Admitter:
         try:
             while self._pending:
                 batch = self._take()
+                if not batch:
+                    continue
                 try:
                     admissions = await self._run([click for click, _ in batch])
                 except Exception as error:
@@ -168,15 +170,22 @@ class Admitter:
             self._running -= 1
 
     def _take(self) -> list[tuple[Click, asyncio.Future[Admission]]]:
-        """Up to ``batch_max_clicks`` clicks of the pending ones, oldest first."""
+        """Up to ``batch_max_clicks`` clicks of the pending ones, oldest first.
+
+        A click whose request already gave up (admission timeout, client gone) was answered
+        ``503`` or nothing: it is dropped here, never sent, so it cannot be queued unseen.
+        """
         budget = self.settings.batch_max_clicks
-        taken = 0
-        for taken, (click, _) in enumerate(self._pending, start=1):  # noqa: B007
+        batch = []
+        seen = 0
+        for seen, (click, future) in enumerate(self._pending, start=1):  # noqa: B007
+            if future.done():
+                continue
+            batch.append((click, future))
             budget -= click.clicks
             if budget <= 0:
                 break
-        batch = self._pending[:taken]
-        del self._pending[:taken]
+        del self._pending[:seen]
         return batch
 
     async def _run(self, clicks: list[Click]) -> list[Admission]:
