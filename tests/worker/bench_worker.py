@@ -104,7 +104,10 @@ def drain(redis_url: str, counter: CommandCounter) -> tuple[float, int]:
     worker = ClickWorker([queue], connection=connection, settings=settings)
     jobs_count = queue.count
     started = time.perf_counter()
-    worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+    # Bounded: a job that keeps failing goes back to the queue, and a burst would never end.
+    worker.work(
+        burst=True, with_scheduler=False, logging_level="WARNING", max_jobs=3 * jobs_count + 10
+    )
     elapsed = time.perf_counter() - started
     assert connection.get(Keys.queue_depth) == b"0", "the queue did not drain"
     applier.close()
