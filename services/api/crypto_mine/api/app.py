@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -20,13 +21,19 @@ from .admission import Admitter
 from .auth import Authenticator
 from .body_limit import BodyLimitMiddleware
 from .clicks import ClickEndpoints
+from .compression import Compression
 from .errors import EXCEPTION_HANDLERS, JSONResponse
+from .events import EventEndpoint, EventHub
 from .health import HealthEndpoints
+from .inline import InlineApplier
 from .mobile import MobileEndpoint
 from .observability import Performance, TimingMiddleware
 from .openapi import document
+from .page import DemoPage
 from .settings import ApiSettings
 from .status import StatusEndpoint
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ApiSettings | None = None) -> Starlette:
@@ -37,7 +44,18 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     auth = Authenticator(settings)
     admitter = Admitter(redis, settings)
     performance = Performance()
-    clicks = ClickEndpoints(settings, auth, admitter, redis)
+    inline = None
+    if not settings.use_queue:
+        log.warning(
+            "USE_QUEUE=false: the api applies every click itself before answering; "
+            "for development and tests only"
+        )
+        inline = InlineApplier(settings)
+    clicks = ClickEndpoints(settings, auth, admitter, redis, inline)
+    status = StatusEndpoint(settings, auth, redis, database)
+    hub = EventHub(settings.redis, redis)
+    events = EventEndpoint(settings, auth, redis, hub, status)
+    page = DemoPage()
     allocator = IdAllocatorClient(settings.id_allocator_url, settings.id_allocator_timeout)
     accounts = AccountEndpoints(settings, redis, database, allocator)
     health = HealthEndpoints(settings, redis, database, performance)
@@ -52,6 +70,9 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             yield
         finally:
             await admitter.close()
+            await hub.close()
+            if inline is not None:
+                inline.close()
             await allocator.aclose()
             await redis.aclose()
             await mongo.close()
@@ -61,7 +82,8 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Route("/api/auth/login", accounts.login, methods=["POST"]),
         Route("/api/mining/click", clicks.click, methods=["POST"]),
         Route("/api/mining/click/status", clicks.status, methods=["GET"]),
-        Route("/api/mining/status", StatusEndpoint(settings, auth, redis, database).get),
+        Route("/api/mining/status", status.get),
+        Route("/api/mining/events", events.stream, methods=["GET"]),
         Route("/api/queue/stats", health.queue_stats, methods=["GET"]),
         Route("/api/mobile-app/apk", MobileEndpoint(settings).get),
         Route("/healthz", health.healthz, methods=["GET"]),
@@ -69,9 +91,12 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Route("/api/health", health.health, methods=["GET"]),
         Route("/api/metrics", health.metrics, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/", page.index, methods=["GET"]),
+        Route("/static/{asset}", page.asset, methods=["GET"]),
     ]
     middleware = [
         Middleware(TimingMiddleware, performance=performance),
+        Middleware(Compression, minimum_size=settings.gzip_min_bytes),
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
     ]
     return Starlette(

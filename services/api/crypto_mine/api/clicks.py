@@ -1,7 +1,9 @@
 """``POST /api/mining/click`` and ``GET /api/mining/click/status``.
 
 A click goes: auth -> input checks -> admission (limits, idempotency, backpressure, enqueue in
-one atomic Redis step) -> 202, or the stored outcome of a repeat.
+one atomic Redis step) -> 202, or the stored outcome of a repeat. With ``USE_QUEUE=false``
+(development and tests) the api then applies the click's job itself and answers with the
+outcome (``inline.py``).
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crypto_mine.common.failures import TransientFailure
 from crypto_mine.common.names import Keys
-from crypto_mine.common.records import COMPLETED, FAILED, ClickRecord
+from crypto_mine.common.records import COMPLETED, FAILED, QUEUED, ClickRecord, Field
 
 from . import idempotency, limits
-from .admission import Admitter, Click, Outcome
+from .admission import Admission, Admitter, Click, Outcome
 from .auth import Authenticator
 from .clientip import client_ip
 from .errors import ApiError, JSONResponse
+from .inline import InlineApplier
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -56,12 +60,18 @@ async def read_body(request: Request, max_clicks: int) -> dict[str, Any]:
 
 class ClickEndpoints:
     def __init__(
-        self, settings: ApiSettings, auth: Authenticator, admitter: Admitter, redis: Any
+        self,
+        settings: ApiSettings,
+        auth: Authenticator,
+        admitter: Admitter,
+        redis: Any,
+        inline: InlineApplier | None = None,
     ) -> None:
         self.settings = settings
         self.auth = auth
         self.admitter = admitter
         self.redis = redis
+        self.inline = inline
         self.buckets = admitter.policies
 
     async def click(self, request: Request) -> Response:
@@ -111,6 +121,8 @@ class ClickEndpoints:
                 "This Idempotency-Key was already used with a different body.",
                 headers,
             )
+        if self.inline is not None:
+            return await self._applied_inline(user_id, key, admission, headers)
         if admission.outcome is Outcome.REPLAYED:
             assert admission.record is not None
             record = ClickRecord.from_hash(key, admission.record)
@@ -127,6 +139,34 @@ class ClickEndpoints:
             status_code=202,
             headers=headers,
         )
+
+    async def _applied_inline(
+        self, user_id: str, key: str, admission: Admission, headers: dict[str, str]
+    ) -> Response:
+        """``USE_QUEUE=false``: apply the click's job now, then answer with its record."""
+        assert self.inline is not None
+        raw = admission.record or {}
+        job_id = admission.job_id
+        if admission.outcome is Outcome.REPLAYED and raw.get(Field.state) == QUEUED:
+            job_id = raw.get(Field.job)  # an earlier inline run did not finish: finish it
+        if job_id:
+            try:
+                await self.inline.run(job_id)
+            except TransientFailure as error:
+                raise ApiError(
+                    503,
+                    error.error_code,
+                    "The click is recorded but could not be applied yet; "
+                    "retry with the same Idempotency-Key.",
+                    {"Retry-After": "1"},
+                ) from None
+            raw = await self.redis.hgetall(Keys.click(user_id, key)) or raw
+        record = ClickRecord.from_hash(key, raw)
+        if admission.outcome is Outcome.REPLAYED:
+            headers[REPLAY_HEADER] = "true"
+            return JSONResponse(record.to_json(), status_code=200, headers=headers)
+        status = {COMPLETED: 200, FAILED: 409}.get(record.state, 202)
+        return JSONResponse(record.to_json(), status_code=status, headers=headers)
 
     async def status(self, request: Request) -> Response:
         user_id = await self.auth.user_id(request)

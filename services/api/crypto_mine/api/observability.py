@@ -6,12 +6,13 @@ import time
 from collections import deque
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crypto_mine.common.names import Metrics
 
 CLICK_ROUTE = "/api/mining/click"
+EVENTS_ROUTE = "/api/mining/events"
 
 CLICK_REQUESTS = Counter(Metrics.click_requests, "Click API responses by HTTP status.", ["status"])
 HTTP_DURATION = Histogram(
@@ -20,6 +21,12 @@ HTTP_DURATION = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+EVENT_STREAMS = Gauge(
+    "mining_events_streams_open",
+    "Event streams (GET /api/mining/events) open now.",
+    multiprocess_mode="livesum",
+)
+EVENTS_SENT = Counter("mining_events_sent_total", "Events sent on event streams.", ["event"])
 
 
 class Performance:
@@ -77,7 +84,9 @@ class TimingMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            HTTP_DURATION.labels(path).observe(elapsed)
-            if path == CLICK_ROUTE and scope["method"] == "POST":
-                CLICK_REQUESTS.labels(str(status)).inc()
-            self.performance.record(elapsed, status)
+            # An event stream lives as long as its client stays: that is no response time.
+            if path != EVENTS_ROUTE:
+                HTTP_DURATION.labels(path).observe(elapsed)
+                if path == CLICK_ROUTE and scope["method"] == "POST":
+                    CLICK_REQUESTS.labels(str(status)).inc()
+                self.performance.record(elapsed, status)

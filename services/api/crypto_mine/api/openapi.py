@@ -272,8 +272,14 @@ def document() -> dict[str, Any]:
                     "202": _json(_ref("ClickQueued"), "Queued.", ["Location", *LIMIT_HEADERS]),
                     "200": _json(
                         _ref("ClickStatus"),
-                        "A repeat of a known key: its current outcome.",
+                        "A repeat of a known key: its current outcome. With USE_QUEUE=false "
+                        "(development and tests only) also a new click, applied before the "
+                        "answer (`Idempotent-Replayed` only on repeats).",
                         ["Idempotent-Replayed", *LIMIT_HEADERS],
+                    ),
+                    "409": _json(
+                        _ref("ClickStatus"),
+                        "USE_QUEUE=false only: the new click failed, with its error code.",
                     ),
                     "400": _error("Missing or invalid Idempotency-Key, or invalid body."),
                     "401": UNAUTHORIZED,
@@ -299,6 +305,74 @@ def document() -> dict[str, Any]:
                     "404": _error("Unknown key for this user."),
                     "409": _json(_ref("ClickStatus"), "Failed, with its error code."),
                     "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/api/mining/events": {
+            "get": {
+                "summary": "The caller's click outcomes and balance changes, live",
+                "description": "Server-Sent Events. A new stream starts with a `balance` "
+                "snapshot; then every `click` outcome (a ClickStatus) and `balance` change "
+                "(a MiningStatus) of the caller as the worker applies them, each with its "
+                "`id`. Reconnect with `Last-Event-ID` to receive exactly the events missed "
+                "(a `balance` snapshot first when some were trimmed away). A `: heartbeat` "
+                "comment comes every MINING_EVENTS_HEARTBEAT seconds. Browsers authenticate "
+                "with the auth-token cookie (tokens are never accepted in the URL). At most "
+                "MINING_EVENTS_MAX_STREAMS_PER_USER open streams per user.",
+                "security": SECURED,
+                "parameters": [
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "description": "The id of the last event received.",
+                        "schema": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The event stream (`event: click` or `balance`, "
+                        "`data:` one JSON document).",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "401": UNAUTHORIZED,
+                    "429": _error("Too many open streams for this user.", ["Retry-After"]),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/": {
+            "get": {
+                "summary": "The demo page: sign up or in, mine, watch the balance live",
+                "responses": {
+                    "200": {
+                        "description": "HTML page (its script and style under /static/).",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/static/{asset}": {
+            "get": {
+                "summary": "The demo page's script and style sheet",
+                "parameters": [
+                    {
+                        "name": "asset",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"enum": ["app.js", "app.css"]},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file.",
+                        "content": {
+                            "text/javascript": {"schema": {"type": "string"}},
+                            "text/css": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "304": {"description": "Not modified."},
+                    "404": _error("No such asset."),
                 },
             }
         },

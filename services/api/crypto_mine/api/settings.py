@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crypto_mine.common.events import EventSettings
 from crypto_mine.common.names import Ttl
 from crypto_mine.common.settings import Env, MongoSettings, RedisSettings, SettingsError
 
@@ -53,6 +54,12 @@ class ApiSettings:
     mobile_apk_version: str | None
     mobile_apk_build_date: str | None
     mobile_apk_notes: str | None
+    use_queue: bool
+    reward_per_click: int
+    events: EventSettings
+    events_max_streams_per_user: int
+    events_heartbeat_seconds: float
+    gzip_min_bytes: int
     log_level: str
 
     @classmethod
@@ -117,5 +124,13 @@ class ApiSettings:
             mobile_apk_version=env.optional("MOBILE_APK_VERSION"),
             mobile_apk_build_date=env.optional("MOBILE_APK_BUILD_DATE"),
             mobile_apk_notes=env.optional("MOBILE_APK_RELEASE_NOTES"),
+            use_queue=env.bool("USE_QUEUE", True),
+            reward_per_click=env.int("MINING_REWARD_PER_CLICK", 1, min=1),
+            events=EventSettings.from_env(env),
+            events_max_streams_per_user=env.int(
+                "MINING_EVENTS_MAX_STREAMS_PER_USER", 3, min=1, max=100
+            ),
+            events_heartbeat_seconds=env.float("MINING_EVENTS_HEARTBEAT", 15.0, min=0.2, max=300),
+            gzip_min_bytes=env.int("GZIP_MIN_BYTES", 1024, min=0),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )

@@ -1,0 +1,334 @@
+"""``GET /api/mining/events``: the caller's click outcomes and balance changes, live (SSE).
+
+Server-Sent Events rather than a WebSocket: the flow is one-way, it passes proxies as plain
+HTTP, browsers reconnect by themselves and send ``Last-Event-ID``, and the ``auth-token``
+cookie authenticates an ``EventSource`` (which cannot set headers; tokens never go in URLs).
+
+The source is the user's Redis Stream, appended by the outcome writer in the very script that
+records the outcomes (``crypto_mine.common.events``), so any api replica serves any client, and
+a stream only ever holds its own user's events.
+
+- One blocking ``XREAD`` per api process serves all of its open streams (:class:`EventHub`):
+  an open stream holds no Redis connection. A new subscriber wakes the reader at once with
+  ``CLIENT UNBLOCK``.
+- Every event carries its stream entry id as its SSE ``id``. A reconnect with ``Last-Event-ID``
+  reads on from there: nothing in between is lost while the stream keeps it (MAXLEN, TTL).
+  When entries older than the oldest kept one were trimmed past the client's position, a
+  ``balance`` snapshot comes first. A new connection starts with a ``balance`` snapshot whose
+  id is the stream's end at that moment, so the events after it are exactly the new ones.
+- At most ``MINING_EVENTS_MAX_STREAMS_PER_USER`` open streams per user across all replicas:
+  leases in a sorted set, renewed with every heartbeat and gone three heartbeats after the
+  replica holding them died. Beyond the limit: ``429`` with ``Retry-After``.
+- A comment line every ``MINING_EVENTS_HEARTBEAT`` seconds keeps proxies from closing an idle
+  stream and finds dead clients.
+- A client more than ``QUEUE_LIMIT`` events behind is disconnected; it resumes from Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+import anyio
+import orjson
+import redis.asyncio
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from crypto_mine.common import events
+from crypto_mine.common.names import Keys
+from crypto_mine.common.settings import RedisSettings
+
+from .auth import Authenticator
+from .errors import ApiError
+from .observability import EVENT_STREAMS, EVENTS_SENT
+from .settings import ApiSettings
+from .status import StatusEndpoint
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 1000
+READ_COUNT = 500
+BLOCK_MS = 5000
+LEASE_HEARTBEATS = 3
+RETRY_MS = 2000  # what browsers wait before reconnecting
+START = "0-0"
+
+Entry = tuple[str, dict[str, str]]
+
+# KEYS[1]: the user's leases; ARGV: 1 connection, 2 lease ms, 3 limit (0: renew, no limit).
+# Returns 1 when the connection holds a lease, 0 when the limit is reached.
+LEASE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local limit = tonumber(ARGV[3])
+if limit > 0 and not redis.call('ZSCORE', KEYS[1], ARGV[1])
+    and redis.call('ZCARD', KEYS[1]) >= limit then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class Subscription:
+    """One open stream: where it is in the user's Redis Stream, and what waits to be sent."""
+
+    def __init__(self, user_id: str, cursor: str) -> None:
+        self.user_id = user_id
+        self.cursor = cursor
+        self.position = events.parse_id(cursor) or (0, 0)
+        self.queue: asyncio.Queue[Entry] = asyncio.Queue(QUEUE_LIMIT)
+        self.overflowed = False
+
+
+class EventHub:
+    """Reads the streams of every subscribed user with one blocking ``XREAD`` and fans out."""
+
+    def __init__(self, settings: RedisSettings, control: Redis) -> None:
+        self.reader = redis.asyncio.Redis.from_url(
+            settings.url,
+            socket_timeout=BLOCK_MS / 1000 + settings.socket_timeout,
+            socket_connect_timeout=settings.connect_timeout,
+            decode_responses=True,
+            single_connection_client=True,
+            protocol=2,
+        )
+        self.control = control
+        self.subscriptions: dict[str, set[Subscription]] = {}
+        self._reader_id: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def subscribe(self, user_id: str, cursor: str) -> Subscription:
+        subscription = Subscription(user_id, cursor)
+        self.subscriptions.setdefault(user_id, set()).add(subscription)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        elif self._reader_id is not None:
+            with contextlib.suppress(RedisError):  # the reader then notices within BLOCK_MS
+                await self.control.client_unblock(self._reader_id)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        mine = self.subscriptions.get(subscription.user_id)
+        if mine is not None:
+            mine.discard(subscription)
+            if not mine:
+                del self.subscriptions[subscription.user_id]
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.reader.aclose()
+
+    async def _run(self) -> None:
+        failures = 0
+        while self.subscriptions:
+            users = {Keys.events(user): user for user in self.subscriptions}
+            streams = {
+                key: min(self.subscriptions[user], key=lambda s: s.position).cursor
+                for key, user in users.items()
+            }
+            try:
+                self._reader_id = int(await self.reader.client_id())
+                reply = cast(
+                    list[tuple[str, list[Entry]]],
+                    await self.reader.xread(
+                        streams,  # type: ignore[arg-type]
+                        count=READ_COUNT,
+                        block=BLOCK_MS,
+                    ),
+                )
+            except RedisError as error:
+                failures += 1
+                log.warning("event streams unreadable (%s); retrying", error)
+                await asyncio.sleep(min(5.0, 0.05 * 2**failures))
+                continue
+            finally:
+                self._reader_id = None
+            failures = 0
+            for key, entries in reply or []:  # RESP2: [[key, [(id, fields), ...]], ...]
+                self._dispatch(users[key], entries)
+
+    def _dispatch(self, user_id: str, entries: list[Entry]) -> None:
+        for subscription in list(self.subscriptions.get(user_id, ())):
+            for entry_id, fields in entries:
+                position = events.parse_id(entry_id) or (0, 0)
+                if position <= subscription.position:
+                    continue
+                try:
+                    subscription.queue.put_nowait((entry_id, fields))
+                except asyncio.QueueFull:
+                    subscription.overflowed = True
+                    self.unsubscribe(subscription)
+                    break
+                subscription.position, subscription.cursor = position, entry_id
+
+
+def frame(user_id: str, entry_id: str, fields: dict[str, str]) -> tuple[str | None, bytes]:
+    """One SSE event: ``id``, ``event`` and a one-line JSON ``data``."""
+    parsed = events.payload(user_id, fields)
+    if parsed is None:  # an entry of a kind this version does not know: only move the id on
+        return None, f"id: {entry_id}\n\n".encode()
+    name, body = parsed
+    return name, b"id: %s\nevent: %s\ndata: %s\n\n" % (
+        entry_id.encode(),
+        name.encode(),
+        orjson.dumps(body),
+    )
+
+
+class EventStreamResponse(StreamingResponse):
+    """A ``text/event-stream`` that runs ``on_close`` however the stream ends."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, content: AsyncIterator[bytes], on_close: Callable[[], Awaitable[None]]
+    ) -> None:
+        super().__init__(
+            content,
+            headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
+        )
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        EVENT_STREAMS.inc()
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            EVENT_STREAMS.dec()
+            with anyio.CancelScope(shield=True):
+                await self.on_close()
+
+
+class EventEndpoint:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        auth: Authenticator,
+        redis: Redis,
+        hub: EventHub,
+        status: StatusEndpoint,
+    ) -> None:
+        self.settings = settings
+        self.auth = auth
+        self.redis = redis
+        self.hub = hub
+        self.status = status
+        self.lease = redis.register_script(LEASE_SCRIPT)
+        self.heartbeat = settings.events_heartbeat_seconds
+        self.lease_ms = math.ceil(1000 * self.heartbeat * LEASE_HEARTBEATS)
+
+    async def stream(self, request: Request) -> EventStreamResponse:
+        user_id = await self.auth.user_id(request)
+        resume = request.headers.get("last-event-id", "").strip()
+        cursor = resume if events.parse_id(resume) else None
+        connection = uuid.uuid4().hex
+        leases = Keys.event_leases(user_id)
+        limit = self.settings.events_max_streams_per_user
+        if not int(await self.lease(keys=[leases], args=[connection, self.lease_ms, limit])):
+            raise ApiError(
+                429,
+                "too_many_streams",
+                f"At most {limit} event streams may be open per user; close one or retry later.",
+                {"Retry-After": str(math.ceil(self.heartbeat))},
+                limit=limit,
+            )
+        try:
+            start, snapshot = await self._start(user_id, cursor)
+            subscription = await self.hub.subscribe(user_id, start)
+        except BaseException:
+            await self._release(leases, connection)
+            raise
+        body = self._events(subscription, snapshot, leases, connection)
+
+        async def close() -> None:
+            self.hub.unsubscribe(subscription)
+            await body.aclose()
+            await self._release(leases, connection)
+
+        return EventStreamResponse(body, close)
+
+    async def _start(self, user_id: str, cursor: str | None) -> tuple[str, bytes | None]:
+        """Where to read from, and the ``balance`` snapshot to send first (if any)."""
+        try:
+            info: dict[str, Any] = await self.redis.xinfo_stream(Keys.events(user_id))
+        except ResponseError:  # no such stream: no events yet, or they all expired
+            info = {}
+        if cursor is None:
+            start = str(info.get("last-generated-id") or START)
+            return start, await self._snapshot(user_id, start)
+        if not info:
+            gap = cursor != START
+        else:
+            first = info.get("first-entry")
+            trimmed = int(info.get("entries-added", 0)) > int(info.get("length", 0))
+            oldest = events.parse_id(first[0]) if first else None
+            position = events.parse_id(cursor) or (0, 0)
+            gap = trimmed and oldest is not None and oldest > position
+        return cursor, await self._snapshot(user_id, None) if gap else None
+
+    async def _snapshot(self, user_id: str, entry_id: str | None) -> bytes:
+        status = await self.status.lookup(user_id)
+        head = f"id: {entry_id}\n".encode() if entry_id else b""
+        return head + b"event: %s\ndata: %s\n\n" % (
+            events.BALANCE.encode(),
+            orjson.dumps(status.to_json()),
+        )
+
+    async def _events(
+        self, subscription: Subscription, snapshot: bytes | None, leases: str, connection: str
+    ) -> AsyncGenerator[bytes, None]:
+        loop = asyncio.get_running_loop()
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        if snapshot is not None:
+            EVENTS_SENT.labels(events.BALANCE).inc()
+            yield snapshot
+        beat = loop.time() + self.heartbeat
+        while True:
+            if subscription.overflowed and subscription.queue.empty():
+                log.warning("event stream of %s fell behind; closing it", subscription.user_id)
+                return
+            try:
+                first = await asyncio.wait_for(
+                    subscription.queue.get(), max(0.0, beat - loop.time())
+                )
+            except TimeoutError:
+                first = None
+            if first is not None:
+                entries = [first]
+                while not subscription.queue.empty():
+                    entries.append(subscription.queue.get_nowait())
+                chunk = []
+                for entry_id, fields in entries:
+                    name, data = frame(subscription.user_id, entry_id, fields)
+                    if name is not None:
+                        EVENTS_SENT.labels(name).inc()
+                    chunk.append(data)
+                yield b"".join(chunk)
+            if loop.time() >= beat:
+                yield b": heartbeat\n\n"
+                beat = loop.time() + self.heartbeat
+                try:
+                    await self.lease(keys=[leases], args=[connection, self.lease_ms, 0])
+                except RedisError as error:
+                    log.warning("event stream lease not renewed: %s", error)
+
+    async def _release(self, leases: str, connection: str) -> None:
+        try:
+            await asyncio.wait_for(self.redis.zrem(leases, connection), 2)
+        except (RedisError, TimeoutError) as error:  # the lease expires by itself
+            log.warning("event stream lease not released: %s", error)

@@ -1,0 +1,111 @@
+"""``USE_QUEUE=false``: the api applies accepted clicks itself before answering.
+
+For development and tests only: a click's answer then waits for MongoDB, which is what the
+queue exists to avoid.
+
+Admission does not change: the same one-round-trip script checks the limits, records the
+idempotency key and enqueues the batch as an RQ job. Then, instead of waiting for a worker,
+the api runs that job's payload through the worker's own code
+(:class:`crypto_mine.common.batches.BatchApplier`: the ledger, then the outcome script, which
+also takes the job's clicks off the depth counter and appends the events), and finally takes
+the job off the RQ queue in one small script (``LREM`` + ``DEL``) unless a worker took it.
+
+Why this design rather than admitting without enqueueing: nothing can be lost or applied
+twice. If the api dies at any point, the job is still queued for a worker (or for the inline
+run of a retry, below); if a worker takes the job meanwhile, both apply the same batch id,
+which the ledger makes harmless, and the outcome script emits each event once. Limits,
+idempotency and backpressure stay exactly those of queue mode.
+
+Clicks admitted together share one job and one inline run. A repeat of a click whose record
+is still ``queued`` (an earlier run failed) runs its job inline too, so retrying with the same
+``Idempotency-Key`` completes it. pymongo and this Redis client block: each run goes to a worker
+thread (``anyio.to_thread``), so the event loop never waits on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import anyio
+import anyio.to_thread
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.queue import Queue
+from rq.serializers import JSONSerializer
+
+from crypto_mine.common.batches import BatchApplier
+from crypto_mine.common.failures import PoisonJob
+from crypto_mine.common.ledger import Ledger
+from crypto_mine.common.mongo import mongo_client
+from crypto_mine.common.names import QUEUE_NAME
+from crypto_mine.common.outcomes import Outcomes
+from crypto_mine.common.redis import redis_client
+from crypto_mine.common.retry import Backoff
+
+from .settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+THREADS = 4
+
+# KEYS: 1 RQ queue, 2 RQ job hash; ARGV: 1 job id. Takes a job nobody dequeued off the queue.
+DEQUEUE_SCRIPT = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"""
+
+
+class InlineApplier:
+    """Runs admitted jobs in the api process, one run per job however many clicks wait on it."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.redis = redis_client(settings.redis)
+        self.mongo = mongo_client(settings.mongo)
+        ledger = Ledger(self.mongo[settings.mongo.database], settings.reward_per_click)
+        outcomes = Outcomes(self.redis, settings.status_cache_ttl_seconds, settings.events)
+        self.batches = BatchApplier(
+            ledger, outcomes, Backoff(), retry_budget_seconds=settings.admission_timeout_seconds
+        )
+        self.dequeue = self.redis.register_script(DEQUEUE_SCRIPT)
+        self.limiter = anyio.CapacityLimiter(THREADS)
+        self._runs: dict[str, asyncio.Future[None]] = {}
+
+    async def run(self, job_id: str) -> None:
+        """Apply the job (or wait for the run already applying it); errors are the run's."""
+        running = self._runs.get(job_id)
+        if running is None:
+            running = asyncio.ensure_future(
+                anyio.to_thread.run_sync(self._apply, job_id, limiter=self.limiter)
+            )
+            self._runs[job_id] = running
+            running.add_done_callback(self._forget(job_id))
+        await asyncio.shield(running)
+
+    def _forget(self, job_id: str) -> Callable[[asyncio.Future[None]], None]:
+        def done(future: asyncio.Future[None]) -> None:
+            self._runs.pop(job_id, None)
+            if not future.cancelled():
+                future.exception()  # retrieved: every waiter already got it
+
+        return done
+
+    def _apply(self, job_id: str) -> None:
+        try:
+            job = Job.fetch(job_id, connection=self.redis, serializer=JSONSerializer)
+            (payload,) = job.args
+        except NoSuchJobError:
+            return  # a worker finished it and its result expired: nothing left to do
+        try:
+            self.batches.apply(job_id, payload)
+        except PoisonJob as error:  # its clicks are recorded as failed; a worker would park it
+            log.error("inline job %s cannot be applied: %s", job_id, error)
+        self.dequeue(keys=[Queue.redis_queue_namespace_prefix + QUEUE_NAME, job.key], args=[job_id])
+
+    def close(self) -> None:
+        self.mongo.close()
+        self.redis.close()

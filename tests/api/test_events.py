@@ -1,0 +1,283 @@
+"""GET /api/mining/events on real api processes and a real worker: each outcome once, to its
+own user only, across replicas; resume with Last-Event-ID; the per-user limit; heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from crypto_mine.api.auth import COOKIE
+from crypto_mine.common.names import Keys
+from devstack.servers import MongoServer, RedisServer, wait_until
+from tests.support.sse import ApiProcess, Block, balance_reached, open_stream
+from tests.support.worker import WorkerProcess
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+StartApi = Callable[..., ApiProcess]
+
+
+@pytest.fixture
+def start_api(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    mongo_server: MongoServer,
+    mongo_db: str,
+    redis_client: redis.Redis,
+) -> Iterator[StartApi]:
+    started: list[ApiProcess] = []
+
+    def start(**env: object) -> ApiProcess:
+        folder = tmp_path / f"api-{len(started)}"
+        api = ApiProcess(folder, redis_server.url, mongo_server.uri, mongo_db, **env)
+        started.append(api)
+        return api.start()
+
+    yield start
+    for api in started:
+        api.stop()
+
+
+@pytest.fixture
+def worker(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    mongo_server: MongoServer,
+    mongo_db: str,
+    redis_client: redis.Redis,
+) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(tmp_path / "worker", redis_server.url, mongo_server.uri, mongo_db)
+    yield process.start()
+    process.stop()
+
+
+async def click(
+    client: httpx.AsyncClient, api: ApiProcess, user: str, key: str, clicks: int = 1
+) -> httpx.Response:
+    headers = {**api.auth(user), "Idempotency-Key": key}
+    return await client.post(
+        f"{api.url}/api/mining/click", headers=headers, json={"clicks": clicks}
+    )
+
+
+def clicked(blocks: list[Block]) -> list[str]:
+    return [b.data["idempotencyKey"] for b in blocks if b.event == "click"]
+
+
+async def test_each_outcome_reaches_its_own_user_once_on_every_replica(
+    start_api: StartApi, worker: WorkerProcess
+) -> None:
+    a, b = start_api(MINING_EVENTS_HEARTBEAT=1), start_api(MINING_EVENTS_HEARTBEAT=1)
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        open_stream(client, a.url, a.auth("u1")) as mine,
+        open_stream(client, b.url, b.auth("u1")) as mine_too,
+        open_stream(client, b.url, b.auth("u2")) as theirs,
+    ):
+        for stream, user in ((mine, "u1"), (mine_too, "u1"), (theirs, "u2")):
+            snapshot = await stream.event()
+            assert snapshot.event == "balance"
+            assert snapshot.data == {"userId": user, "balance": 0, "clicks": 0, "lastClickAt": None}
+            assert snapshot.id == "0-0"  # no stream yet: everything from its start is new
+
+        keys = [f"k{i}" for i in range(12)]
+        sizes = {key: 1 + i % 3 for i, key in enumerate(keys)}
+        answers = await asyncio.gather(
+            *(click(client, (a, b)[i % 2], "u1", key, sizes[key]) for i, key in enumerate(keys)),
+            click(client, b, "u2", "other"),
+        )
+        assert [r.status_code for r in answers] == [202] * 13
+        total = sum(sizes.values())
+        got = await mine.until(balance_reached(total))
+        also = await mine_too.until(balance_reached(total))
+        repeat = await click(client, b, "u1", "k0", sizes["k0"])  # a replay: no new outcome
+        assert repeat.status_code == 200
+        assert await mine.quiet(1.5) == []
+        assert await mine_too.quiet(0.1) == []
+        their = await theirs.until(balance_reached(1))
+
+    assert sorted(clicked(got)) == sorted(keys)  # each once
+    assert [b.id for b in got] == [b.id for b in also]  # the same stream, seen on either replica
+    ids = [tuple(map(int, str(b.id).split("-"))) for b in got]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    for block in got:
+        if block.event == "click":
+            assert block.data["status"] == "completed"
+            assert block.data["result"]["reward"] == sizes[block.data["idempotencyKey"]]
+        else:
+            assert block.data["userId"] == "u1"
+    assert got[-1].data["balance"] == total
+    assert clicked(their) == ["other"]
+    assert their[-1].data == {**their[-1].data, "userId": "u2", "balance": 1, "clicks": 1}
+
+
+async def test_a_reconnect_with_last_event_id_gets_exactly_the_missed_events(
+    start_api: StartApi, worker: WorkerProcess
+) -> None:
+    api = start_api()
+    async with httpx.AsyncClient(timeout=10) as client:
+        async with open_stream(client, api.url, api.auth("u1")) as stream:
+            snapshot = await stream.event()
+            for key in ("k1", "k2"):
+                assert (await click(client, api, "u1", key)).status_code == 202
+            seen = await stream.until(balance_reached(2))
+        assert clicked(seen) == ["k1", "k2"]
+        last = seen[-1].id
+        assert last is not None
+
+        # Disconnected: three more clicks are applied meanwhile.
+        for key in ("k3", "k4", "k5"):
+            assert (await click(client, api, "u1", key)).status_code == 202
+
+        def applied() -> bool:
+            status = httpx.get(f"{api.url}/api/mining/status", headers=api.auth("u1"))
+            return bool(status.json()["clicks"] == 5)
+
+        wait_until(applied, 20, "five clicks applied")
+
+        resumed = {**api.auth("u1"), "Last-Event-ID": last}
+        async with open_stream(client, api.url, resumed) as stream:
+            missed = await stream.until(balance_reached(5))
+            assert await stream.quiet(0.5) == []
+        assert clicked(missed) == ["k3", "k4", "k5"]
+        assert missed[0].event == "click"  # no snapshot: nothing was lost
+        assert missed[-1].data["balance"] == 5
+
+        # From the very first snapshot's id: everything since, in the same order.
+        again = {**api.auth("u1"), "Last-Event-ID": str(snapshot.id)}
+        async with open_stream(client, api.url, again) as stream:
+            everything = await stream.until(balance_reached(5))
+        assert [b.id for b in everything] == [b.id for b in seen + missed]
+
+
+async def test_a_resume_point_older_than_the_stream_starts_with_a_snapshot(
+    start_api: StartApi, redis_client: redis.Redis
+) -> None:
+    api = start_api()
+    key = Keys.events("u1")
+    # As the outcome writer would leave it after trimming: entries-added > length.
+    for n in range(3):
+        redis_client.xadd(key, {"ev": "balance", "clicks": n + 1, "balance": n + 1, "last": 0})
+    first_id = str(redis_client.xrange(key)[0][0])  # type: ignore[index]
+    redis_client.xtrim(key, maxlen=1, approximate=False)
+    async with httpx.AsyncClient(timeout=10) as client:
+        headers = {**api.auth("u1"), "Last-Event-ID": first_id}
+        async with open_stream(client, api.url, headers) as stream:
+            snapshot, kept = await stream.event(), await stream.event()
+        assert (snapshot.event, snapshot.id) == ("balance", None)  # keeps the client's position
+        assert kept.data["clicks"] == 3
+
+        redis_client.delete(key)  # expired after its TTL
+        async with open_stream(client, api.url, headers) as stream:
+            assert (await stream.event()).event == "balance"
+
+        headers["Last-Event-ID"] = "not an id"  # treated as a new connection
+        async with open_stream(client, api.url, headers) as stream:
+            fresh = await stream.event()
+        assert fresh.event == "balance"
+        assert fresh.id == "0-0"
+
+
+async def test_open_streams_per_user_are_limited_across_replicas(
+    start_api: StartApi, redis_client: redis.Redis
+) -> None:
+    settings = {"MINING_EVENTS_MAX_STREAMS_PER_USER": 2, "MINING_EVENTS_HEARTBEAT": 0.5}
+    a, b = start_api(**settings), start_api(**settings)
+    async with httpx.AsyncClient(timeout=10) as client:
+        async with (
+            open_stream(client, a.url, a.auth("u1")),
+            open_stream(client, b.url, b.auth("u1")),
+        ):
+            refused = await client.get(f"{a.url}/api/mining/events", headers=a.auth("u1"))
+            assert refused.status_code == 429
+            assert refused.json()["error"] == "too_many_streams"
+            assert refused.json()["limit"] == 2
+            assert refused.headers["Retry-After"] == "1"
+            async with open_stream(client, a.url, a.auth("u2")) as other:  # another user
+                assert (await other.event()).event == "balance"
+        # Closed streams give their places back at once.
+        async with (
+            open_stream(client, a.url, a.auth("u1")),
+            open_stream(client, a.url, a.auth("u1")),
+        ):
+            pass
+
+        # A replica that dies holds its leases for three heartbeats at most.
+        async with open_stream(client, b.url, b.auth("u1")) as held:
+            await held.event()
+            async with open_stream(client, a.url, a.auth("u1")):
+                b.kill9()
+                assert redis_client.zcard(Keys.event_leases("u1")) == 2
+                refused = await client.get(f"{a.url}/api/mining/events", headers=a.auth("u1"))
+                assert refused.status_code == 429
+                await asyncio.sleep(1.7)
+                async with open_stream(client, a.url, a.auth("u1")) as after:
+                    assert (await after.event()).event == "balance"
+
+
+async def test_heartbeats_keep_an_idle_stream_and_its_lease_alive(
+    start_api: StartApi, redis_client: redis.Redis
+) -> None:
+    api = start_api(MINING_EVENTS_HEARTBEAT=0.3)
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        open_stream(client, api.url, api.auth("u1")) as stream,
+    ):
+        hint = await stream.block()
+        assert hint.retry == 2000  # how long a browser waits before reconnecting
+        assert (await stream.block()).event == "balance"
+        started = asyncio.get_running_loop().time()
+        beats = [await stream.block(1) for _ in range(5)]
+        elapsed = asyncio.get_running_loop().time() - started
+        assert all(b.comments == ["heartbeat"] and not b.is_event for b in beats)
+        assert 1.0 < elapsed < 2.5
+        # Three heartbeats make a lease; it has been renewed past its first expiry.
+        assert redis_client.zcard(Keys.event_leases("u1")) == 1
+
+
+async def test_auth_is_a_bearer_token_or_the_cookie_never_the_url(start_api: StartApi) -> None:
+    api = start_api()
+    token = api.auth("u1")["Authorization"].removeprefix("Bearer ")
+    async with httpx.AsyncClient(timeout=10) as client:
+        anonymous = await client.get(f"{api.url}/api/mining/events")
+        assert anonymous.status_code == 401
+        assert anonymous.json()["error"] == "unauthorized"
+        in_url = await client.get(f"{api.url}/api/mining/events", params={"token": token})
+        assert in_url.status_code == 401
+        async with open_stream(client, api.url, {"Cookie": f"{COOKIE}={token}"}) as stream:
+            assert (await stream.event()).data["userId"] == "u1"
+
+
+async def test_streams_are_not_compressed_and_are_counted_across_processes(
+    start_api: StartApi, worker: WorkerProcess
+) -> None:
+    api = start_api(WEB_CONCURRENCY=2)
+
+    async def metric(name: str) -> float:
+        text = (await client.get(f"{api.url}/api/metrics")).text
+        values = re.findall(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        return sum(float(v) for v in values)
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        headers = {**api.auth("u1"), "Accept-Encoding": "gzip"}
+        async with open_stream(client, api.url, headers) as one:
+            assert "content-encoding" not in one.response.headers
+            async with (
+                open_stream(client, api.url, api.auth("u2")),
+                open_stream(client, api.url, api.auth("u3")),
+            ):
+                await asyncio.sleep(0.2)
+                assert await metric("mining_events_streams_open") == 3
+            assert (await click(client, api, "u1", "k")).status_code == 202
+            await one.until(balance_reached(1))
+        await asyncio.sleep(0.2)
+        assert await metric("mining_events_streams_open") == 0
+        assert await metric('mining_events_sent_total{event="click"}') == 1
+        assert await metric('mining_events_sent_total{event="balance"}') == 4
