@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -194,11 +193,23 @@ async def test_oversized_body_is_413_json_even_before_auth(api: Api) -> None:
 
 
 async def test_streamed_oversized_body_is_413_json(api: Api) -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(10):
-            yield b"x" * 1000
+    class Chunks:
+        """Ten 1000-byte chunks with no length announced (an iterator, not a generator, so
+        stopping early leaves nothing to finalize)."""
+
+        def __init__(self) -> None:
+            self.left = 10
+
+        def __aiter__(self) -> Chunks:
+            return self
+
+        async def __anext__(self) -> bytes:
+            if not self.left:
+                raise StopAsyncIteration
+            self.left -= 1
+            return b"x" * 1000
 
     headers = {**api.auth("u1"), "Idempotency-Key": "k"}
-    response = await api.client.post("/api/mining/click", headers=headers, content=chunks())
+    response = await api.client.post("/api/mining/click", headers=headers, content=Chunks())
     assert response.status_code == 413
     assert response.json()["error"] == "content_too_large"
