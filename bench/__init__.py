@@ -1,0 +1,1 @@
+"""The benchmark harness: ``python -m bench`` (``make bench``); see ``__main__``."""

@@ -1,0 +1,62 @@
+"""``make bench``'s harness runs end to end (``--quick``: tiny durations) and reports every row."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = {
+    "http.click_vs_bare": 1,
+    "redis.round_trips_full_load": 2,
+    "redis.round_trips_one_connection": 2,
+    "redis.round_trips_monitor_sample": 2,
+    "redis.commands_full_load": 2,
+    "redis.commands_one_connection": 2,
+    "worker.apply_vs_insert_many": 3,
+    "e2e.ours_vs_naive": 4,
+    "ids.in_process_segment_allocator_count_1": 5,
+    "ids.http_segment_count_1_32_connections": 5,
+    "ids.http_segment_count_1000_8_connections": 5,
+    "ids.http_strict_count_1_32_connections": 5,
+    "ids.raw_inc_per_id_16_concurrent": 5,
+    "ids.raw_inc_per_id_sequential": 5,
+    "latency.click": 6,
+    "latency.worker_lag": 6,
+}
+
+
+def test_quick_run_reports_every_row(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    document = json.loads((tmp_path / "bench.json").read_text())
+    rows = {row["key"]: row for row in document["rows"]}
+    assert {key: row["phase"] for key, row in rows.items()} == ROWS
+    for row in rows.values():
+        assert row["what"] in done.stdout, row["what"]
+        assert row["value"] >= 0, row
+        if row["ratio"] is not None:
+            assert row["ratio"] > 0, row
+    assert "machine: " in done.stdout
+    assert "CPUs (" in done.stdout
+    assert (tmp_path / "bench.png").stat().st_size > 10_000
+
+    results = document["results"]
+    for run in results["1_http"]["runs"]["api"]:
+        # The server accepted every click wrk saw answered (and those in flight at the end).
+        assert run["accepted_at_server"] >= run["requests"] - run["errors"]["status"] > 0
+    assert rows["redis.round_trips_one_connection"]["value"] > 0
+    for system in ("ours", "naive"):
+        e2e = results["4_e2e"][system]
+        assert e2e["exact"], e2e
+        assert e2e["clicks"] == e2e["clicks_sent"] == e2e["answered_2xx"]
+    assert results["6_latency"]["achieved_per_second"] > 0

@@ -1,0 +1,154 @@
+// Load test of the click path: k6 run tests/load/mining-clicks.js (make load).
+//
+// Environment (all optional):
+//   BASE_URL          the api (default http://127.0.0.1:8080, make run's address)
+//   AUTH_TOKEN        one bearer token for every click; or
+//   AUTH_TOKENS_FILE  a file of tokens, one per line (e.g. from `make -s token USER=<id>`;
+//                     an absolute path: k6 reads relative paths from this folder);
+//                     without either, setup() signs up USERS users on /api/auth/register and
+//                     stops early at the first 429 (sign-ups are limited per client IP)
+//   RPS               clicks started per second (constant arrival rate, default 200)
+//   USERS             users to sign up (default 20)
+//   DURATION          how long (default 30s)
+//   RETRY_RATIO       share of clicks sent again with the same key (default 0.1): 200 +
+//                     Idempotent-Replayed expected
+//   POLL_RATIO        share of accepted clicks whose status is polled (default 0.2)
+//   READ_RATIO        share of iterations that read /api/mining/status with its ETag (0.1)
+//
+// 429 and 503 are the api's expected answers under load (limits, backpressure): they count as
+// answers, not as failures. Thresholds (the load's requests, not setup's): http_req_failed
+// < 1 %, http_req_duration p95 < 300 ms, also per endpoint; checks > 99 %.
+
+import http from "k6/http";
+import { check, sleep } from "k6";
+import { Counter } from "k6/metrics";
+
+const BASE_URL = (__ENV.BASE_URL || "http://127.0.0.1:8080").replace(/\/$/, "");
+const RPS = Number(__ENV.RPS || 200);
+const USERS = Number(__ENV.USERS || 20);
+const DURATION = __ENV.DURATION || "30s";
+const RETRY_RATIO = Number(__ENV.RETRY_RATIO || 0.1);
+const POLL_RATIO = Number(__ENV.POLL_RATIO || 0.2);
+const READ_RATIO = Number(__ENV.READ_RATIO || 0.1);
+const TOKENS_FILE = __ENV.AUTH_TOKENS_FILE ? open(__ENV.AUTH_TOKENS_FILE) : "";
+
+const accepted = new Counter("clicks_accepted");
+const replayed = new Counter("clicks_replayed");
+const limited = new Counter("clicks_rate_limited");
+const full = new Counter("clicks_queue_full");
+
+http.setResponseCallback(http.expectedStatuses({ min: 200, max: 399 }, 429, 503));
+
+export const options = {
+  scenarios: {
+    clicks: {
+      executor: "constant-arrival-rate",
+      rate: RPS,
+      timeUnit: "1s",
+      duration: DURATION,
+      preAllocatedVUs: Math.max(10, Math.ceil(RPS / 10)),
+      maxVUs: Math.max(50, RPS * 2),
+    },
+  },
+  // Only the load's requests count (not setup's sign-ups); per-endpoint lines for diagnosis.
+  thresholds: {
+    "http_req_failed{scenario:clicks}": ["rate<0.01"],
+    "http_req_duration{scenario:clicks}": ["p(95)<300"],
+    "http_req_duration{name:click}": ["p(95)<300"],
+    "http_req_duration{name:click status}": ["p(95)<300"],
+    "http_req_duration{name:status}": ["p(95)<300"],
+    checks: ["rate>0.99"],
+  },
+  setupTimeout: "120s",
+  summaryTrendStats: ["avg", "med", "p(90)", "p(95)", "p(99)", "max"],
+};
+
+function signUp() {
+  const run = Date.now().toString(36);
+  const tokens = [];
+  for (let n = 0; n < USERS; n++) {
+    const answer = http.post(
+      `${BASE_URL}/api/auth/register`,
+      JSON.stringify({ username: `load${run}_${n}`, password: `load-test-${run}-${n}` }),
+      { headers: { "Content-Type": "application/json" }, tags: { name: "register" } },
+    );
+    if (answer.status === 429) {
+      console.warn(`sign-up limited after ${tokens.length} users (REGISTER_MAX_ATTEMPTS)`);
+      break;
+    }
+    if (answer.status !== 201) {
+      throw new Error(`sign-up answered ${answer.status}: ${answer.body}`);
+    }
+    tokens.push(answer.json("token"));
+  }
+  if (tokens.length === 0) {
+    throw new Error("no user could sign up; pass AUTH_TOKEN or AUTH_TOKENS_FILE");
+  }
+  return tokens;
+}
+
+export function setup() {
+  if (__ENV.AUTH_TOKEN) return { tokens: [__ENV.AUTH_TOKEN] };
+  const fromFile = TOKENS_FILE.split("\n").map((line) => line.trim()).filter(Boolean);
+  if (fromFile.length > 0) return { tokens: fromFile };
+  return { tokens: signUp() };
+}
+
+function click(token, key) {
+  return http.post(`${BASE_URL}/api/mining/click`, JSON.stringify({ clicks: 1 }), {
+    headers: {
+      Authorization: `Bearer ${token}`,
+      "Content-Type": "application/json",
+      "Idempotency-Key": key,
+    },
+    tags: { name: "click" },
+  });
+}
+
+function count(answer) {
+  if (answer.status === 202) accepted.add(1);
+  else if (answer.status === 200) replayed.add(1);
+  else if (answer.status === 429) limited.add(1);
+  else if (answer.status === 503) full.add(1);
+}
+
+const etags = {};
+
+export default function (data) {
+  const token = data.tokens[(__VU + __ITER) % data.tokens.length];
+  const key = `k6-${__VU}-${__ITER}-${Date.now().toString(36)}`;
+  const first = click(token, key);
+  count(first);
+  check(first, {
+    "click: 202, 429 or 503": (r) => [202, 429, 503].includes(r.status),
+    "click 202: Location": (r) => r.status !== 202 || Boolean(r.headers["Location"]),
+    "click 429/503: Retry-After": (r) =>
+      (r.status !== 429 && r.status !== 503) || Boolean(r.headers["Retry-After"]),
+  });
+  const taken = first.status === 202;
+  if (taken && Math.random() < RETRY_RATIO) {
+    const again = click(token, key);
+    count(again);
+    check(again, {
+      "retry: 200 + Idempotent-Replayed (or 429/503)": (r) =>
+        (r.status === 200 && r.headers["Idempotent-Replayed"] === "true") ||
+        r.status === 429 ||
+        r.status === 503,
+    });
+  }
+  if (taken && Math.random() < POLL_RATIO) {
+    sleep(0.5);
+    const status = http.get(
+      `${BASE_URL}/api/mining/click/status?key=${encodeURIComponent(key)}`,
+      { headers: { Authorization: `Bearer ${token}` }, tags: { name: "click status" } },
+    );
+    check(status, { "status: 200 completed or 202 queued": (r) => [200, 202].includes(r.status) });
+  }
+  if (Math.random() < READ_RATIO) {
+    const headers = { Authorization: `Bearer ${token}` };
+    if (etags[token]) headers["If-None-Match"] = etags[token];
+    const read = http.get(`${BASE_URL}/api/mining/status`, { headers, tags: { name: "status" } });
+    if (read.headers["Etag"]) etags[token] = read.headers["Etag"];
+    check(read, { "balance: 200 or 304": (r) => [200, 304].includes(r.status) });
+  }
+}
