@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -64,6 +64,15 @@ async def click(
     return await client.post(
         f"{api.url}/api/mining/click", headers=headers, json={"clicks": clicks}
     )
+
+
+async def settles(read: Callable[[], Awaitable[float]], value: float) -> None:
+    """``read()`` reaches ``value`` within 10 s."""
+    for _ in range(100):
+        if await read() == value:
+            return
+        await asyncio.sleep(0.1)
+    assert await read() == value
 
 
 def clicked(blocks: list[Block]) -> list[str]:
@@ -237,7 +246,7 @@ async def test_heartbeats_keep_an_idle_stream_and_its_lease_alive(
         beats = [await stream.block(1) for _ in range(5)]
         elapsed = asyncio.get_running_loop().time() - started
         assert all(b.comments == ["heartbeat"] and not b.is_event for b in beats)
-        assert 1.0 < elapsed < 2.5
+        assert 1.0 < elapsed < 5  # five beats of 0.3 s (a loaded machine may be late)
         # Three heartbeats make a lease; it has been renewed past its first expiry.
         assert redis_client.zcard(Keys.event_leases("u1")) == 1
 
@@ -273,11 +282,9 @@ async def test_streams_are_not_compressed_and_are_counted_across_processes(
                 open_stream(client, api.url, api.auth("u2")),
                 open_stream(client, api.url, api.auth("u3")),
             ):
-                await asyncio.sleep(0.2)
-                assert await metric("mining_events_streams_open") == 3
+                await settles(lambda: metric("mining_events_streams_open"), 3)
             assert (await click(client, api, "u1", "k")).status_code == 202
             await one.until(balance_reached(1))
-        await asyncio.sleep(0.2)
-        assert await metric("mining_events_streams_open") == 0
+        await settles(lambda: metric("mining_events_streams_open"), 0)
         assert await metric('mining_events_sent_total{event="click"}') == 1
         assert await metric('mining_events_sent_total{event="balance"}') == 4
