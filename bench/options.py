@@ -21,7 +21,8 @@ QUICK: dict[str, int | float] = {
     "e2e_clicks": 24,
     "e2e_warmup_clicks": 8,
     "ids_seconds": 0.2,
-    "latency_seconds": 1.0,
+    "latency_seconds": 0.5,
+    "naive_workers": 1,
 }
 
 

@@ -66,6 +66,13 @@ def _cpu(cpu: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.0f}%" for name, value in cpu.items())
 
 
+def _jobs(jobs: dict[str, float]) -> str:
+    return (
+        f"{jobs['jobs']:.0f} jobs of {jobs['clicks_per_job']} clicks, "
+        f"{1000 * jobs['seconds_per_job']:.1f} ms each"
+    )
+
+
 def _median_cpu(runs: list[dict[str, Any]]) -> dict[str, float]:
     names = runs[0]["cpu_percent"]
     return {
@@ -173,10 +180,11 @@ def rows(results: dict[str, Any], options: Options) -> list[Row]:
             f"{_n(naive['clicks_per_second'])}/s",
             _ratio(ours["clicks_per_second"], naive["clicks_per_second"]),
             ("" if ours["exact"] and naive["exact"] else "CLICKS LOST OR DOUBLED (see JSON); ")
-            + f"ours {ours['clicks']} clicks in {ours['seconds']} s (all answered after "
+            + f"ours {ours['clicks']} clicks in {ours['seconds']} s (wrk done after "
             f"{ours['answered_seconds']} s), naive {naive['clicks']} in {naive['seconds']} s "
-            f"(answered after {naive['answered_seconds']} s) with {naive['worker_processes']} "
-            f"forking workers; CPU ours: {_cpu(ours['cpu_percent'])}; naive: "
+            f"(wrk done after {naive['answered_seconds']} s) with {naive['worker_processes']} "
+            f"forking workers; ours {_jobs(ours['worker_jobs'])}; CPU ours: "
+            f"{_cpu(ours['cpu_percent'])}; naive: "
             f"{_cpu(naive['cpu_percent'])}",
         )
     )
@@ -227,7 +235,7 @@ def rows(results: dict[str, Any], options: Options) -> list[Row]:
             None,
             f"mean {lag['mean']} s over {lag['samples']} samples; queue depth max "
             f"{latency['queue_depth_max']:.0f} clicks; drained {latency['drain_seconds_after']} s "
-            "after the load stopped",
+            f"after the load stopped; {_jobs(latency['worker_jobs'])}",
         )
     )
     return out
@@ -347,11 +355,13 @@ def chart(results: dict[str, Any], found: list[Row], path: Path) -> None:
         f"{ms['p95']:.1f}, p99 {ms['p99']:.1f} ms",
         fontsize=10,
     )
+    ax.axvline(latency["load_seconds"], color="#9aa5b1", ls=":", label="load stops")
+    ax.legend(loc="upper left", fontsize=8)
     depth = ax.twinx()
     depth.plot(
         [s["at"] for s in timeline], [s["depth"] for s in timeline], color="#d87a3b", ls="--"
     )
-    depth.set_ylabel("queue depth, clicks")
+    depth.set_ylabel("queue depth, clicks (dashed)")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -89,6 +89,27 @@ class Poller:
         return next((at for at, seen in self.samples if seen >= value), self.samples[-1][0])
 
 
+def batches(pod: WorkerProcess) -> tuple[float, float, float]:
+    """Jobs applied, their clicks and their seconds so far, from the worker pod's histograms."""
+    text = pod.metrics()
+    return (
+        metric(text, "mining_worker_batch_clicks_count"),
+        metric(text, "mining_worker_batch_clicks_sum"),
+        metric(text, "mining_worker_batch_duration_seconds_sum"),
+    )
+
+
+def jobs_between(
+    before: tuple[float, float, float], after: tuple[float, float, float]
+) -> dict[str, float]:
+    jobs, clicks, seconds = (b - a for a, b in zip(before, after, strict=True))
+    return {
+        "jobs": jobs,
+        "clicks_per_job": round(clicks / jobs, 2) if jobs else 0.0,
+        "seconds_per_job": round(seconds / jobs, 4) if jobs else 0.0,
+    }
+
+
 def applied(database: Database[Document]) -> int:
     """Clicks credited to balances (both systems ``$inc`` a ``clicks`` field per user)."""
     return sum(int(doc.get("clicks", 0)) for doc in database.balances.find({}, {"clicks": 1}))
@@ -159,12 +180,13 @@ class Run:
     def key(self, label: str) -> str:
         return f"{self.run_id}-{label}"
 
-    def groups(self, **servers: Process) -> dict[str, int]:
-        return {
-            **{name.replace("_", " "): server.pid for name, server in servers.items()},
-            "redis": self.redis_server.pid,
-            "mongodb": self.mongo_server.pid,
-        }
+    def groups(self, servers: dict[str, Process], mongodb: bool = True) -> dict[str, int]:
+        """Process groups to meter: the given servers, Redis and (unless told) MongoDB."""
+        groups = {name.replace("_", " "): server.pid for name, server in servers.items()}
+        groups["redis"] = self.redis_server.pid
+        if mongodb:
+            groups["mongodb"] = self.mongo_server.pid
+        return groups
 
     # -- the phases ----------------------------------------------------------------------
 
@@ -213,7 +235,7 @@ class Run:
                 self.redis.flushall()
                 counters = RedisCounters.read(self.redis)
                 accepted = accepted_clicks(api.url)
-                meter = CpuMeter(self.groups(**{name: server}))
+                meter = CpuMeter(self.groups({name: server}, mongodb=False))
                 meter.start()
                 result = self.wrk.timed(server.url, self.o.seconds, self.key(f"{name}-{repeat}"))
                 if result.failed > result.requests / 100:
@@ -318,9 +340,8 @@ class Run:
 
     def ours(self, api: HttpServer, pod: WorkerProcess) -> dict[str, Any]:
         database = self.mongo["bench_e2e_ours"]
-        return self.end_to_end(
-            "ours", api.url, database, self.ours_drained, self.groups(api=api, worker_pod=pod)
-        )
+        groups = self.groups({"api": api, "worker_pod": pod})
+        return self.end_to_end("ours", api.url, database, self.ours_drained, groups, pod)
 
     def naive(self) -> dict[str, Any]:
         self.redis.flushall()
@@ -335,7 +356,7 @@ class Run:
         def drained() -> bool:
             return queue.count == 0 and started.count == 0
 
-        groups = self.groups(app=app, **{f"worker_{n}": w for n, w in enumerate(workers)})
+        groups = self.groups({"app": app, **{f"worker_{n}": w for n, w in enumerate(workers)}})
         try:
             result = self.end_to_end(
                 "naive", app.url, self.mongo["bench_e2e_naive"], drained, groups
@@ -371,6 +392,7 @@ class Run:
         database: Database[Document],
         drained: Callable[[], bool],
         groups: dict[str, int],
+        pod: WorkerProcess | None = None,
     ) -> dict[str, Any]:
         """Phase 4: from the first request to the moment the last click is in MongoDB."""
         clicks = self.o.e2e_clicks
@@ -378,6 +400,7 @@ class Run:
         self.wrk.counted(url, self.o.e2e_warmup_clicks, self.key(f"{label}-warm"), budget)
         self.wait_quiet(lambda: applied(database), drained, budget)
         base, base_documents = applied(database), database.clicks.count_documents({})
+        jobs_before = batches(pod) if pod else None
         poller = Poller(lambda: applied(database) - base, 0.02)
         meter = CpuMeter(groups)
         meter.start()
@@ -393,6 +416,7 @@ class Run:
         total = applied(database) - base
         documents = database.clicks.count_documents({}) - base_documents
         seconds = poller.first_time_at(total) - began
+        jobs = jobs_between(jobs_before, batches(pod)) if pod and jobs_before else None
         return {
             "clicks_sent": clicks,
             "clicks": total,
@@ -403,6 +427,7 @@ class Run:
             "answered_seconds": round(answered, 3),
             "clicks_per_second": round(total / seconds, 1),
             "cpu_percent": cpu,
+            "worker_jobs": jobs,
             "wrk": result.to_json(),
         }
 
@@ -430,7 +455,8 @@ class Run:
                 stop.wait(0.5)
 
         sampler = threading.Thread(target=sample, daemon=True)
-        meter = CpuMeter(self.groups(api=api, worker_pod=pod))
+        meter = CpuMeter(self.groups({"api": api, "worker_pod": pod}))
+        jobs_before = batches(pod)
         meter.start()
         sampler.start()
         result = self.wrk.paced(api.url, self.o.latency_seconds, self.key("paced"), rate)
@@ -438,6 +464,7 @@ class Run:
         ended = time.monotonic()
         self.wait_quiet(lambda: 0, self.ours_drained, 120)
         drain = time.monotonic() - ended
+        jobs = jobs_between(jobs_before, batches(pod))
         stop.set()
         sampler.join(5)
         lags = [s["lag_seconds"] for s in samples] or [0.0]
@@ -453,6 +480,8 @@ class Run:
                 "samples": len(samples),
             },
             "queue_depth_max": max((s["depth"] for s in samples), default=0.0),
+            "load_seconds": round(result.seconds, 2),
+            "worker_jobs": jobs,
             "drain_seconds_after": round(drain, 2),
             "cpu_percent": cpu,
             "timeline": samples,
