@@ -101,14 +101,16 @@ async def raw_inc(uri: str, seconds: float, concurrency: int) -> Row:
     return Row(f"raw $inc per id, {label}", rate)
 
 
-async def http_load(port: int, count: int, connections: int, seconds: float) -> tuple[float, float]:
-    """(ids/s, requests/s) of POST /v1/ids?count=N over keep-alive connections."""
+async def http_load(
+    ports: list[int], count: int, connections: int, seconds: float
+) -> tuple[float, float]:
+    """(ids/s, requests/s) of POST /v1/ids?count=N over keep-alive connections to ``ports``."""
     request = (
         f"POST /v1/ids?count={count} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
     ).encode()
     checked: list[int] = []
 
-    async def connection(stop: Callable[[], bool]) -> int:
+    async def connection(port: int, stop: Callable[[], bool]) -> int:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         n = 0
         try:
@@ -129,7 +131,11 @@ async def http_load(port: int, count: int, connections: int, seconds: float) -> 
         return n
 
     async def work(stop: Callable[[], bool]) -> int:
-        return sum(await asyncio.gather(*(connection(stop) for _ in range(connections))))
+        return sum(
+            await asyncio.gather(
+                *(connection(ports[n % len(ports)], stop) for n in range(connections))
+            )
+        )
 
     requests_per_s = await timed(seconds, work)
     assert checked == [count], checked
@@ -140,23 +146,27 @@ async def http_rows(
     mongo: MongoServer, folder: Path, seconds: float
 ) -> tuple[list[Row], list[AllocatorProcess]]:
     segment = AllocatorProcess(folder, mongo.uri, {"ID_COUNTER_NAME": "bench-http"}, "segment")
-    strict = AllocatorProcess(
-        folder,
-        mongo.uri,
-        {"ID_COUNTER_NAME": "bench-strict", "ID_ALLOCATOR_MODE": "strict"},
-        "strict",
-    )
-    services = [segment.start(), strict.start()]
+    strict = [
+        AllocatorProcess(
+            folder,
+            mongo.uri,
+            {"ID_COUNTER_NAME": "bench-strict", "ID_ALLOCATOR_MODE": "strict"},
+            f"strict-{n}",
+        )
+        for n in range(3)
+    ]
+    services = [segment.start()] + [service.start() for service in strict]
     for service in services:
         await asyncio.to_thread(service.wait_ready)
     rows = []
-    for label, service, count, connections in [
-        ("HTTP segment, count=1, 32 connections", segment, 1, 32),
-        ("HTTP segment, count=1000, 8 connections", segment, 1000, 8),
-        ("HTTP strict, count=1, 32 connections", strict, 1, 32),
+    for label, ports, count, connections in [
+        ("HTTP segment, count=1, 32 connections", [segment.port], 1, 32),
+        ("HTTP segment, count=1000, 8 connections", [segment.port], 1000, 8),
+        ("HTTP strict, count=1, 32 connections", [strict[0].port], 1, 32),
+        ("HTTP strict, count=1, 3 replicas, 48 connections", [s.port for s in strict], 1, 48),
     ]:
-        await http_load(service.port, count, connections, 0.3)  # warm-up
-        ids, reqs = await http_load(service.port, count, connections, seconds)
+        await http_load(ports, count, connections, 0.3)  # warm-up
+        ids, reqs = await http_load(ports, count, connections, seconds)
         rows.append(Row(label, ids, reqs))
     return rows, services
 
@@ -176,11 +186,11 @@ async def measure(mongo: MongoServer, folder: Path, seconds: float) -> list[Row]
 
 
 def table(rows: list[Row]) -> str:
-    lines = [f"{'what':<42} {'ids/s':>12} {'requests/s':>11} {'x raw $inc':>11}  note"]
+    lines = [f"{'what':<50} {'ids/s':>12} {'requests/s':>11} {'x raw $inc':>11}  note"]
     for row in rows:
         reqs = "" if row.requests_per_s is None else f"{row.requests_per_s:,.0f}"
         lines.append(
-            f"{row.name:<42} {row.ids_per_s:>12,.0f} {reqs:>11} {row.ratio:>10.1f}x  {row.note}"
+            f"{row.name:<50} {row.ids_per_s:>12,.0f} {reqs:>11} {row.ratio:>10.1f}x  {row.note}"
         )
     lines.append("x raw $inc: ids/s divided by the 16-concurrent one-$inc-per-id row.")
     return "\n".join(lines)

@@ -30,8 +30,8 @@ from tests.allocator.processes import AllocatorProcess, counter_value, metric_va
 START = 1_000
 REQUESTS = 1_200
 CLIENTS = 24
-# Longer than the tries' timeout of the freeze runs (ID_MONGO_TIMEOUT_MS=300), shorter than
-# their deadline (4 x 300 ms + backoffs = 2.25 s).
+# Longer than a try's timeout in the freeze run (ID_MONGO_TIMEOUT_MS=300), well within the
+# tries (4 x 300 ms + backoffs) and the deadline (ID_REQUEST_DEADLINE_MS, 4 s) of a request.
 FREEZE = 0.9
 
 

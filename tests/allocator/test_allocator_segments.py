@@ -15,7 +15,7 @@ from crypto_mine.allocator.segments import SegmentAllocator
 from crypto_mine.allocator.settings import RetryPolicy, SegmentPolicy
 from crypto_mine.allocator.strict import StrictAllocator
 from devstack.servers import MongoServer, free_port
-from tests.allocator.inprocess import counter, flat, run
+from tests.allocator.inprocess import collect_cancelled_sockets, counter, flat, run
 
 FIXED_100 = SegmentPolicy(initial=100, minimum=100, maximum=100, adaptive=False)
 
@@ -197,23 +197,31 @@ def test_strict_mode_is_gap_free_and_honours_id_start(
         assert c.unresolved == 0
 
 
-def test_retries_back_off_then_give_up_in_bounded_time() -> None:
+@pytest.mark.parametrize("mode", ["segment", "strict"])
+def test_retries_back_off_then_give_up_in_bounded_time(mode: str) -> None:
     dead = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
     retry = RetryPolicy(retries=3, base_seconds=0.1, attempt_timeout=0.2)
 
     async def main() -> tuple[Counter, float]:
         async with counter(dead, "nobody", retry=retry) as c:
             began = time.monotonic()
+            reserve = (
+                c.reserve(1, "demand")
+                if mode == "segment"
+                else c.claim(1, time.monotonic() + retry.deadline)
+            )
             with pytest.raises(CounterUnavailable, match="after 4 tries"):
-                await c.reserve(1, "strict")
+                await reserve
             return c, time.monotonic() - began
 
     c, elapsed = run(main)
-    assert c.attempts == 4
+    # Segment mode sends its $inc four times; strict mode never gets the counter to write to.
+    assert c.attempts == (4 if mode == "segment" else 0)
     assert c.reservations == 0
     # Backoffs of 100, 200 and 400 ms with jitter x[0.5, 1.5): at least 350 ms in all; each try
     # is cut by its own timeout, so the whole never exceeds a few seconds.
     assert 0.35 <= elapsed < 4.5, elapsed
+    collect_cancelled_sockets()
 
 
 def test_buffer_serves_while_mongodb_is_down_then_fails_fast(own_mongo: MongoServer) -> None:
@@ -235,5 +243,6 @@ def test_buffer_serves_while_mongodb_is_down_then_fails_fast(own_mongo: MongoSer
             return served, elapsed
 
     served, elapsed = run(main)
+    collect_cancelled_sockets()
     assert served == 50
     assert elapsed < 4.5

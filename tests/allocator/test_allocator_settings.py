@@ -22,6 +22,7 @@ def test_defaults() -> None:
     assert settings.segments.maximum == 10_000
     assert settings.retry.retries == 3
     assert settings.retry.base_seconds == 0.1
+    assert settings.retry.deadline == 4.0
 
 
 def test_values_are_read() -> None:
@@ -36,6 +37,7 @@ def test_values_are_read() -> None:
                 "LOG_LEVEL": "debug",
                 "PORT": "9000",
                 "MONGODB_URI": "mongodb://db:27017",
+                "ID_REQUEST_DEADLINE_MS": "2500",
             }
         )
     )
@@ -48,6 +50,7 @@ def test_values_are_read() -> None:
     assert settings.log_level == "DEBUG"
     assert settings.port == 9000
     assert settings.mongo.uri == "mongodb://db:27017"
+    assert settings.retry.deadline == 2.5
 
 
 @pytest.mark.parametrize(
@@ -62,6 +65,7 @@ def test_values_are_read() -> None:
         ({"ID_START": "-1"}, "ID_START"),
         ({"ID_SEGMENT_ADAPTIVE": "maybe"}, "ID_SEGMENT_ADAPTIVE"),
         ({"ID_RETRIES": "many"}, "ID_RETRIES"),
+        ({"ID_REQUEST_DEADLINE_MS": "0"}, "ID_REQUEST_DEADLINE_MS"),
         ({"PORT": "0"}, "PORT"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"DB_MAX_POOL_SIZE": "0"}, "DB_MAX_POOL_SIZE"),

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient, monitoring
 
-from crypto_mine.allocator.counter import Claim, Counter, CounterUnavailable, IdRange
+from crypto_mine.allocator.counter import PRUNE_AGE, Claim, Counter, CounterUnavailable, IdRange
 from crypto_mine.allocator.settings import RetryPolicy
 from crypto_mine.allocator.strict import StrictAllocator
 from devstack.servers import MongoServer
@@ -119,40 +119,35 @@ def wait_for_last_id(uri: str, name: str, above: int) -> None:
 
 
 def test_the_operators_claims_rest_on(mongo: MongoServer, counter_name: str) -> None:
-    """Compare-and-set with update_one, one key of a map set by a dotted path, projection."""
+    """Compare-and-set with update_one; map keys set and unset by dotted paths; projection."""
     client: MongoClient[dict[str, Any]] = MongoClient(mongo.uri)
     counters = client[COUNTERS_DB]["counters"]
     try:
         counters.insert_one({"_id": counter_name, "last_id": 10})
         won = counters.update_one(
             {"_id": counter_name, "last_id": 10},
-            {"$set": {"last_id": 13, "claims": 1, "recent.0": "tok-a:11"}},
+            {"$set": {"last_id": 13, "latest.a-K_1": "1:11:100", "latest.old": "7:1:5"}},
         )
         assert (won.matched_count, won.modified_count) == (1, 1)
         stale = counters.update_one(
             {"_id": counter_name, "last_id": 10},
-            {"$set": {"last_id": 99, "claims": 9, "recent.0": "tok-x:11"}},
+            {"$set": {"last_id": 99, "latest.a-K_1": "2:11:100"}},
         )
         assert stale.matched_count == 0
-        counters.update_one(
+        # Set one key and remove another in one write.
+        both = counters.update_one(
             {"_id": counter_name, "last_id": 13},
-            {"$set": {"last_id": 14, "claims": 2, "recent.1": "tok-b:14"}},
+            {"$set": {"last_id": 20, "latest.a-K_1": "2:14:101"}, "$unset": {"latest.old": ""}},
         )
-        counters.update_one(
-            {"_id": counter_name, "last_id": 14},
-            {"$set": {"last_id": 20, "claims": 3, "recent.0": "tok-c:15"}},
-        )
-        doc = counters.find_one({"_id": counter_name})
-        assert doc == {
+        assert both.matched_count == 1
+        assert counters.find_one({"_id": counter_name}) == {
             "_id": counter_name,
             "last_id": 20,
-            "claims": 3,
-            "recent": {"0": "tok-c:15", "1": "tok-b:14"},
+            "latest": {"a-K_1": "2:14:101"},
         }
-        assert counters.find_one({"_id": counter_name}, {"last_id": 1, "claims": 1}) == {
+        assert counters.find_one({"_id": counter_name}, {"last_id": 1}) == {
             "_id": counter_name,
             "last_id": 20,
-            "claims": 3,
         }
     finally:
         client.close()
@@ -195,35 +190,79 @@ def test_one_compare_and_set_per_value_wins_under_concurrency(
     assert sum(1 for values in winners if values) > 1
 
 
-def test_settle_tells_applied_from_never_applied_from_unknown() -> None:
-    claim = Claim("mine", 5, unsure={100, 200, 300, 400})
-    recent = {"0": "other:101", "1": "x:y", "2": "other:250", "3": "another:301"}
-    # 100 and 300 were left by other claims: ours were not applied there and never will be.
-    # 200 was left by something the log no longer shows: maybe us, a possible gap.
-    # 400 is where the counter still is: that write may yet be applied.
-    assert claim.settle(400, recent) is None
-    assert claim.unsure == {400}
-    assert claim.lost == [IdRange(201, 205)]
-    # Later the counter shows our token: that is our range, whatever else is unsure.
-    assert claim.settle(420, {**recent, "4": "mine:401"}) == IdRange(401, 405)
+def test_settle_tells_applied_from_not_yet_from_never() -> None:
+    claim = Claim(3, 5, unsure={100, 200})
+    # This process's entry names an earlier claim: ours was not applied. The write against 100
+    # never will be (the counter is past it); the one against 200 still may.
+    assert claim.settle(200, "2:150:1700000000") is None
+    assert claim.unsure == {200}
+    assert claim.settle(200, None) is None
+    assert claim.settle(200, "garbage") is None
+    assert claim.unsure == {200}
+    # Now the entry names this claim: that is its range.
+    assert claim.settle(205, "3:201:1700000001") == IdRange(201, 205)
 
 
-def test_the_counter_remembers_the_latest_claims_only(
+def test_each_process_keeps_one_entry_and_new_ones_remove_the_gone(
     mongo: MongoServer, counter_name: str
 ) -> None:
-    async def main() -> list[IdRange]:
-        async with counter(mongo.uri, counter_name, start=7, log_size=16) as c:
-            return [await c.claim(1 + i % 4, time.monotonic() + 5) for i in range(40)]
+    now = int(time.time())
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo.uri)
+    counters = client[COUNTERS_DB]["counters"]
+    counters.insert_one(
+        {
+            "_id": counter_name,
+            "last_id": 0,
+            "latest": {
+                "gone": f"9:1:{now - 2 * PRUNE_AGE}",
+                "revived": f"4:1:{now - 2 * PRUNE_AGE}",
+                "idle": f"3:1:{now - PRUNE_AGE // 2}",
+            },
+        }
+    )
 
-    ranges = run(main)
-    assert flat(ranges) == list(range(7, 7 + sum(1 + i % 4 for i in range(40))))
-    doc = counter_doc(mongo.uri, counter_name)
-    assert doc["last_id"] == ranges[-1].last
-    assert doc["claims"] == 40
-    assert len(doc["recent"]) == 16
-    assert sorted(int(v.rsplit(":", 1)[1]) for v in doc["recent"].values()) == [
-        r.first for r in ranges[-16:]
-    ]
+    class Revive(monitoring.CommandListener):
+        """Between the new process's first read and its write, "revived" claims again."""
+
+        done = False
+
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            pass
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            if event.command_name == "find" and not self.done:
+                self.done = True
+                counters.update_one(
+                    {"_id": counter_name},
+                    {"$set": {"latest.revived": f"5:1:{now}"}, "$inc": {"last_id": 1}},
+                )
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    async def main() -> tuple[list[IdRange], list[str]]:
+        async with (
+            counter(mongo.uri, counter_name, listeners=[Revive()]) as a,
+            counter(mongo.uri, counter_name) as b,
+        ):
+            ranges = [await c.claim(2, time.monotonic() + 5) for c in (a, b, a, b, a)]
+            return ranges, [a.key, b.key]
+
+    try:
+        ranges, keys = run(main)
+        doc = counters.find_one({"_id": counter_name})
+    finally:
+        client.close()
+    assert doc is not None
+    assert flat(ranges) == list(range(2, 12))
+    # One entry per process, its latest claim; "gone" removed, "revived" kept since it changed
+    # after it was read, "idle" kept since it is not old enough.
+    assert doc["latest"] == {
+        keys[0]: f"3:{ranges[4].first}:{doc['latest'][keys[0]].rsplit(':', 1)[1]}",
+        keys[1]: f"2:{ranges[3].first}:{doc['latest'][keys[1]].rsplit(':', 1)[1]}",
+        "revived": f"5:1:{now}",
+        "idle": f"3:1:{now - PRUNE_AGE // 2}",
+    }
 
 
 def test_claims_continue_a_counter_made_by_inc(mongo: MongoServer, counter_name: str) -> None:
@@ -238,7 +277,8 @@ def test_claims_continue_a_counter_made_by_inc(mongo: MongoServer, counter_name:
 
     assert run(main) == IdRange(42, 44)
     doc = counter_doc(mongo.uri, counter_name)
-    assert (doc["last_id"], doc["claims"]) == (44, 1)
+    assert doc["last_id"] == 44
+    assert [entry.split(":")[:2] for entry in doc["latest"].values()] == [["1", "42"]]
 
 
 def test_a_bad_counter_document_is_refused(mongo: MongoServer, counter_name: str) -> None:
@@ -339,28 +379,32 @@ def test_giving_up_after_a_lost_reply_reports_the_possible_gap(
     frozen: FrozenWrite,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The one gap a live process can leave: MongoDB gone past the deadline after a write."""
-    retry = RetryPolicy(retries=1, base_seconds=0.05, attempt_timeout=0.2)
+    """The one gap a live process can leave: MongoDB gone until the deadline after a write."""
+    retry = RetryPolicy(retries=10, base_seconds=0.05, attempt_timeout=0.2, deadline=0.6)
     frozen.pause = 1.5
-    frozen.frozen_at = None
 
-    async def main() -> tuple[IdRange, IdRange, Counter]:
+    async def main() -> tuple[IdRange, IdRange, Counter, float, str]:
         async with counter(own_mongo.uri, counter_name, retry=retry, listeners=[frozen]) as c:
             before = await c.claim(1, time.monotonic() + 5)
             frozen.armed = True
-            with pytest.raises(CounterUnavailable):
-                await c.claim(6, time.monotonic() + retry.deadline)
+            began = time.monotonic()
+            with pytest.raises(CounterUnavailable, match="in time"):
+                await c.claim(6, began + retry.deadline)
+            took = time.monotonic() - began
             # The server goes on and applies the write nobody waits for any more.
             await asyncio.to_thread(wait_for_last_id, own_mongo.uri, counter_name, before.last)
+            doc = await asyncio.to_thread(counter_doc, own_mongo.uri, counter_name)
             after = await c.claim(1, time.monotonic() + 5)
-            return before, after, c
+            return before, after, c, took, doc["latest"][c.key]
 
     with caplog.at_level(logging.WARNING, "crypto_mine.allocator.counter"):
-        before, after, c = run(main)
+        before, after, c, took, entry = run(main)
+    # Tries were left, the deadline was not: the claim gave up on time.
+    assert retry.deadline - 0.1 < took < retry.deadline + 1.0 < 11 * retry.attempt_timeout, took
     gap = IdRange(before.last + 1, before.last + 6)
     assert c.unresolved == 1
     assert f"ids {gap.first}-{gap.last} may have been reserved" in caplog.text
-    # The late write was applied after the claim gave up: exactly the reported range is unused.
+    # The late write of the given-up claim (this process's second) was applied: exactly the
+    # reported range is unused, and the next claim comes after it.
+    assert entry.split(":")[:2] == ["2", str(gap.first)]
     assert after.first == gap.last + 1
-    doc = counter_doc(own_mongo.uri, counter_name)
-    assert f"{gap.first}" in [v.rsplit(":", 1)[1] for v in doc["recent"].values()]

@@ -39,8 +39,12 @@ segment_size = Gauge(
     "Size of the next segment this replica will reserve.",
     multiprocess_mode="livemax",
 )
+conflicts = Counter(
+    "id_allocator_strict_conflicts",
+    "Strict-mode compare-and-set writes that found the counter moved by another replica.",
+)
 errors = Counter(
     "id_allocator_errors",
-    "Failed MongoDB attempts and given-up reservations by kind.",
+    "Failed MongoDB attempts, given-up reservations and possibly lost ranges by kind.",
     ["kind"],
 )

@@ -47,6 +47,10 @@ class RetryPolicy:
     base_seconds: float = 0.1
     # Bound of one attempt, server selection included.
     attempt_timeout: float = 1.0
+    # Strict mode: the longest a request waits for its ids, conflicts and retries included.
+    # Below the callers' own timeout (the api's ID_ALLOCATOR_TIMEOUT, 5 s), so that an answer
+    # is not sent to a caller that gave up.
+    deadline: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class AllocatorSettings:
                 retries=env.int("ID_RETRIES", RetryPolicy.retries, min=0, max=10),
                 base_seconds=env.int("ID_RETRY_BASE_MS", 100, min=1, max=10_000) / 1000,
                 attempt_timeout=env.int("ID_MONGO_TIMEOUT_MS", 1000, min=10, max=60_000) / 1000,
+                deadline=env.int("ID_REQUEST_DEADLINE_MS", 4000, min=10, max=120_000) / 1000,
             ),
             retry_after_seconds=env.int("ID_RETRY_AFTER_SECONDS", cls.retry_after_seconds, min=0),
             host=env.str("HOST", cls.host),
