@@ -43,8 +43,8 @@ METHODS = {
     "the clicks counted are those in MongoDB), MongoDB polled every 20 ms; time from the first "
     "request to the first poll where the users' click totals hold every click. Ours: the api "
     "and the worker pod (default concurrency). Naive: a Starlette app doing one RQ enqueue per "
-    "click (token verified each time), RQ's forking Worker processes (as many), job = "
-    "insert_one + update_one($inc). A warm-up precedes both.",
+    "click (token verified each time), RQ's forking Worker in as many processes as the pod "
+    "has (--naive-workers), job = insert_one + update_one($inc). A warm-up precedes both.",
     5: "tests/allocator/bench_ids.py: HTTP load from keep-alive asyncio connections in the "
     "harness process (not wrk); ratio to one find_one_and_update($inc) per id, 16 concurrent.",
     6: "wrk with a Lua pacer (a fixed schedule per thread, fixed connections; a late request "
