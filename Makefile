@@ -73,6 +73,15 @@ lock: ## refresh uv.lock and the images' requirements.lock files
 	    --no-header --quiet -o $$dir/requirements.lock; \
 	done
 
+.PHONY: bench
+bench: setup ## benchmark against baselines on its own servers (~4 min): table, .local/bench/bench.{json,png}
+	@scripts/ensure-apt.sh wrk hey redis-server
+	@$(BIN)/python -m bench $(BENCH_ARGS)
+
+.PHONY: load
+load: setup ## k6 load test of the click path (BASE_URL, AUTH_TOKEN or AUTH_TOKENS_FILE, RPS, USERS, DURATION)
+	@$(BIN)/k6 run tests/load/mining-clicks.js
+
 .PHONY: queue
 queue: setup ## show the click queue: depth, jobs in progress, dead letters, workers, lag
 	@$(BIN)/crypto-mine-queue
