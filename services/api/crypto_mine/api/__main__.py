@@ -5,7 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from crypto_mine.common.logs import configure_logging
-from crypto_mine.common.metrics import prepare_multiprocess_dir
+from crypto_mine.common.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from crypto_mine.common.settings import Env
 
 from .head_limit import limit_from_env
@@ -18,8 +18,8 @@ def main() -> None:
     limit_from_env()
     configure_logging("api", settings.log_level)
     workers = env.int("WEB_CONCURRENCY", 1, min=1)
-    if workers > 1:
-        prepare_multiprocess_dir()
+    if workers > 1 or env.optional(MULTIPROC_ENV):
+        prepare_multiprocess_dir()  # several processes, or a folder named by the deployment
     uvicorn.run(
         "crypto_mine.api.asgi:app",
         host=env.str("HOST", "0.0.0.0"),  # noqa: S104 - containers listen on all interfaces
