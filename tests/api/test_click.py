@@ -126,6 +126,8 @@ async def test_longest_key_is_accepted(api: Api) -> None:
         (b'{"clicks": 11}', "invalid_body"),
         (b'{"clicks": true}', "invalid_body"),
         (b'{"clicks": "3"}', "invalid_body"),
+        (b'{"clicks": 2.5}', "invalid_body"),
+        (b'{"clicks": 1e400}', "invalid_json"),
         (b'{"amount": 3}', "invalid_body"),
     ],
 )
@@ -137,6 +139,16 @@ async def test_invalid_body_is_400_and_queues_nothing(
     assert response.status_code == 400
     assert response.json()["error"] == error
     assert redis_client.llen(QueueKeys.queue) == 0
+
+
+async def test_an_integral_number_is_an_integer(api: Api, redis_client: redis.Redis) -> None:
+    """JSON (and the OpenAPI schema) make 2.0 the integer 2: the same click as {"clicks": 2}."""
+    headers = {**api.auth("u1"), "Idempotency-Key": "k", "Content-Type": "application/json"}
+    first = await api.client.post("/api/mining/click", headers=headers, content=b'{"clicks": 2.0}')
+    assert first.status_code == 202, first.text
+    assert first.json()["clicks"] == 2
+    assert (await api.click("u1", "k", {"clicks": 2})).status_code == 200
+    assert redis_client.get(Keys.queue_depth) == "2"
 
 
 async def test_oversized_body_is_413_json(api: Api) -> None:
@@ -213,3 +225,12 @@ async def test_streamed_oversized_body_is_413_json(api: Api) -> None:
     response = await api.client.post("/api/mining/click", headers=headers, content=Chunks())
     assert response.status_code == 413
     assert response.json()["error"] == "content_too_large"
+
+
+async def test_openapi_documents_the_configured_largest_click(start_api: Any) -> None:
+    api = await start_api(MINING_MAX_CLICKS_PER_REQUEST=7)
+    document = (await api.client.get("/openapi.json")).json()
+    clicks = document["components"]["schemas"]["ClickRequest"]["properties"]["clicks"]
+    assert (clicks["minimum"], clicks["maximum"]) == (1, 7)
+    assert (await api.click("u1", "a", {"clicks": 7})).status_code == 202
+    assert (await api.click("u1", "b", {"clicks": 8})).status_code == 400

@@ -59,7 +59,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     allocator = IdAllocatorClient(settings.id_allocator_url, settings.id_allocator_timeout)
     accounts = AccountEndpoints(settings, redis, database, allocator)
     health = HealthEndpoints(settings, redis, database, performance)
-    openapi = document()
+    openapi = document(settings.max_clicks_per_request)
 
     async def openapi_json(_: Request) -> Response:
         return JSONResponse(openapi)

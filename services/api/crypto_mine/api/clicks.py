@@ -53,6 +53,8 @@ async def read_body(request: Request, max_clicks: int) -> dict[str, Any]:
     if unknown:
         raise ApiError(400, "invalid_body", f"Unknown field(s): {', '.join(unknown)}.")
     clicks = body.get("clicks", 1)
+    if isinstance(clicks, float) and clicks.is_integer():
+        clicks = int(clicks)  # 3.0 is the integer 3 in JSON (and in the OpenAPI schema)
     if isinstance(clicks, bool) or not isinstance(clicks, int) or not 1 <= clicks <= max_clicks:
         raise ApiError(400, "invalid_body", f"'clicks' must be an integer from 1 to {max_clicks}.")
     return {"clicks": clicks}

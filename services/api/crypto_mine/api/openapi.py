@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from .idempotency import MAX_LENGTH
@@ -77,6 +78,20 @@ SCHEMAS: dict[str, Any] = {
                 "description": "Clicks carried by this request (at most "
                 "MINING_MAX_CLICKS_PER_REQUEST).",
             }
+        },
+    },
+    "ServerSentEvent": {
+        "type": "object",
+        "description": "One event of the stream (text/event-stream fields).",
+        "properties": {
+            "event": {"enum": ["click", "balance"]},
+            "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "description": "A ClickStatus (`click`) or a MiningStatus (`balance`).",
+            },
+            "retry": {"type": "integer", "description": "Reconnection delay in ms."},
         },
     },
     "ClickQueued": {
@@ -201,7 +216,14 @@ HEADERS: dict[str, Any] = {
 }
 
 
-def document() -> dict[str, Any]:
+def click_request(max_clicks: int) -> dict[str, Any]:
+    schema = copy.deepcopy(SCHEMAS["ClickRequest"])
+    schema["properties"]["clicks"]["maximum"] = max_clicks
+    return schema
+
+
+def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
+    """The document, with the running api's MINING_MAX_CLICKS_PER_REQUEST."""
     key_header = {
         "name": "Idempotency-Key",
         "in": "header",
@@ -325,15 +347,16 @@ def document() -> dict[str, Any]:
                         "name": "Last-Event-ID",
                         "in": "header",
                         "required": False,
-                        "description": "The id of the last event received.",
-                        "schema": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+                        "description": "The id of the last event received (`<ms>-<n>`); "
+                        "any other value is ignored and the stream starts afresh.",
+                        "schema": {"type": "string"},
                     }
                 ],
                 "responses": {
                     "200": {
                         "description": "The event stream (`event: click` or `balance`, "
                         "`data:` one JSON document).",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        "content": {"text/event-stream": {"schema": _ref("ServerSentEvent")}},
                     },
                     "401": UNAUTHORIZED,
                     "429": _error("Too many open streams for this user.", ["Retry-After"]),
@@ -453,7 +476,7 @@ def document() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, "ClickRequest": click_request(max_clicks_per_request)},
             "headers": HEADERS,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
