@@ -1,0 +1,295 @@
+"""The load generator of the chaos run, and the ledger of what every client was told.
+
+Simulated users sign up through the api (so their ids come from the id-allocator), each from an
+address of its own (``X-Forwarded-For`` behind one trusted proxy), and send clicks with fresh
+idempotency keys at a steady rate. A click is sent until the api gives a definitive answer: a
+request that got no answer (the api died with it in flight), a ``503`` or a ``429`` is sent
+again with the same key, as the contract asks. A share of the accepted clicks is sent once more
+later, and some twice at once, to check that a repeat is a replay and never a second click.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+PASSWORD = "correct horse battery"
+REGISTER = "/api/auth/register"
+LOGIN = "/api/auth/login"
+CLICK = "/api/mining/click"
+
+
+@dataclass
+class User:
+    username: str
+    ip: str
+    user_id: str = ""
+    token: str = ""
+    keys: int = 0
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "X-Forwarded-For": self.ip}
+
+
+@dataclass
+class Ledger:
+    """Everything the clients saw, kept on the client side only."""
+
+    answers: Counter[str] = field(default_factory=Counter)
+    accepted: dict[tuple[str, str], int] = field(default_factory=dict)
+    keys_sent: int = 0
+    repeats: Counter[str] = field(default_factory=Counter)
+    status_checks: Counter[str] = field(default_factory=Counter)
+    registrations: Counter[str] = field(default_factory=Counter)
+    users: dict[str, str] = field(default_factory=dict)  # username -> user id
+    unexpected: list[str] = field(default_factory=list)
+    missing_retry_after: int = 0
+    unsettled: list[tuple[str, str]] = field(default_factory=list)
+    held_back: int = 0
+    # Clicks whose request got no answer (the api died with it in flight), by the answer of
+    # the retry with the same key: 200 = it had been taken, 202 = it had not.
+    unanswered_then: Counter[str] = field(default_factory=Counter)
+
+    def rejected(self) -> dict[str, int]:
+        return {
+            label: count
+            for label, count in sorted(self.answers.items())
+            if not label.startswith(("200", "202"))
+        }
+
+
+def label_of(response: httpx.Response) -> str:
+    if response.status_code < 400:
+        return str(response.status_code)
+    try:
+        code = response.json().get("error", "?")
+    except ValueError:
+        code = "not-json"
+    return f"{response.status_code} {code}"
+
+
+class LoadGenerator:
+    """Signs users up and clicks for them at ``rate`` requests per second until ``stop()``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        rng: random.Random,
+        rate: float,
+        repeat_share: float = 0.15,
+        twin_share: float = 0.05,
+        max_outstanding: int = 3000,
+    ) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(5.0, connect=2.0),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
+        )
+        self.rng = rng
+        self.rate = rate
+        self.repeat_share = repeat_share
+        self.twin_share = twin_share
+        self.max_outstanding = max_outstanding
+        self.ledger = Ledger()
+        self.users: list[User] = []
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.stopping = asyncio.Event()
+        self.deadline = float("inf")
+        self._run_id = f"{rng.randrange(16**6):06x}"
+        self._next_user = 0
+        # Hashing a password takes a core for ~0.1 s: sign-ups queue here, not in the api.
+        self._signing_up = asyncio.Semaphore(4)
+        # Requests wait here rather than in httpx's pool, whose queue costs O(n^2).
+        self._in_flight = asyncio.Semaphore(200)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _pause(self, response: httpx.Response | None, attempt: int) -> None:
+        wait = min(2.0, 0.1 * 2**attempt)
+        if response is not None:
+            header = response.headers.get("Retry-After")
+            if header is None:
+                self.ledger.missing_retry_after += 1
+            else:
+                wait = min(float(header), 2.0)
+        await asyncio.sleep(wait * self.rng.uniform(0.5, 1.0))
+
+    async def _post(
+        self,
+        path: str,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        tally: Counter[str],
+        seconds: float = 5.0,
+    ) -> httpx.Response | None:
+        try:
+            async with self._in_flight:
+                response = await self.http.post(path, headers=headers, json=body, timeout=seconds)
+        except httpx.TransportError as error:
+            tally[f"no answer ({type(error).__name__})"] += 1
+            return None
+        tally[label_of(response)] += 1
+        return response
+
+    # Sign-up ---------------------------------------------------------------------------------
+
+    def new_user(self) -> User:
+        n = self._next_user
+        self._next_user += 1
+        ip = f"198.18.{n // 250}.{n % 250 + 1}"
+        return User(f"chaos-{self._run_id}-{n}", ip)
+
+    async def sign_up(self, user: User) -> bool:
+        async with self._signing_up:
+            return await self._sign_up(user)
+
+    async def _sign_up(self, user: User) -> bool:
+        """Register (or, when an unanswered attempt already created the account, log in)."""
+        tally = self.ledger.registrations
+        body = {"username": user.username, "password": PASSWORD}
+        headers = {"X-Forwarded-For": user.ip}
+        path, lost_one = REGISTER, False
+        for attempt in range(200):
+            if time.monotonic() > self.deadline:
+                break
+            response = await self._post(path, headers, body, tally, seconds=30)
+            if response is None:
+                lost_one = True
+                await self._pause(None, attempt)
+                continue
+            if response.status_code in (200, 201):
+                user.user_id = response.json()["userId"]
+                user.token = response.json()["token"]
+                self.ledger.users[user.username] = user.user_id
+                self.users.append(user)
+                return True
+            if response.status_code == 409 and path == REGISTER:
+                if not lost_one:
+                    self.ledger.unexpected.append(
+                        f"sign-up of new {user.username} answered 409 (user id taken?)"
+                    )
+                path = LOGIN
+                continue
+            if response.status_code in (429, 503):
+                await self._pause(response, attempt)
+                continue
+            self.ledger.unexpected.append(f"{path} {response.status_code} {response.text[:200]}")
+            return False
+        self.ledger.unexpected.append(f"{user.username} never signed up")
+        return False
+
+    # Clicks ----------------------------------------------------------------------------------
+
+    async def click(self, user: User, key: str, clicks: int, repeat: bool = False) -> None:
+        headers = {**user.headers(), "Idempotency-Key": key}
+        body = {"clicks": clicks}
+        tally = self.ledger.answers
+        unanswered = False
+        for attempt in range(10_000):
+            if time.monotonic() > self.deadline:
+                self.ledger.unsettled.append((user.user_id, key))
+                return
+            response = await self._post(CLICK, headers, body, tally)
+            if response is None:
+                unanswered = True
+                await self._pause(None, min(attempt, 4))
+                continue
+            status = response.status_code
+            if status in (200, 202):
+                self.ledger.accepted[(user.user_id, key)] = clicks
+                if unanswered:
+                    self.ledger.unanswered_then[str(status)] += 1
+                if repeat:
+                    self.ledger.repeats["replayed" if status == 200 else "accepted anew"] += 1
+                elif self.rng.random() < self.repeat_share and not self.stopping.is_set():
+                    self._spawn(self._repeat_later(user, key, clicks))
+                return
+            if status in (429, 503):
+                await self._pause(response, attempt)
+                continue
+            self.ledger.unexpected.append(f"click {key}: {status} {response.text[:200]}")
+            return
+
+    async def _repeat_later(self, user: User, key: str, clicks: int) -> None:
+        await asyncio.sleep(self.rng.uniform(0.0, 3.0))
+        self.ledger.repeats["sent"] += 1
+        await self.click(user, key, clicks, repeat=True)
+        await self.check_status(user, key)
+
+    async def check_status(self, user: User, key: str) -> None:
+        """An accepted click's status is known (202 queued or 200 completed), never 404."""
+        for attempt in range(20):
+            try:
+                async with self._in_flight:
+                    response = await self.http.get(
+                        "/api/mining/click/status", params={"key": key}, headers=user.headers()
+                    )
+            except httpx.TransportError as error:
+                self.ledger.status_checks[f"no answer ({type(error).__name__})"] += 1
+                await self._pause(None, attempt)
+                continue
+            self.ledger.status_checks[label_of(response)] += 1
+            if response.status_code in (200, 202):
+                return
+            if response.status_code == 503:
+                await self._pause(response, attempt)
+                continue
+            self.ledger.unexpected.append(f"status of {key}: {response.status_code}")
+            return
+
+    def _one_click(self) -> None:
+        if not self.users:
+            return
+        if len(self.tasks) >= self.max_outstanding:
+            self.ledger.held_back += 1
+            return
+        user = self.rng.choice(self.users)
+        user.keys += 1
+        key = f"{user.username}-k{user.keys}"
+        clicks = self.rng.randint(1, 3)
+        self.ledger.keys_sent += 1
+        self._spawn(self.click(user, key, clicks))
+        if self.rng.random() < self.twin_share:
+            self._spawn(self.click(user, key, clicks))
+
+    # Running -----------------------------------------------------------------------------------
+
+    async def sign_up_many(self, count: int) -> None:
+        await asyncio.gather(*(self.sign_up(self.new_user()) for _ in range(count)))
+
+    async def run(self, new_user_every: float) -> None:
+        """Click at ``rate`` per second and sign a user up every ``new_user_every`` seconds."""
+        started = time.monotonic()
+        sent, signed_up = 0, 0
+        while not self.stopping.is_set():
+            elapsed = time.monotonic() - started
+            while sent < elapsed * self.rate:
+                self._one_click()
+                sent += 1
+            while signed_up < elapsed / new_user_every:
+                self._spawn(self.sign_up(self.new_user()))
+                signed_up += 1
+            await asyncio.sleep(0.01)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def settle(self, seconds: float) -> None:
+        """Wait for every click in progress to get its definitive answer (or the deadline)."""
+        self.deadline = time.monotonic() + seconds
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await self.http.aclose()

@@ -1,0 +1,27 @@
+"""The short chaos run (``python -m tests.chaos`` runs the long one): every kind of fault at
+least once under a steady stream of clicks; nothing accepted is lost or counted twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .faults import KINDS
+from .run import run_chaos
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+@pytest.mark.timeout(900)
+async def test_no_accepted_click_is_lost_or_doubled_while_everything_dies(tmp_path: Path) -> None:
+    report = await run_chaos(
+        tmp_path, duration=35, rate=40, fault_interval=2.5, seed=11, initial_users=10
+    )
+    print("\n" + report.summary())
+    details = "\n".join([report.summary(), *report.failures[:30]])
+    assert report.failures == [], details
+    assert (report.verdict.lost, report.verdict.doubled) == (0, 0), details
+    assert set(report.faults.injected) == set(KINDS), details
+    assert report.verdict.accepted > 500, details
+    assert report.ledger.repeats["replayed"] > 0, details

@@ -1,0 +1,128 @@
+"""After the chaos: drain the queue, then hold MongoDB and Redis against the clients' ledger."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import MongoClient
+
+from crypto_mine.common.names import Collections, Keys
+from crypto_mine.common.queue_stats import QueueKeys
+from tests.support.stack import DATABASE, Stack
+
+from .load import Ledger
+
+
+@dataclass
+class Verdict:
+    accepted: int = 0
+    lost: int = 0  # clicks accepted (200/202) and not applied
+    doubled: int = 0  # clicks applied more than once, or applied without being accepted
+    not_completed: int = 0  # accepted clicks whose status never became "completed"
+    users: int = 0
+    duplicate_user_ids: int = 0
+    dead_letters: int = 0
+    leftover_marks: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def drained(stack: Stack) -> bool:
+    client = stack.redis_client()
+    try:
+        depth = int(client.get(Keys.queue_depth) or 0)
+        return (
+            depth == 0
+            and client.llen(QueueKeys.queue) == 0
+            and client.zcard(QueueKeys.started) == 0
+        )
+    finally:
+        client.close()
+
+
+def wait_drained(stack: Stack, timeout: float) -> float:
+    """Seconds until the queue held nothing (raises TimeoutError after ``timeout``)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            if drained(stack):
+                return time.monotonic() - started
+        except Exception:  # noqa: S110 - Redis may still be loading
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"queue not drained after {timeout:.0f}s (depth {stack.queue_depth()})")
+
+
+def completed_records(stack: Stack, keys: list[tuple[str, str]]) -> int:
+    client = stack.redis_client()
+    try:
+        done = 0
+        for start in range(0, len(keys), 1000):
+            pipe = client.pipeline(transaction=False)
+            for user, key in keys[start : start + 1000]:
+                pipe.hget(Keys.click(user, key), "s")
+            done += sum(state == "completed" for state in pipe.execute())
+        return done
+    finally:
+        client.close()
+
+
+def verify(stack: Stack, ledger: Ledger, reward: int) -> Verdict:
+    verdict = Verdict(accepted=len(ledger.accepted), dead_letters=stack.dead_letters())
+    accepted = list(ledger.accepted)
+    verdict.not_completed = len(accepted) - completed_records(stack, accepted)
+
+    client: MongoClient[dict[str, Any]] = MongoClient(stack.mongo.uri, tz_aware=True)
+    try:
+        database = client[DATABASE]
+        stored = Counter(
+            (doc["user"], doc["key"])
+            for doc in database[Collections.clicks].find({}, {"user": 1, "key": 1})
+        )
+        balances = {doc["_id"]: doc for doc in database[Collections.balances].find()}
+        users = {doc["usernameKey"]: str(doc["_id"]) for doc in database[Collections.users].find()}
+    finally:
+        client.close()
+
+    for pair, count in stored.items():
+        if count > 1:
+            verdict.doubled += (count - 1) * ledger.accepted.get(pair, 1)
+            verdict.problems.append(f"click {pair} stored {count} times")
+        if pair not in ledger.accepted:
+            verdict.doubled += 1
+            verdict.problems.append(f"click {pair} applied but never accepted")
+    for pair, clicks in ledger.accepted.items():
+        if pair not in stored:
+            verdict.lost += clicks
+            verdict.problems.append(f"click {pair} accepted but not applied")
+
+    expected: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for (user, _), clicks in ledger.accepted.items():
+        expected[user][0] += clicks * reward
+        expected[user][1] += clicks
+    for user in set(expected) | set(balances):
+        want_balance, want_clicks = expected.get(user, [0, 0])
+        doc = balances.get(user, {})
+        have_balance, have_clicks = int(doc.get("balance", 0)), int(doc.get("clicks", 0))
+        if (have_balance, have_clicks) != (want_balance, want_clicks):
+            verdict.problems.append(
+                f"user {user}: balance {have_balance} clicks {have_clicks}, "
+                f"expected {want_balance} and {want_clicks}"
+            )
+            verdict.lost += max(0, want_clicks - have_clicks)
+            verdict.doubled += max(0, have_clicks - want_clicks)
+        # Marks of batches whose process died before unmarking stay behind; they only stop
+        # their own batch from applying again, so they are counted, not failed.
+        verdict.leftover_marks += len(doc.get("applying") or {})
+
+    ids = list(ledger.users.values())
+    verdict.users = len(ids)
+    verdict.duplicate_user_ids = len(ids) - len(set(ids))
+    for username, user_id in ledger.users.items():
+        if users.get(username.lower()) != user_id:
+            verdict.problems.append(f"user {username}: id {user_id} not the stored one")
+    if len(users) != len(ledger.users):
+        verdict.problems.append(f"{len(users)} accounts stored, {len(ledger.users)} signed up")
+    return verdict

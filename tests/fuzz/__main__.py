@@ -1,0 +1,46 @@
+"""``python -m tests.fuzz [--max-examples 300]``: schemathesis against the running stack's api.
+
+Starts the whole stack, signs a user up for a token, runs every schemathesis check against
+``/openapi.json`` and exits with schemathesis's own status (0: no issue found).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from .run import fuzz_stack, run_schemathesis, sign_up
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def interrupt(*_: object) -> None:
+    raise KeyboardInterrupt  # so that the stack's processes are stopped on the way out
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, interrupt)
+    parser = argparse.ArgumentParser(prog="python -m tests.fuzz", description=__doc__)
+    parser.add_argument("--max-examples", type=int, default=300, help="test cases per operation")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    state = ROOT / ".local" / "fuzz"
+    state.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="run-", dir=state))
+    print(f"fuzz: the stack's logs and the report in {folder}", flush=True)
+    stack = fuzz_stack(folder).start()
+    try:
+        outcome = run_schemathesis(
+            stack, sign_up(stack), args.max_examples, args.seed, folder / "report"
+        )
+    finally:
+        stack.stop()
+    print(outcome.output)
+    return outcome.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
