@@ -252,7 +252,9 @@ async def test_unknown_user_costs_the_time_of_a_wrong_password(
         known.append(await timed("alice"))
         unknown.append(await timed("mallory"))
     ratio = statistics.median(unknown) / statistics.median(known)
-    assert 0.6 < ratio < 1.6, f"unknown {unknown} vs known {known}"
+    # Without the dummy check an unknown name answers ~100x faster; the wide band absorbs the
+    # noise of a busy machine and still catches that.
+    assert 0.3 < ratio < 3, f"unknown {unknown} vs known {known}"
 
 
 async def test_five_attempts_per_username_then_429(start_api: Any, allocator: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 import redis
 from rq.job import Job
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.anyio
 
 
 def queued_clicks(client: redis.Redis) -> list[dict[str, Any]]:
-    """Every click carried by the jobs waiting in the RQ queue, read back through RQ."""
+    """Every click of the jobs waiting in the RQ queue: RQ reads each job, its clicks are in
+    the job's click list."""
     raw = redis.Redis(
         connection_pool=client.connection_pool.__class__(
             **{**client.connection_pool.connection_kwargs, "decode_responses": False}
@@ -30,8 +32,8 @@ def queued_clicks(client: redis.Redis) -> list[dict[str, Any]]:
         assert job.func_name == APPLY_CLICKS_JOB
         assert job.origin == "mining-clicks"
         assert job.get_status() == "queued"
-        (batch,) = job.args
-        clicks.extend(batch)
+        assert job.args == []
+        clicks.extend(orjson.loads(item) for item in client.lrange(Keys.batch(job.id), 0, -1))
     raw.close()
     return clicks
 

@@ -76,6 +76,7 @@ def environment(redis_url: str, mongo_uri: str, batch: int) -> dict[str, str]:
         "MINING_RATE_LIMIT_IP_BURST": "1000000",
         "MINING_QUEUE_MAX_DEPTH": "10000000",
         "MINING_BATCH_MAX_CLICKS": str(batch),
+        "MINING_JOB_MAX_CLICKS": str(batch),
         "MINING_BATCH_CONCURRENCY": "1",
         "MINING_ADMISSION_TIMEOUT": "60",
     }

@@ -140,11 +140,12 @@ async def test_exactly_once_while_workers_and_mongodb_die(
         client: MongoClient[dict[str, Any]] = MongoClient(mongo.uri)
         try:
             database = client["faults"]
-            docs = list(database["clicks"].find({}, {"user": 1, "key": 1, "clicks": 1}))
+            docs = list(database["clicks"].find({}, {"user": 1, "key": 1, "clicks": 1, "batch": 1}))
             balances = {d["_id"]: d for d in database["balances"].find()}
         finally:
             client.close()
         applied = [(d["user"], d["key"]) for d in docs]
+        batches_run = {d["batch"] for d in docs}
         assert len(applied) == len(set(applied)), "a click was stored twice"
         assert set(applied) == set(ledger.accepted), "stored clicks differ from accepted ones"
         expected: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -153,12 +154,16 @@ async def test_exactly_once_while_workers_and_mongodb_die(
             expected[user][1] += count
         actual = {user: [doc["balance"], doc["clicks"]] for user, doc in balances.items()}
         assert actual == dict(expected), "a balance differs from the sum of its distinct clicks"
-        assert all(not doc.get("applying") for doc in balances.values())
+        # Marks left by killed processes before their deferred unmarking are garbage: they only
+        # keep their own batch from applying again. Each must name a batch that ran.
+        leftover = {batch for doc in balances.values() for batch in doc.get("applying", {})}
+        assert leftover <= batches_run, leftover - batches_run
         print(
             f"\nfault injection: {sum(ledger.statuses.values())} requests "
             f"{dict(ledger.statuses)}, {len(ledger.accepted)} distinct clicks accepted, "
             f"{len(ledger.faults)} faults ({ledger.faults.count('worker SIGKILL')} worker kills, "
-            f"1 MongoDB restart), drained after {elapsed:.0f}s: lost 0, doubled 0"
+            f"1 MongoDB restart), drained after {elapsed:.0f}s: lost 0, doubled 0; "
+            f"{len(batches_run)} jobs, {len(leftover)} with marks left by killed processes"
         )
     finally:
         stop.set()

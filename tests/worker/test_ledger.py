@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
+import pytest
+from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from crypto_mine.common.ledger import Click, Ledger
+from devstack.servers import MongoServer
 
 Db = Database[dict[str, Any]]
 
@@ -38,8 +43,9 @@ def balances(db: Db) -> dict[str, tuple[int, int]]:
     return {d["_id"]: (d["balance"], d["clicks"]) for d in db["balances"].find()}
 
 
-def assert_clean(db: Db) -> None:
-    """No batch is left marked on a user once its run finished."""
+def assert_clean(ledger: Ledger, db: Db) -> None:
+    """No batch is left marked on a user once its run finished and the ledger flushed."""
+    ledger.flush()
     assert [d["_id"] for d in db["balances"].find() if d.get("applying")] == []
 
 
@@ -52,8 +58,9 @@ def test_a_batch_applies_once_however_often_it_runs(ledger: Ledger, database: Db
     assert not any(o.duplicate for o in again.outcomes)
     assert balances(database) == expected([batch])
     assert database["clicks"].count_documents({}) == len(batch)
+    assert database["batches"].count_documents({"_id": "b1"}) == 0, "markers wait for a flush"
+    assert_clean(ledger, database)
     assert database["batches"].count_documents({"_id": "b1"}) == 1
-    assert_clean(database)
     # Outcomes carry each click's reward and the user's balance after the batch.
     by_user = expected([batch])
     for outcome in again.outcomes:
@@ -88,7 +95,7 @@ def test_run_cut_after_the_insert(ledger: Ledger, database: Db) -> None:
     )
     ledger.apply("b1", batch)
     assert balances(database) == expected([batch])
-    assert_clean(database)
+    assert_clean(ledger, database)
 
 
 def test_run_cut_inside_the_balance_updates(ledger: Ledger, database: Db) -> None:
@@ -119,17 +126,18 @@ def test_run_cut_inside_the_balance_updates(ledger: Ledger, database: Db) -> Non
         )
     ledger.apply("b1", batch)
     assert balances(database) == expected([clicks_for(4, 1, prefix="early"), batch])
-    assert_clean(database)
+    assert_clean(ledger, database)
 
 
 def test_run_cut_after_the_marker_before_the_pull(ledger: Ledger, database: Db) -> None:
     batch = clicks_for(3, 2)
     ledger.apply("b1", batch)
+    ledger.flush()
     # Put the state back to "marker written, users still marked": as if the pull never ran.
     database["balances"].update_many({}, {"$set": {"applying.b1": 1}})
     ledger.apply("b1", batch)
     assert balances(database) == expected([batch])
-    assert_clean(database)
+    assert_clean(ledger, database)
 
 
 def test_run_after_the_pull_before_the_outcome(ledger: Ledger, database: Db) -> None:
@@ -157,7 +165,7 @@ def test_concurrent_runs_of_one_batch(ledger: Ledger, database: Db) -> None:
         thread.join()
     assert errors == []
     assert balances(database) == expected([batch])
-    assert_clean(database)
+    assert_clean(ledger, database)
 
 
 def test_concurrent_batches_creating_the_same_new_users(ledger: Ledger, database: Db) -> None:
@@ -177,7 +185,7 @@ def test_concurrent_batches_creating_the_same_new_users(ledger: Ledger, database
         thread.join()
     assert errors == []
     assert balances(database) == expected(batches)
-    assert_clean(database)
+    assert_clean(ledger, database)
 
 
 def test_last_click_is_the_latest_accepted(ledger: Ledger, database: Db) -> None:
@@ -185,3 +193,36 @@ def test_last_click_is_the_latest_accepted(ledger: Ledger, database: Db) -> None
     ledger.apply("b2", [Click("u1", "c", 1, 3_000)])
     totals = ledger._totals({"u1"})
     assert totals["u1"].last_click_ms == 5_000
+
+
+def test_deferred_writes_are_gathered(database: Db) -> None:
+    ledger = Ledger(database, reward_per_click=2, flush_batches=3, flush_seconds=3600)
+    ledger.ensure_indexes()
+    for n in range(2):
+        ledger.apply(f"b{n}", [Click("u1", f"k{n}", 1, 0), Click("u2", f"k{n}", 1, 0)])
+    marks = database["balances"].find_one({"_id": "u1"})["applying"]  # type: ignore[index]
+    assert sorted(marks) == ["b0", "b1"]
+    assert database["batches"].count_documents({}) == 0
+    ledger.apply("b2", [Click("u1", "k2", 1, 0)])  # the third batch triggers the flush
+    assert database["batches"].count_documents({}) == 3
+    assert [d.get("applying") for d in database["balances"].find()] == [{}, {}]
+    assert balances(database) == {"u1": (6, 3), "u2": (4, 2)}
+
+
+def test_a_flush_that_fails_is_tried_again(tmp_path: Path) -> None:
+    mongo = MongoServer(tmp_path / "mongo").start()
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo.uri, serverSelectionTimeoutMS=300)
+    try:
+        database = client["flush"]
+        ledger = Ledger(database, reward_per_click=1, flush_batches=1000, flush_seconds=3600)
+        ledger.apply("b1", [Click("u1", "k", 1, 0)])
+        mongo.stop()
+        with pytest.raises(PyMongoError):
+            ledger.flush()
+        mongo.start()
+        ledger.flush()
+        assert database["batches"].count_documents({"_id": "b1"}) == 1
+        assert database["balances"].find_one({"_id": "u1"})["applying"] == {}  # type: ignore[index]
+    finally:
+        client.close()
+        mongo.stop()

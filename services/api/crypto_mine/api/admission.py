@@ -2,9 +2,10 @@
 
 Concurrent requests are coalesced: while a script call is in flight, new clicks wait in a
 list, and the next call carries all of them (up to ``batch_max_clicks``). Each call runs the
-Lua steps in ``lua/`` atomically and, when any click is accepted, creates one RQ job that
-carries exactly the accepted clicks. A click is answered ``202`` only after that call
-returned, so it is in Redis, with its idempotency record, in the same atomic step.
+Lua steps in ``lua/`` atomically; the accepted clicks join the job still waiting at the tail
+of the RQ queue, or a new one (``lua/enqueue.lua``), so jobs grow to ``job_max_clicks`` while
+workers are busy. A click is answered ``202`` only after that call returned, so it is in
+Redis, with its idempotency record, in the same atomic step.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from .settings import ApiSettings, Bucket
 log = logging.getLogger(__name__)
 
 STEPS = ("clock", "limits", "idempotency", "backpressure", "enqueue", "admit")
-_SENTINEL = "\x00clicks\x00"
 
 
 def load_script() -> str:
@@ -83,21 +83,20 @@ class Admission:
 
 
 class JobTemplate:
-    """The RQ job hash of a batch, built by RQ itself, minus the clicks."""
+    """The RQ job hash of a batch, built by RQ itself; its clicks live in ``Keys.batch``."""
 
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
         # RQ only needs a connection object to build the dict; nothing is sent through it.
         self._connection = SyncRedis()
-        job_tuple: tuple[Any, ...] = (APPLY_CLICKS_JOB, None, ([_SENTINEL],), {})
-        data = JSONSerializer.dumps(job_tuple).decode()  # type: ignore[no-untyped-call]
-        marker = orjson.dumps(_SENTINEL).decode()
-        self.prefix, self.suffix = data.split(marker)
+        job_tuple: tuple[Any, ...] = (APPLY_CLICKS_JOB, None, (), {})
+        # Uncompressed JSON, which RQ reads as well as its own zlib-compressed form.
+        self.data = JSONSerializer.dumps(job_tuple).decode()  # type: ignore[no-untyped-call]
 
     def fields(self, job_id: str) -> list[str]:
         job = Job.create(
             APPLY_CLICKS_JOB,
-            args=([],),
+            args=(),
             connection=self._connection,
             id=job_id,
             serializer=JSONSerializer,
@@ -110,7 +109,7 @@ class JobTemplate:
         )
         job.enqueued_at = now()
         job.retries_left = JOB_RETRIES
-        flat: list[str] = []
+        flat: list[str] = ["data", self.data]
         for name, raw in job.to_dict().items():
             if name == "data" or raw is None:
                 continue
@@ -198,15 +197,18 @@ class Admitter:
             Queue.redis_queue_namespace_prefix + QUEUE_NAME,
             Job.redis_job_namespace_prefix + job_id,
             Queue.redis_queues_keys,
+            Keys.open_job,
+            Keys.batch(job_id),
         ]
         args: list[Any] = [
             *self._limits,
             self.settings.queue_max_depth,
             self.settings.idempotency_ttl_seconds,
             job_id,
-            self.template.prefix,
-            self.template.suffix,
+            self.settings.job_max_clicks,
+            sum(click.clicks for click in clicks),
             len(fields) // 2,
+            Keys.batch_prefix,
             *fields,
         ]
         at = int(time.time() * 1000)

@@ -5,7 +5,7 @@ queue exists to avoid.
 
 Admission does not change: the same one-round-trip script checks the limits, records the
 idempotency key and enqueues the batch as an RQ job. Then, instead of waiting for a worker,
-the api runs that job's payload through the worker's own code
+the api runs that job's clicks through the worker's own code
 (:class:`crypto_mine.common.batches.BatchApplier`: the ledger, then the outcome script, which
 also takes the job's clicks off the depth counter and appends the events), and finally takes
 the job off the RQ queue in one small script (``LREM`` + ``DEL``) unless a worker took it.
@@ -30,10 +30,8 @@ from collections.abc import Callable
 
 import anyio
 import anyio.to_thread
-from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.queue import Queue
-from rq.serializers import JSONSerializer
 
 from crypto_mine.common.batches import BatchApplier
 from crypto_mine.common.failures import PoisonJob
@@ -95,17 +93,21 @@ class InlineApplier:
         return done
 
     def _apply(self, job_id: str) -> None:
+        # A job a worker already finished has an empty click list: nothing happens then.
         try:
-            job = Job.fetch(job_id, connection=self.redis, serializer=JSONSerializer)
-            (payload,) = job.args
-        except NoSuchJobError:
-            return  # a worker finished it and its result expired: nothing left to do
-        try:
-            self.batches.apply(job_id, payload)
+            self.batches.apply_job(job_id)
         except PoisonJob as error:  # its clicks are recorded as failed; a worker would park it
             log.error("inline job %s cannot be applied: %s", job_id, error)
-        self.dequeue(keys=[Queue.redis_queue_namespace_prefix + QUEUE_NAME, job.key], args=[job_id])
+        self.dequeue(
+            keys=[Queue.redis_queue_namespace_prefix + QUEUE_NAME, Job.key_for(job_id)],
+            args=[job_id],
+        )
 
     def close(self) -> None:
+        """Flush the ledger's deferred writes (best effort: they are housekeeping), then close."""
+        try:
+            self.batches.ledger.flush()
+        except Exception as error:
+            log.warning("ledger flush at close failed: %s", error)
         self.mongo.close()
         self.redis.close()

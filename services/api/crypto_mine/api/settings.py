@@ -36,6 +36,7 @@ class ApiSettings:
     max_clicks_per_request: int
     job_timeout_seconds: int
     batch_max_clicks: int
+    job_max_clicks: int
     batch_concurrency: int
     admission_timeout_seconds: float
     status_cache_ttl_seconds: int
@@ -106,6 +107,7 @@ class ApiSettings:
             max_clicks_per_request=env.int("MINING_MAX_CLICKS_PER_REQUEST", 10, min=1, max=1000),
             job_timeout_seconds=env.int("MINING_JOB_TIMEOUT_SECONDS", 120, min=5),
             batch_max_clicks=env.int("MINING_BATCH_MAX_CLICKS", 256, min=1, max=5000),
+            job_max_clicks=env.int("MINING_JOB_MAX_CLICKS", 1000, min=1, max=20_000),
             batch_concurrency=env.int("MINING_BATCH_CONCURRENCY", 4, min=1, max=64),
             admission_timeout_seconds=env.float("MINING_ADMISSION_TIMEOUT", 2.0, min=0.05),
             status_cache_ttl_seconds=env.int("MINING_STATUS_CACHE_TTL", Ttl.status_cache, min=1),

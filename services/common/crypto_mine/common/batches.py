@@ -106,11 +106,18 @@ class BatchApplier:
                 raise TransientFailure(error_code(error), error) from error
             raise
 
+    def apply_job(self, job_id: str, payload: Any = None) -> BatchResult:
+        """Apply a job: its clicks come from its click list, claimed first so that no click
+        joins the job once a run began (``payload`` only for jobs that carry their clicks)."""
+        if payload is None:
+            payload = self._retrying(lambda: self.outcomes.claim(job_id), "redis")
+        return self.apply(job_id, payload)
+
     def apply(self, batch: str, payload: Any) -> BatchResult:
         try:
             clicks, failures = parse(payload)
-        except PoisonJob:
-            self._retrying(lambda: self.outcomes.record(batch, None, []), "redis")
+        except PoisonJob as poison:
+            poison.clicks = self._retrying(lambda: self.outcomes.record(batch, None, []), "redis")
             raise
         if not self._indexed:
             self._retrying(self.ledger.ensure_indexes, "mongodb")
@@ -127,8 +134,8 @@ class BatchApplier:
             code = error_code(error)
             log.exception("batch %s cannot be applied (%s)", batch, code)
             everything = failures + [Failure(click, code) for click in clicks]
-            self._retrying(lambda: self.outcomes.record(batch, None, everything), "redis")
-            raise PoisonJob(code, str(error)) from error
+            lost = self._retrying(lambda: self.outcomes.record(batch, None, everything), "redis")
+            raise PoisonJob(code, str(error), lost) from error
         started = time.perf_counter()
         self._retrying(lambda: self.outcomes.record(batch, applied, failures), "redis")
         REDIS_LATENCY.labels("complete").observe(1000 * (time.perf_counter() - started))

@@ -25,9 +25,10 @@ TRANSIENT = (
 class PoisonJob(Exception):
     """A job that can never succeed as it is; parked in the dead-letter registry."""
 
-    def __init__(self, error_code: str, detail: str) -> None:
+    def __init__(self, error_code: str, detail: str, clicks: int = 0) -> None:
         super().__init__(f"{error_code}: {detail}")
         self.error_code = error_code
+        self.clicks = clicks  # clicks of the job, recorded as failed
 
 
 class TransientFailure(Exception):

@@ -15,6 +15,12 @@ off at any point; every step below is a single-document atomic write or is idemp
 3. Insert the marker ``{_id: B}`` into ``batches``: every user's share of ``B`` is applied.
 4. ``$unset`` ``applying.B`` on those users, so their ``applying`` maps stay small.
 
+Steps 3 and 4 are deferred and gathered: every ``flush_batches`` batches or ``flush_seconds``
+(and on :meth:`Ledger.flush`), one ``insert_many`` writes the markers of the finished batches
+and one ``update_many`` unmarks their users, so a user in many batches is rewritten once. A
+mark that outlives its process is garbage, never an error: it only stops its own batch from
+applying again, which is what it is for.
+
 A later run finds its clicks already inserted (step 1 reports them as its own), sees the marker
 when step 3 was reached and then only repeats step 4; otherwise the guard of step 2 skips every
 user already done. A user is unmarked (step 4) only after the marker exists (step 3), so "not
@@ -24,8 +30,9 @@ batches creating the same new user at once; it is told apart by reading the docu
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +43,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from .names import Collections
+from .names import JOB_FAILURE_TTL, Collections
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +95,29 @@ def to_ms(moment: datetime | None) -> int:
 
 
 class Ledger:
-    def __init__(self, database: Database[Document], reward_per_click: int) -> None:
+    def __init__(
+        self,
+        database: Database[Document],
+        reward_per_click: int,
+        flush_batches: int = 64,
+        flush_seconds: float = 5.0,
+    ) -> None:
         self.clicks: Collection[Document] = database[Collections.clicks]
         self.balances: Collection[Document] = database[Collections.balances]
         self.batches: Collection[Document] = database[Collections.batches]
         self.reward_per_click = reward_per_click
+        self.flush_batches = flush_batches
+        self.flush_seconds = flush_seconds
+        # Finished batches whose markers and unmarking wait for the next flush: batch -> users.
+        self._finished: dict[str, list[str]] = {}
+        self._since = 0.0
+        self._lock = threading.Lock()
 
     def ensure_indexes(self) -> None:
         self.clicks.create_index([("user", ASCENDING), ("key", ASCENDING)], unique=True)
+        # A marker matters while its job can still run: RQ keeps failed jobs for
+        # JOB_FAILURE_TTL, after which they cannot be requeued.
+        self.batches.create_index("at", expireAfterSeconds=JOB_FAILURE_TTL + 86_400)
 
     def apply(self, batch: str, clicks: list[Click]) -> Applied:
         now = datetime.now(UTC)
@@ -123,10 +145,7 @@ class Ledger:
         if totals:
             if not (existing and self._done(batch)):
                 self._apply_balances(batch, totals)
-                self._mark_done(batch, sorted(totals))
-            self.balances.update_many(
-                {"_id": {"$in": sorted(totals)}}, {"$unset": {f"applying.{batch}": ""}}
-            )
+            self._finish(batch, sorted(totals))
         users = self._totals({click.user for click in clicks})
         outcomes = []
         for click in clicks:
@@ -203,9 +222,41 @@ class Ledger:
             return
         raise RuntimeError(f"balance of user {user!r} for batch {batch!r} did not settle")
 
-    def _mark_done(self, batch: str, users: list[str]) -> None:
-        with contextlib.suppress(DuplicateKeyError):
-            self.batches.insert_one({"_id": batch, "users": users, "at": datetime.now(UTC)})
+    def _finish(self, batch: str, users: list[str]) -> None:
+        with self._lock:
+            if not self._finished:
+                self._since = time.monotonic()
+            self._finished[batch] = users
+            due = (
+                len(self._finished) >= self.flush_batches
+                or time.monotonic() - self._since >= self.flush_seconds
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Markers of the finished batches first, then their users unmarked (steps 3 and 4)."""
+        with self._lock:
+            finished, self._finished = self._finished, {}
+        if not finished:
+            return
+        try:
+            now = datetime.now(UTC)
+            markers = [{"_id": batch, "at": now} for batch in finished]
+            try:
+                self.batches.insert_many(markers, ordered=False)
+            except BulkWriteError as error:
+                if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                    raise
+            users = sorted({user for batch_users in finished.values() for user in batch_users})
+            self.balances.update_many(
+                {"_id": {"$in": users}},
+                {"$unset": {f"applying.{batch}": "" for batch in finished}},
+            )
+        except Exception:
+            with self._lock:  # try again at the next flush
+                self._finished = {**finished, **self._finished}
+            raise
 
     def _totals(self, users: set[str]) -> dict[str, UserTotal]:
         found = {

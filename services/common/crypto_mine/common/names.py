@@ -26,8 +26,17 @@ class Keys:
     queue_depth = f"{KEY_TAG}:queue:depth"
     # Job id -> clicks it carries; removing a job from it is what decrements the depth, once.
     queue_jobs = f"{KEY_TAG}:queue:jobs"
+    # The job still waiting at the tail of the queue, which admission may add clicks to.
+    open_job = f"{KEY_TAG}:queue:open"
+    # Prefix of the click lists: one Redis list of click JSON per job.
+    batch_prefix = f"{KEY_TAG}:batch:"
     # The worker pod that exports `mining_click_queue_depth` (one at a time, so sums are right).
     depth_reporter = f"{KEY_TAG}:queue:depth-reporter"
+
+    @staticmethod
+    def batch(job_id: str) -> str:
+        """The clicks of one job, a list of JSON strings."""
+        return f"{Keys.batch_prefix}{job_id}"
 
     @staticmethod
     def user_bucket(user_id: str) -> str:

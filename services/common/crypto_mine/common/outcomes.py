@@ -1,5 +1,5 @@
-"""Writing a batch's outcome to Redis in one script call: click records, status cache, depth,
-and the users' event streams (``crypto_mine.common.events``).
+"""The Redis side of a batch: claiming its clicks, and writing its outcome in one script call
+(click records, status cache, depth, the users' event streams of ``crypto_mine.common.events``).
 
 Field names of the click record are those of ``crypto_mine.common.records.Field``.
 """
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import orjson
 from redis import Redis
 
 from .events import EventSettings
@@ -29,11 +30,32 @@ def load_script() -> str:
     return WRITE_STATUS_LUA + (resources.files(__package__) / "lua" / "complete.lua").read_text()
 
 
+def _decoded(item: bytes) -> Any:
+    """A click's JSON; what is not JSON stays as it is, for the parser to reject."""
+    try:
+        return orjson.loads(item)
+    except orjson.JSONDecodeError:
+        return item
+
+
+# Close the job to new clicks (admission adds to the open job only), then read its clicks.
+CLAIM_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return redis.call('LRANGE', KEYS[2], 0, -1)
+"""
+
+
 class Outcomes:
     def __init__(self, redis: Redis, status_ttl: int, events: EventSettings | None = None) -> None:
         self.script = redis.register_script(load_script())
+        self.claim_script = redis.register_script(CLAIM_SCRIPT)
         self.status_ttl = status_ttl
         self.events = events or EventSettings()
+
+    def claim(self, job_id: str) -> list[Any]:
+        """The job's clicks, decoded; from now on admission starts new jobs instead."""
+        raw = self.claim_script(keys=[Keys.open_job, Keys.batch(job_id)], args=[job_id])
+        return [_decoded(item) for item in raw]
 
     def record(self, job_id: str, applied: Applied | None, failures: list[Failure]) -> int:
         """Write every outcome; return the clicks the depth counter lost (0 on a repeat)."""
@@ -45,7 +67,7 @@ class Outcomes:
             return streams.setdefault(user, len(streams) + 1)
 
         applied_ms = int(time.time() * 1000)
-        keys = [Keys.queue_depth, Keys.queue_jobs]
+        keys = [Keys.queue_depth, Keys.queue_jobs, Keys.batch(job_id)]
         keys += [Keys.click(o.click.user, o.click.key) for o in outcomes]
         keys += [Keys.click(f.click.user, f.click.key) for f in failures]
         keys += [Keys.user_status(u.user) for u in users]

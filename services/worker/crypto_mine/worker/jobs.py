@@ -1,7 +1,7 @@
 """The job function the api enqueues by dotted path: apply one batch of clicks.
 
-``crypto_mine.worker.jobs.apply_clicks`` receives the clicks the api accepted in one admission
-call and runs them through the shared :class:`crypto_mine.common.batches.BatchApplier`
+``crypto_mine.worker.jobs.apply_clicks`` applies the clicks the api gathered in one job and runs
+them through the shared :class:`crypto_mine.common.batches.BatchApplier`
 (the api's inline mode runs the same code). MongoDB and Redis are retried with backoff while
 the retry budget lasts; after that the job goes back to the queue (transient) or to the
 dead-letter registry (poison).
@@ -49,6 +49,11 @@ class BatchApplier:
         )
 
     def close(self) -> None:
+        """Flush the ledger's deferred writes (best effort: they are housekeeping), then close."""
+        try:
+            self.ledger.flush()
+        except Exception as error:
+            log.warning("ledger flush at close failed: %s", error)
         self.mongo.close()
         self.redis.close()
 
@@ -56,7 +61,7 @@ class BatchApplier:
         started = time.perf_counter()
         lag = (datetime.now(UTC) - enqueued_at).total_seconds() if enqueued_at else 0.0
         metrics.JOB_LAG.observe(max(0.0, lag))
-        result = self.batches.apply(batch, payload)
+        result = self.batches.apply_job(batch, payload)
         metrics.PROCESSED.inc(result.fresh)
         metrics.DUPLICATES.inc(result.duplicates)
         if result.failures:
@@ -89,8 +94,12 @@ def applier() -> BatchApplier:
     return BatchApplier(WorkerSettings.from_env())
 
 
-def apply_clicks(clicks: list[dict[str, Any]]) -> dict[str, int]:
-    """Apply one batch; the RQ job's id is the batch id that makes repeats harmless."""
+def apply_clicks(clicks: list[dict[str, Any]] | None = None) -> dict[str, int]:
+    """Apply one job's clicks; the RQ job's id is the batch id that makes repeats harmless.
+
+    The clicks are in the job's click list (``Keys.batch``); ``clicks`` is only given by jobs
+    that carry them in their arguments (enqueued by an older api during an upgrade).
+    """
     job = get_current_job()
     batch = job.id if job is not None else uuid.uuid4().hex
     return applier().apply(batch, clicks, job.enqueued_at if job is not None else None)

@@ -45,6 +45,7 @@ def run_worker(slot: int) -> None:
     from rq import Queue
     from rq.serializers import JSONSerializer
 
+    from .jobs import applier
     from .worker import ClickWorker
 
     settings = WorkerSettings.from_env()
@@ -57,6 +58,8 @@ def run_worker(slot: int) -> None:
     worker = ClickWorker([queue], connection=connection, settings=settings)
     log.info("worker process %s started", slot, extra={"worker": worker.name})
     worker.work(with_scheduler=False, logging_level=rq_level)
+    if applier.cache_info().currsize:
+        applier().close()
 
 
 class Supervisor:

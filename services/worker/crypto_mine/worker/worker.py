@@ -11,6 +11,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
 from crypto_mine.common.failures import PoisonJob, error_code
+from crypto_mine.common.names import Keys
 
 from . import metrics
 from .settings import WorkerSettings
@@ -19,11 +20,18 @@ log = logging.getLogger(__name__)
 
 
 def clicks_of(job: Job) -> int:
+    """The clicks a job carries: noted when it was dead-lettered, in its arguments (jobs of
+    older api versions), or still counted in the queue-jobs hash."""
+    if "clicks" in job.meta:
+        return int(job.meta["clicks"])
     try:
-        (batch,) = job.args
-        return len(batch) if isinstance(batch, list) else 0
+        args = job.args
     except Exception:  # an undecodable payload carries no countable clicks
         return 0
+    if args and isinstance(args[0], list):
+        return len(args[0])
+    carried = job.connection.hget(Keys.queue_jobs, job.id)
+    return int(carried) if carried else 0
 
 
 def route_failure(
@@ -34,10 +42,12 @@ def route_failure(
 ) -> None:
     """Poison goes to the dead-letter (failed) registry; anything else is retried."""
     code = error_code(exc_value) if exc_value is not None else "unknown"
-    metrics.FAILED.labels(code).inc(clicks_of(job) or 1)
+    clicks = exc_value.clicks if isinstance(exc_value, PoisonJob) else clicks_of(job)
+    metrics.FAILED.labels(code).inc(clicks or 1)
     if isinstance(exc_value, PoisonJob):
         job.retries_left = 0
         job.meta["error_code"] = code
+        job.meta["clicks"] = clicks
         job.save_meta()  # type: ignore[no-untyped-call]
         log.error("job %s dead-lettered: %s", job.id, exc_value, extra={"jobId": job.id})
     else:

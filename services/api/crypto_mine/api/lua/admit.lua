@@ -1,27 +1,30 @@
 -- Admission of a batch of clicks, atomically: limits -> idempotency -> backpressure -> enqueue.
 --
--- KEYS: 1 global bucket, 2 queue depth, 3 queue jobs, 4 RQ queue, 5 RQ job, 6 RQ queues set,
+-- KEYS: 1 global bucket, 2 queue depth, 3 queue jobs, 4 RQ queue, 5 new job's RQ hash,
+--       6 RQ queues set, 7 open job, 8 new job's click list,
 --       then per click: user bucket, ip bucket, click record.
--- ARGV: 1..6 global/user/ip rate and burst, 7 max depth, 8 record ttl (s), 9 job id,
---       10 job data prefix, 11 job data suffix, 12 number of job hash fields (n),
---       13..12+2n field/value pairs, then per click: fingerprint, clicks, click json.
+-- ARGV: 1..6 global/user/ip rate and burst, 7 max depth, 8 record ttl (s), 9 new job id,
+--       10 most clicks per job, 11 candidate clicks (sum of this call's), 12 number of job
+--       hash fields (n), 13 prefix of click lists, 14..13+2n field/value pairs, then per click:
+--       fingerprint, clicks, click json.
 -- Returns {depth, job id or false, per click {outcome, policy, remaining, reset ms, wait ms, record...}}.
 
 local ACCEPTED, REPLAYED, MISMATCH, LIMITED, FULL = 1, 2, 3, 4, 5
 
 local max_depth = tonumber(ARGV[7])
 local ttl = tonumber(ARGV[8])
-local job_id = ARGV[9]
+local new_job = ARGV[9]
 local nfields = tonumber(ARGV[12])
-local first = 13 + 2 * nfields
-local count = (#KEYS - 6) / 3
+local first = 14 + 2 * nfields
+local count = (#KEYS - 8) / 3
+local job_id = target_job(new_job, tonumber(ARGV[11]), tonumber(ARGV[10]))
 
 local results = {}
 local accepted_json = {}
 local accepted = 0
 
 for i = 0, count - 1 do
-  local user_key, ip_key, record_key = KEYS[7 + 3 * i], KEYS[8 + 3 * i], KEYS[9 + 3 * i]
+  local user_key, ip_key, record_key = KEYS[9 + 3 * i], KEYS[10 + 3 * i], KEYS[11 + 3 * i]
   local fingerprint = ARGV[first + 3 * i]
   local clicks = tonumber(ARGV[first + 3 * i + 1])
   local bs = click_buckets(user_key, ip_key)
@@ -59,8 +62,8 @@ end
 save_buckets()
 if accepted > 0 then
   local fields = {}
-  for f = 13, 12 + 2 * nfields do fields[#fields + 1] = ARGV[f] end
-  enqueue(job_id, accepted_json, accepted, fields, ARGV[10], ARGV[11])
+  for f = 14, 13 + 2 * nfields do fields[#fields + 1] = ARGV[f] end
+  enqueue(job_id, new_job, accepted_json, accepted, fields)
 else
   job_id = false
 end

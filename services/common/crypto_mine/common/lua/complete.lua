@@ -1,10 +1,10 @@
 -- Record the outcome of an applied (or failed) batch, once: click records, users' cached
--- status, the queue depth (decremented only by the first run that removes the job), and the
+-- status, the queue depth (decremented only by the first run that removes the job), the
 -- users' event streams (an event only when a click record changes state, so a repeated run
--- of the same batch emits nothing new).
+-- of the same batch emits nothing new), and the job's click list, which is no longer needed.
 --
--- KEYS: 1 queue depth, 2 queue jobs, then completed click records, failed click records,
---       user status keys, event streams.
+-- KEYS: 1 queue depth, 2 queue jobs, 3 the job's click list, then completed click records,
+--       failed click records, user status keys, event streams.
 -- ARGV: 1 job id, 2 completed count (c), 3 failed count (f), 4 user count (u),
 --       5 status ttl, 6 stream maxlen, 7 stream ttl,
 --       then 6 per completed click (key, reward, balance, applied ms, duplicate, stream),
@@ -14,7 +14,7 @@
 local job = ARGV[1]
 local c, f, u = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl, maxlen, stream_ttl = ARGV[5], ARGV[6], ARGV[7]
-local streams = 2 + c + f + u
+local streams = 3 + c + f + u
 local touched = {}
 
 local function emit(stream, ...)
@@ -29,10 +29,11 @@ if carried then
   redis.call('HDEL', KEYS[2], job)
   redis.call('DECRBY', KEYS[1], carried)
 end
+redis.call('DEL', KEYS[3])
 
 -- A record that expired stays gone: writing it again would leave it without a TTL.
 for i = 1, c do
-  local key, a = KEYS[2 + i], 8 + 6 * (i - 1)
+  local key, a = KEYS[3 + i], 8 + 6 * (i - 1)
   local state = redis.call('HGET', key, 's')
   if state then
     redis.call('HSET', key, 's', 'completed', 'r', ARGV[a + 1], 'b', ARGV[a + 2],
@@ -45,7 +46,7 @@ for i = 1, c do
   end
 end
 for i = 1, f do
-  local key, a = KEYS[2 + c + i], 8 + 6 * c + 3 * (i - 1)
+  local key, a = KEYS[3 + c + i], 8 + 6 * c + 3 * (i - 1)
   local state = redis.call('HGET', key, 's')
   if state then
     redis.call('HSET', key, 's', 'failed', 'e', ARGV[a + 1])
@@ -58,7 +59,7 @@ for i = 1, f do
 end
 for i = 1, u do
   local a = 8 + 6 * c + 3 * f + 4 * (i - 1)
-  write_status(KEYS[2 + c + f + i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ttl)
+  write_status(KEYS[3 + c + f + i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ttl)
   local stream = tonumber(ARGV[a + 3])
   if touched[stream] then
     emit(stream, 'ev', 'balance', 'clicks', ARGV[a], 'balance', ARGV[a + 1], 'last', ARGV[a + 2])
