@@ -217,7 +217,7 @@ HEADERS: dict[str, Any] = {
 
 
 def click_request(max_clicks: int) -> dict[str, Any]:
-    schema = copy.deepcopy(SCHEMAS["ClickRequest"])
+    schema: dict[str, Any] = copy.deepcopy(SCHEMAS["ClickRequest"])
     schema["properties"]["clicks"]["maximum"] = max_clicks
     return schema
 
