@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
-from rq.utils import now
+from rq.utils import now, utcformat
 
 from crypto_mine.common.metrics import REDIS_LATENCY
 from crypto_mine.common.names import (
@@ -83,24 +83,22 @@ class Admission:
 
 
 class JobTemplate:
-    """The RQ job hash of a batch, built by RQ itself; its clicks live in ``Keys.batch``."""
+    """The RQ job hash of a batch, built once by RQ itself; its clicks live in ``Keys.batch``.
+
+    Every job's hash is the same but for its creation and enqueue times.
+    """
+
+    TIMES = ("created_at", "enqueued_at")
 
     def __init__(self, settings: ApiSettings) -> None:
-        self.settings = settings
         # RQ only needs a connection object to build the dict; nothing is sent through it.
-        self._connection = SyncRedis()
         job_tuple: tuple[Any, ...] = (APPLY_CLICKS_JOB, None, (), {})
-        # Uncompressed JSON, which RQ reads as well as its own zlib-compressed form.
-        self.data = JSONSerializer.dumps(job_tuple).decode()  # type: ignore[no-untyped-call]
-
-    def fields(self, job_id: str) -> list[str]:
         job = Job.create(
             APPLY_CLICKS_JOB,
             args=(),
-            connection=self._connection,
-            id=job_id,
+            connection=SyncRedis(),
             serializer=JSONSerializer,
-            timeout=self.settings.job_timeout_seconds,
+            timeout=settings.job_timeout_seconds,
             result_ttl=JOB_RESULT_TTL,
             failure_ttl=JOB_FAILURE_TTL,
             description="apply a batch of mining clicks",
@@ -109,14 +107,24 @@ class JobTemplate:
         )
         job.enqueued_at = now()
         job.retries_left = JOB_RETRIES
-        flat: list[str] = ["data", self.data]
+        # Uncompressed JSON, which RQ reads as well as its own zlib-compressed form.
+        data = JSONSerializer.dumps(job_tuple).decode()  # type: ignore[no-untyped-call]
+        self._fields: list[str] = ["data", data]
         for name, raw in job.to_dict().items():
             if name == "data" or raw is None:
                 continue
             value = raw.value if isinstance(raw, Enum) else raw
-            flat.append(name)
-            flat.append(value.decode() if isinstance(value, bytes) else str(value))
-        return flat
+            self._fields.append(name)
+            self._fields.append(value.decode() if isinstance(value, bytes) else str(value))
+        self._times = [i + 1 for i, name in enumerate(self._fields) if name in self.TIMES]
+
+    def fields(self) -> list[str]:
+        """Field/value pairs of a job created now."""
+        stamp = utcformat(now())
+        fields = self._fields.copy()
+        for index in self._times:
+            fields[index] = stamp
+        return fields
 
 
 class Admitter:
@@ -189,7 +197,7 @@ class Admitter:
 
     async def _run(self, clicks: list[Click]) -> list[Admission]:
         job_id = uuid.uuid4().hex
-        fields = self.template.fields(job_id)
+        fields = self.template.fields()
         keys = [
             Keys.global_bucket,
             Keys.queue_depth,
@@ -224,7 +232,25 @@ class Admitter:
         depth, enqueued, results = await self.script(keys=keys, args=args)
         REDIS_LATENCY.labels("admit").observe((time.perf_counter() - started) * 1000)
         job = enqueued.decode() if isinstance(enqueued, bytes) else enqueued
-        return [self._admission(result, int(depth), job) for result in results]
+        admissions = [self._admission(result, int(depth), job) for result in results]
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "admitted %s clicks",
+                len(clicks),
+                extra={
+                    "jobId": job,
+                    "queueDepth": int(depth),
+                    "clicks": [
+                        {
+                            "userId": click.user_id,
+                            "idempotencyKey": click.key,
+                            "outcome": admission.outcome.name.lower(),
+                        }
+                        for click, admission in zip(clicks, admissions, strict=True)
+                    ],
+                },
+            )
+        return admissions
 
     def _admission(self, result: list[Any], depth: int, job_id: str | None) -> Admission:
         outcome = Outcome(int(result[0]))

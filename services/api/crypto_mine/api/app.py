@@ -25,6 +25,7 @@ from .compression import Compression
 from .errors import EXCEPTION_HANDLERS, JSONResponse
 from .events import EventEndpoint, EventHub
 from .health import HealthEndpoints
+from .hot_path import ClickHotPath
 from .inline import InlineApplier
 from .mobile import MobileEndpoint
 from .observability import Performance, TimingMiddleware
@@ -80,6 +81,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     routes = [
         Route("/api/auth/register", accounts.register, methods=["POST"]),
         Route("/api/auth/login", accounts.login, methods=["POST"]),
+        # POST is answered by ClickHotPath before routing; the route answers other methods (405).
         Route("/api/mining/click", clicks.click, methods=["POST"]),
         Route("/api/mining/click/status", clicks.status, methods=["GET"]),
         Route("/api/mining/status", status.get),
@@ -95,6 +97,12 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Route("/static/{asset}", page.asset, methods=["GET"]),
     ]
     middleware = [
+        Middleware(
+            ClickHotPath,
+            endpoint=clicks.click,
+            performance=performance,
+            max_body_bytes=settings.max_body_bytes,
+        ),
         Middleware(TimingMiddleware, performance=performance),
         Middleware(Compression, minimum_size=settings.gzip_min_bytes),
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),

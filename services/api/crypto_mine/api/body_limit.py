@@ -12,6 +12,27 @@ def too_large(limit: int) -> ApiError:
     return ApiError(413, "content_too_large", f"The request body exceeds {limit} bytes.")
 
 
+def announced_too_large(scope: Scope, limit: int) -> bool:
+    length = Headers(scope=scope).get("content-length")
+    return length is not None and (not length.isdigit() or int(length) > limit)
+
+
+def limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises a 413 ``ApiError`` once the body passes ``limit`` bytes."""
+    received = 0
+
+    async def receive_limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise too_large(limit)
+        return message
+
+    return receive_limited
+
+
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -21,19 +42,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = Headers(scope=scope).get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
+        if announced_too_large(scope, self.limit):
             await too_large(self.limit).response()(scope, receive, send)
             return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise too_large(self.limit)
-            return message
-
-        await self.app(scope, limited, send)
+        await self.app(scope, limited(receive, self.limit), send)

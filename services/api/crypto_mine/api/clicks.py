@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from crypto_mine.common.failures import TransientFailure
 from crypto_mine.common.names import Keys
@@ -38,9 +39,21 @@ def status_url(key: str) -> str:
     return f"/api/mining/click/status?key={quote(key, safe='')}"
 
 
+async def read_all(receive: Receive) -> bytes:
+    """The request body (a click's is one message: no stream machinery needed)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
 async def read_body(request: Request, max_clicks: int) -> dict[str, Any]:
     """The normalized click body: ``{"clicks": n}``; an empty body is one click."""
-    raw = await request.body()
+    raw = await read_all(request.receive)
     if not raw.strip():
         return {"clicks": 1}
     try:
@@ -88,16 +101,6 @@ class ClickEndpoints:
             fingerprint=idempotency.fingerprint(body),
         )
         admission = await self.admitter.admit(click)
-        log.info(
-            "click %s",
-            admission.outcome.name.lower(),
-            extra={
-                "idempotencyKey": key,
-                "userId": user_id,
-                "queueDepth": admission.depth,
-                "jobId": admission.job_id,
-            },
-        )
         if admission.outcome is Outcome.FULL:
             raise ApiError(
                 503,

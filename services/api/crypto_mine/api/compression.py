@@ -9,10 +9,11 @@ header contains "gzip", also for ``gzip;q=0`` (which refuses it). Here the heade
 from __future__ import annotations
 
 from starlette.datastructures import Headers
-from starlette.middleware.gzip import GZipMiddleware, GZipResponder, IdentityResponder
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.middleware.gzip import GZipMiddleware, GZipResponder
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LEVEL = 6  # zlib's default: most of level 9's gain for far less CPU
+VARY = (b"vary", b"Accept-Encoding")
 
 
 def accepts_gzip(header: str) -> bool:
@@ -44,16 +45,20 @@ class Compression(GZipMiddleware):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if accepts_gzip(Headers(scope=scope).get("accept-encoding", "")):
-            responder: IdentityResponder = GZipResponder(
-                self.app,
-                self.minimum_size,
-                compresslevel=self.compresslevel,
-                thread_minimum_size=self.thread_minimum_size,
-                exclude_content_types=self.exclude_content_types,
-            )
-        else:
-            responder = IdentityResponder(
-                self.app, self.minimum_size, exclude_content_types=self.exclude_content_types
-            )
+        if not accepts_gzip(Headers(scope=scope).get("accept-encoding", "")):
+            # Plain answer; it still varies with Accept-Encoding, so caches keep the two apart.
+            async def send_plain(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message.setdefault("headers", []).append(VARY)
+                await send(message)
+
+            await self.app(scope, receive, send_plain)
+            return
+        responder = GZipResponder(
+            self.app,
+            self.minimum_size,
+            compresslevel=self.compresslevel,
+            thread_minimum_size=self.thread_minimum_size,
+            exclude_content_types=self.exclude_content_types,
+        )
         await responder(scope, receive, send)

@@ -98,3 +98,12 @@ EXCEPTION_HANDLERS = {
     asyncio.TimeoutError: timeout_error,
     Exception: server_error,
 }
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    """The answer the handlers above give for ``exc`` (the nearest class in its MRO)."""
+    for cls in type(exc).__mro__:
+        handler = EXCEPTION_HANDLERS.get(cls)
+        if handler is not None:
+            return await handler(request, exc)
+    return await server_error(request, exc)  # pragma: no cover - Exception is in the table

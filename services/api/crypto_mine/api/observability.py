@@ -34,9 +34,29 @@ class Performance:
 
     def __init__(self, window: int = 4096) -> None:
         self.durations: deque[float] = deque(maxlen=window)
+        # Labelled children, looked up once: a lookup takes a lock on every request.
+        self._durations: dict[str, Histogram] = {}
+        self._clicks: dict[int, Counter] = {}
         self.total = 0
         self.errors = 0
         self.started = time.time()
+
+    def observe(self, route: str, method: str, started: float, status: int) -> None:
+        """One answered request: its duration by route, the click endpoint's status count."""
+        # An event stream lives as long as its client stays: that is no response time.
+        if route == EVENTS_ROUTE:
+            return
+        elapsed = time.perf_counter() - started
+        duration = self._durations.get(route)
+        if duration is None:
+            duration = self._durations[route] = HTTP_DURATION.labels(route)
+        duration.observe(elapsed)
+        if route == CLICK_ROUTE and method == "POST":
+            count = self._clicks.get(status)
+            if count is None:
+                count = self._clicks[status] = CLICK_REQUESTS.labels(str(status))
+            count.inc()
+        self.record(elapsed, status)
 
     def record(self, seconds: float, status: int) -> None:
         self.durations.append(seconds)
@@ -81,12 +101,5 @@ class TimingMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            # An event stream lives as long as its client stays: that is no response time.
-            if path != EVENTS_ROUTE:
-                HTTP_DURATION.labels(path).observe(elapsed)
-                if path == CLICK_ROUTE and scope["method"] == "POST":
-                    CLICK_REQUESTS.labels(str(status)).inc()
-                self.performance.record(elapsed, status)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.performance.observe(route, scope["method"], started, status)
