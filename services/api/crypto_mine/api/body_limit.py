@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError
@@ -13,8 +12,10 @@ def too_large(limit: int) -> ApiError:
 
 
 def announced_too_large(scope: Scope, limit: int) -> bool:
-    length = Headers(scope=scope).get("content-length")
-    return length is not None and (not length.isdigit() or int(length) > limit)
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return not value.isdigit() or int(value) > limit
+    return False
 
 
 def limited(receive: Receive, limit: int) -> Receive:
