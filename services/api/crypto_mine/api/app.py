@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from crypto_mine.common.ids import IdAllocatorClient
 from crypto_mine.common.mongo import async_mongo_client
@@ -35,6 +38,17 @@ from .settings import ApiSettings
 from .status import StatusEndpoint
 
 log = logging.getLogger(__name__)
+
+
+class Api(Starlette):
+    """Starlette, with one path answered before all of its layers (``ClickHotPath``)."""
+
+    def __init__(self, hot_path: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self.hot_path = hot_path
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self.hot_path(super().build_middleware_stack())
 
 
 def create_app(settings: ApiSettings | None = None) -> Starlette:
@@ -97,17 +111,17 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Route("/static/{asset}", page.asset, methods=["GET"]),
     ]
     middleware = [
-        Middleware(
+        Middleware(TimingMiddleware, performance=performance),
+        Middleware(Compression, minimum_size=settings.gzip_min_bytes),
+        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+    ]
+    return Api(
+        partial(
             ClickHotPath,
             endpoint=clicks.click,
             performance=performance,
             max_body_bytes=settings.max_body_bytes,
         ),
-        Middleware(TimingMiddleware, performance=performance),
-        Middleware(Compression, minimum_size=settings.gzip_min_bytes),
-        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
-    ]
-    return Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
