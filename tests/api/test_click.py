@@ -102,6 +102,8 @@ async def test_keys_are_scoped_per_user(api: Api, redis_client: redis.Redis) -> 
         (None, "idempotency_key_missing"),
         ("", "idempotency_key_missing"),
         ("x" * 256, "idempotency_key_invalid"),
+        ("x" * 12_000, "idempotency_key_invalid"),
+        ("key with \x7f delete", "idempotency_key_invalid"),
         ("tab\there", "idempotency_key_invalid"),
     ],
 )
