@@ -157,13 +157,15 @@ class LoadGenerator:
         tally = self.ledger.registrations
         body = {"username": user.username, "password": PASSWORD}
         headers = {"X-Forwarded-For": user.ip}
-        path, lost_one = REGISTER, False
+        # An attempt without an answer, or a 503 (a write cut off by a dying MongoDB), may have
+        # created the account: then the retry's 409 is ours, and we log in.
+        path, maybe_created = REGISTER, False
         for attempt in range(200):
             if time.monotonic() > self.deadline:
                 break
             response = await self._post(path, headers, body, tally, seconds=30)
             if response is None:
-                lost_one = True
+                maybe_created = True
                 await self._pause(None, attempt)
                 continue
             if response.status_code in (200, 201):
@@ -173,13 +175,14 @@ class LoadGenerator:
                 self.users.append(user)
                 return True
             if response.status_code == 409 and path == REGISTER:
-                if not lost_one:
+                if not maybe_created:
                     self.ledger.unexpected.append(
                         f"sign-up of new {user.username} answered 409 (user id taken?)"
                     )
                 path = LOGIN
                 continue
             if response.status_code in (429, 503):
+                maybe_created = maybe_created or response.status_code == 503
                 await self._pause(response, attempt)
                 continue
             self.ledger.unexpected.append(f"{path} {response.status_code} {response.text[:200]}")
