@@ -167,6 +167,21 @@ def rows(results: dict[str, Any], options: Options) -> list[Row]:
             f"per job, {worker['mongo_documents_written_per_click']} documents written per click",
         )
     )
+    out.append(
+        Row(
+            "worker.apply_vs_two_write_floor",
+            3,
+            "one worker process vs the two-write floor (click + balance, no exactly-once guard)",
+            worker["worker_clicks_per_second"],
+            f"{_n(worker['worker_clicks_per_second'])}/s",
+            worker["floor_clicks_per_second"],
+            f"{_n(worker['floor_clicks_per_second'])}/s",
+            worker["ratio_to_floor"],
+            "same documents and chunks: insert_many of the clicks, one unguarded $inc upsert "
+            "per user per chunk and a read of those balances: the fewest writes any design "
+            "keeping a balance per user needs",
+        )
+    )
     e2e = results["4_e2e"]
     ours, naive = e2e["ours"], e2e["naive"]
     out.append(

@@ -17,6 +17,7 @@ ROWS = {
     "redis.commands_full_load": 2,
     "redis.commands_one_connection": 2,
     "worker.apply_vs_insert_many": 3,
+    "worker.apply_vs_two_write_floor": 3,
     "e2e.ours_vs_naive": 4,
     "ids.http_segment_count_1_32_connections": 5,
     "ids.http_segment_count_1000_8_connections": 5,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from pymongo import ASCENDING, MongoClient, monitoring
+from pymongo import ASCENDING, MongoClient, UpdateOne, monitoring
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -116,10 +116,17 @@ def drain(redis_url: str, counter: CommandCounter) -> tuple[float, int]:
     return elapsed, jobs_count
 
 
-def raw_insert(mongo_uri: str, count: int, users: int, batch: int) -> float:
+def raw_insert(
+    mongo_uri: str, count: int, users: int, batch: int, with_balances: bool = False
+) -> float:
+    """``insert_many`` of the click documents in chunks; ``with_balances``: plus, per chunk,
+    one unguarded ``$inc`` upsert per user and a read of those balances — the fewest writes
+    any design needs (a click and its user's balance), without the exactly-once guard."""
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
-    collection = client["bench_raw"]["clicks"]
+    database = client["bench_floor" if with_balances else "bench_raw"]
+    collection = database["clicks"]
     collection.drop()
+    database["balances"].drop()
     collection.create_index([("user", ASCENDING), ("key", ASCENDING)], unique=True)
     now = datetime.now(UTC)
     docs = [
@@ -136,7 +143,18 @@ def raw_insert(mongo_uri: str, count: int, users: int, batch: int) -> float:
     ]
     started = time.perf_counter()
     for offset in range(0, count, batch):
-        collection.insert_many(docs[offset : offset + batch], ordered=False)
+        chunk = docs[offset : offset + batch]
+        collection.insert_many(chunk, ordered=False)
+        if with_balances:
+            totals = Counter(doc["user"] for doc in chunk)
+            database["balances"].bulk_write(
+                [
+                    UpdateOne({"_id": user}, {"$inc": {"balance": n, "clicks": n}}, upsert=True)
+                    for user, n in totals.items()
+                ],
+                ordered=False,
+            )
+            list(database["balances"].find({"_id": {"$in": list(totals)}}))
     elapsed = time.perf_counter() - started
     client.close()
     return elapsed
@@ -153,6 +171,7 @@ def run(count: int, users: int, batch: int) -> dict[str, Any]:
             counter = CommandCounter()
             worker_seconds, job_count = drain(redis_server.url, counter)
             raw_seconds = raw_insert(mongo.uri, count, users, batch)
+            floor_seconds = raw_insert(mongo.uri, count, users, batch, with_balances=True)
         finally:
             mongo.stop()
             redis_server.stop()
@@ -167,6 +186,8 @@ def run(count: int, users: int, batch: int) -> dict[str, Any]:
         "worker_clicks_per_second": round(applied),
         "raw_insert_many_docs_per_second": round(raw),
         "ratio": round(applied / raw, 3),
+        "floor_clicks_per_second": round(count / floor_seconds),
+        "ratio_to_floor": round(applied / (count / floor_seconds), 3),
         "mongo_commands_per_job": round(sum(counter.commands.values()) / job_count, 2),
         "mongo_documents_written_per_click": round(writes / count, 3),
         "mongo_commands": dict(counter.commands),
@@ -191,6 +212,8 @@ def main() -> None:
     print(f"  one worker process        {result['worker_clicks_per_second']:>8} clicks/s")
     print(f"  raw insert_many, same docs {result['raw_insert_many_docs_per_second']:>7} docs/s")
     print(f"  ratio                     {result['ratio']:>8}")
+    print(f"  two-write floor (no guard) {result['floor_clicks_per_second']:>7} clicks/s")
+    print(f"  ratio to that floor       {result['ratio_to_floor']:>8}")
     print(f"  MongoDB commands per job  {result['mongo_commands_per_job']:>8}")
     print(f"  documents written / click {result['mongo_documents_written_per_click']:>8}")
 
