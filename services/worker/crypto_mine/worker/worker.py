@@ -6,8 +6,11 @@ import logging
 from types import TracebackType
 from typing import Any
 
+from rq import worker_registration
 from rq.job import Job
+from rq.registry import clean_registries
 from rq.serializers import JSONSerializer
+from rq.utils import now
 from rq.worker import SimpleWorker
 
 from crypto_mine.common.failures import PoisonJob, error_code
@@ -75,3 +78,24 @@ class ClickWorker(SimpleWorker):
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long a started job may go silent before another worker takes it back."""
         return int(job.timeout or self.worker_ttl) + self.heartbeat_margin
+
+    def clean_registries(self) -> None:
+        """RQ's recovery sweep, under a lock that a dead worker cannot hold for long.
+
+        RQ takes each queue's cleaning lock for 899 s and releases it only when the sweep ends:
+        a worker killed (or cut off from Redis) in the middle of a sweep kept every other worker
+        from taking back the jobs of dead workers for 15 minutes, and their clicks stayed queued.
+        Here the lock lives one maintenance interval and is released whatever happens; two
+        sweeps overlapping is harmless, a batch may run twice.
+        """
+        ttl = max(1, int(self.maintenance_interval))
+        for queue in self.queues:
+            if not self.connection.set(queue.registry_cleaning_key, 1, nx=True, ex=ttl):
+                continue
+            try:
+                clean_registries(queue, self._exc_handlers)
+                worker_registration.clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self, queue)
+            finally:
+                self.connection.delete(queue.registry_cleaning_key)
+        self.last_cleaned_at = now()  # type: ignore[assignment]
