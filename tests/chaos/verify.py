@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo import MongoClient
 
-from crypto_mine.common.names import Collections, Keys
+from crypto_mine.common.names import QUEUE_NAME, Collections, Keys
 from crypto_mine.common.queue_stats import QueueKeys
 from tests.support.stack import DATABASE, Stack
 
@@ -52,7 +52,18 @@ def wait_drained(stack: Stack, timeout: float) -> float:
         except Exception:  # noqa: S110 - Redis may still be loading
             pass
         time.sleep(0.5)
-    raise TimeoutError(f"queue not drained after {timeout:.0f}s (depth {stack.queue_depth()})")
+    client = stack.redis_client()
+    try:
+        state = {
+            "depth": client.get(Keys.queue_depth),
+            "queued jobs": client.llen(QueueKeys.queue),
+            "started jobs": client.zcard(QueueKeys.started),
+            "intermediate jobs": client.llen(QueueKeys.queue + ":intermediate"),
+            "cleaning lock ttl": client.ttl("rq:clean_registries:" + QUEUE_NAME),
+        }
+    finally:
+        client.close()
+    raise TimeoutError(f"queue not drained after {timeout:.0f}s: {state}")
 
 
 def completed_records(stack: Stack, keys: list[tuple[str, str]]) -> int:
