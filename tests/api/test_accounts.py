@@ -397,6 +397,28 @@ async def test_mongodb_down_is_503(start_api: Any, allocator: Any, tmp_path: Pat
         mongo.stop()
 
 
+async def test_sign_up_right_after_a_mongodb_restart_succeeds_once(
+    start_api: Any, allocator: Any, tmp_path: Path
+) -> None:
+    mongo = MongoServer(tmp_path / "mongo").start()
+    try:
+        api: Api = await start_api(ID_ALLOCATOR_URL=allocator.url, MONGODB_URI=mongo.uri)
+        assert (await api.client.get("/readyz")).status_code == 200  # a pooled connection
+        mongo.kill9()
+        assert (await api.client.get("/readyz")).status_code == 503
+        mongo.start()  # same port and data: the pooled connection is now dead
+        assert (await register(api, "carol")).status_code == 201
+        assert (await register(api, "dave")).status_code == 201
+        client: MongoClient[dict[str, Any]] = MongoClient(mongo.uri)
+        try:
+            stored = client[api.settings.mongo.database][Collections.users]
+            assert stored.count_documents({"usernameKey": {"$in": ["carol", "dave"]}}) == 2
+        finally:
+            client.close()
+    finally:
+        mongo.stop()
+
+
 async def test_openapi_documents_both_routes(accounts: Api) -> None:
     paths = (await accounts.client.get("/openapi.json")).json()["paths"]
     register_answers = paths["/api/auth/register"]["post"]["responses"]

@@ -3,6 +3,9 @@
 Sign-up: input checks -> attempt limit -> username free? -> argon2 hash (in a thread) -> user
 id from the id-allocator -> insert into ``users``, whose unique index on the lowercased username
 settles concurrent sign-ups -> token. Nothing is written before the id-allocator answered.
+A pooled MongoDB connection that died with a restarted server fails the first write sent on it;
+the index creation and the insert are tried once more on a fresh connection, and a retried
+insert that meets its own first attempt (same id, same username) counts as done.
 
 Sign-up attempts are limited per client IP (``REGISTER_MAX_ATTEMPTS`` per
 ``REGISTER_WINDOW_SECONDS``) with the login limiter's script, counted before any work and
@@ -32,7 +35,7 @@ import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import AutoReconnect, DuplicateKeyError, PyMongoError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -167,18 +170,15 @@ class AccountEndpoints:
             self.hasher.hash, password, limiter=self.hash_limiter
         )
         user_id = await self._new_user_id()
-        try:
-            await self.users.insert_one(
-                {
-                    "_id": user_id,
-                    "username": username,
-                    "usernameKey": key,
-                    "passwordHash": password_hash,
-                    "createdAt": datetime.now(UTC),
-                }
-            )
-        except DuplicateKeyError:
-            raise taken(username) from None
+        user = {
+            "_id": user_id,
+            "username": username,
+            "usernameKey": key,
+            "passwordHash": password_hash,
+            "createdAt": datetime.now(UTC),
+        }
+        if not await self._insert(user):
+            raise taken(username)
         log.info("user registered", extra={"userId": user_id})
         return self._signed_in(user_id, username, 201)
 
@@ -211,9 +211,32 @@ class AccountEndpoints:
         return self._signed_in(user_id, str(user["username"]), 200)
 
     async def _ensure_index(self) -> None:
-        if not self._indexed:
-            await self.users.create_index("usernameKey", unique=True, name="usernameKey_unique")
-            self._indexed = True
+        if self._indexed:
+            return
+        try:
+            await self._create_index()
+        except AutoReconnect:
+            await self._create_index()
+        self._indexed = True
+
+    async def _create_index(self) -> None:
+        await self.users.create_index("usernameKey", unique=True, name="usernameKey_unique")
+
+    async def _insert(self, user: dict[str, Any]) -> bool:
+        """Insert a new user; ``False`` when the username belongs to someone else."""
+        try:
+            await self.users.insert_one(user)
+            return True
+        except DuplicateKeyError:
+            return False
+        except AutoReconnect as error:
+            log.warning("user insert retried: %s", error)
+        try:
+            await self.users.insert_one(user)
+        except DuplicateKeyError:
+            mine = {"_id": user["_id"], "usernameKey": user["usernameKey"]}
+            return await self.users.find_one(mine, {"_id": 1}) is not None
+        return True
 
     async def _new_user_id(self) -> str:
         try:
