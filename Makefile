@@ -82,6 +82,18 @@ bench: setup ## benchmark against baselines on its own servers (~4 min): table, 
 load: setup ## k6 load test of the click path (BASE_URL, AUTH_TOKEN or AUTH_TOKENS_FILE, RPS, USERS, DURATION)
 	@$(BIN)/k6 run tests/load/mining-clicks.js
 
+.PHONY: chaos
+chaos: setup ## whole-stack fault run: processes SIGKILLed, Redis and MongoDB restarted under load (DURATION s)
+	@$(BIN)/python -m tests.chaos --duration $(or $(DURATION),150)
+
+.PHONY: overload
+overload: setup ## three times the sustainable click rate: only 202/200/429/503, bounded queue and memory
+	@$(BIN)/python -m tests.chaos.overload
+
+.PHONY: fuzz
+fuzz: setup ## schemathesis against every operation of /openapi.json on a running stack
+	@$(BIN)/python -m tests.fuzz
+
 .PHONY: queue
 queue: setup ## show the click queue: depth, jobs in progress, dead letters, workers, lag
 	@$(BIN)/crypto-mine-queue
