@@ -45,6 +45,14 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def children(pid: int) -> list[int]:
+    try:
+        listed = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in listed.split()]
+
+
 class Process:
     """One child process with its log file; stop() sends SIGTERM, then SIGKILL."""
 
@@ -85,6 +93,26 @@ class Process:
         if self.proc is not None and self.alive():
             os.kill(self.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+    def kill_group(self) -> None:
+        """SIGKILL the process and everything in its session at once, as a node loss would."""
+        if self.proc is not None and self.alive():
+            os.killpg(self.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def spawned_children(self) -> list[int]:
+        """Its children started by ``multiprocessing`` spawn (not the resource tracker)."""
+        if not self.alive():
+            return []
+        found = []
+        for child in children(self.pid):
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline:
+                found.append(child)
+        return found
 
     def stop(self, timeout: float = 10.0) -> int | None:
         if self.proc is None:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devstack.servers import free_port
+from tests.support.local_run import local_run
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -41,30 +36,10 @@ def json_values(text: str) -> list[dict[str, Any]]:
 
 
 def test_quick_start_example(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in (
-        "API_PORT", "ID_ALLOCATOR_PORT", "WORKER_METRICS_PORT", "REDIS_PORT", "MONGO_PORT",
-    )}  # fmt: skip
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "DEVSTACK_STATE": str(tmp_path)}
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "devstack"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output = stack.stdout
-    assert output is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(output), daemon=True)
-    try:
-        reader.start()
-        deadline = time.monotonic() + 60
-        while not any("Try it" in line for line in lines) and time.monotonic() < deadline:
-            assert stack.poll() is None, "".join(lines)
-            time.sleep(0.2)
-        assert any("crypto-mine is running" in line for line in lines), "".join(lines)
-        script = quick_start_script().replace("127.0.0.1:8080", f"127.0.0.1:{ports['API_PORT']}")
+    with local_run(tmp_path, timeout=60) as run:
+        script = quick_start_script().replace(
+            "127.0.0.1:8080", f"127.0.0.1:{run.ports['API_PORT']}"
+        )
         # People type slower than bash runs: give the worker a moment before asking for status.
         script = script.replace('curl -s "http', 'sleep 1; curl -s "http', 1)
         out = subprocess.run(
@@ -81,10 +56,5 @@ def test_quick_start_example(tmp_path: Path) -> None:
         assert status["result"]["balance"] == 1
         assert mining["balance"] == 1
         assert mining["clicks"] == 1
-    finally:
-        stack.send_signal(signal.SIGINT)
-        stack.wait(60)
-        reader.join(10)
-        output.close()
-    assert stack.returncode == 0
-    assert "stopped" in "".join(lines)
+    assert run.process.returncode == 0
+    assert "stopped" in run.output

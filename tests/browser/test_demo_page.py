@@ -6,12 +6,8 @@ in ``.local/artifacts/demo-page.png``.
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from devstack.servers import free_port
+from tests.support.local_run import local_run
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / ".local" / "artifacts"
@@ -59,35 +55,8 @@ def chromium() -> None:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[str]:
     """``python -m devstack`` on free ports; yields the api's address."""
-    ports = {name: free_port() for name in (
-        "API_PORT", "ID_ALLOCATOR_PORT", "WORKER_METRICS_PORT", "REDIS_PORT", "MONGO_PORT",
-    )}  # fmt: skip
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "DEVSTACK_STATE": str(tmp_path)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output = process.stdout
-    assert output is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(output), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 90
-        while not any("Try it" in line for line in lines) and time.monotonic() < deadline:
-            assert process.poll() is None, "".join(lines)
-            time.sleep(0.2)
-        assert any("crypto-mine is running" in line for line in lines), "".join(lines)
-        yield f"http://127.0.0.1:{ports['API_PORT']}"
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(60)
-        reader.join(10)
-        output.close()
+    with local_run(tmp_path) as run:
+        yield run.url
 
 
 @pytest.fixture

@@ -7,22 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
-import tempfile
-from pathlib import Path
+
+from tests.support.runs import new_run
 
 from .run import run_chaos
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def interrupt(*_: object) -> None:
-    raise KeyboardInterrupt  # so that the stack's processes are stopped on the way out
-
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, interrupt)
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
     parser.add_argument("--duration", type=float, default=150, help="seconds of load and faults")
     parser.add_argument("--rate", type=float, default=60, help="new clicks per second")
@@ -30,9 +22,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fsync", choices=["always", "everysec"], default="always")
     args = parser.parse_args()
-    state = ROOT / ".local" / "chaos"
-    state.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="run-", dir=state))
+    folder = new_run("chaos")
     print(f"chaos: {args.duration:.0f} s, logs in {folder}", flush=True)
     report = asyncio.run(
         run_chaos(

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tests.support.stack import Stack, kill_group, spawned_children
+from tests.support.stack import Stack
 
 KINDS = (
     "api worker process SIGKILL",
@@ -48,19 +48,19 @@ class Injector:
         if kind.startswith("api worker process"):
             os.kill(self.rng.choice(stack.api.workers()), signal.SIGKILL)
         elif kind.startswith("api pod"):
-            kill_group(stack.api)
+            stack.api.kill_group()
             time.sleep(self.rng.uniform(0.2, 1.0))
             stack.api.start().wait_ready(60)
         elif kind.startswith("worker pod"):
             pod = self.rng.choice(stack.workers)
-            pod.kill_all()
+            pod.kill_group()
             time.sleep(self.rng.uniform(0.2, 1.0))
             pod.start()
         elif kind.startswith("worker process"):
             pod = self.rng.choice(stack.workers)
-            os.kill(self.rng.choice(spawned_children(pod.pid)), signal.SIGKILL)
+            os.kill(self.rng.choice(pod.spawned_children()), signal.SIGKILL)
         elif kind.startswith("id-allocator"):
-            kill_group(stack.allocator)
+            stack.allocator.kill_group()
             time.sleep(self.rng.uniform(0.2, 1.0))
             stack.allocator.start().wait_ready(60)
         elif kind.startswith("redis"):

@@ -18,7 +18,6 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 import orjson
 
 from crypto_mine.common.names import Keys
+from tests.support.runs import new_run
 from tests.support.stack import Stack
 
 from .rawhttp import Connection, post
@@ -36,7 +36,6 @@ MAX_DEPTH = 2000
 CLICKS = 10  # per request
 USERS = 400
 MEMORY_HEADROOM_MIB = 64
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -278,19 +277,12 @@ async def run_overload(folder: Path, duration: float, factor: float = 3.0) -> Ov
         await asyncio.to_thread(stack.stop)
 
 
-def interrupt(*_: object) -> None:
-    raise KeyboardInterrupt  # so that the stack's processes are stopped on the way out
-
-
 def main() -> int:
-    signal.signal(signal.SIGTERM, interrupt)
     parser = argparse.ArgumentParser(prog="python -m tests.chaos.overload", description=__doc__)
     parser.add_argument("--duration", type=float, default=30, help="seconds of overload")
     parser.add_argument("--factor", type=float, default=3.0, help="times the sustainable rate")
     args = parser.parse_args()
-    state = ROOT / ".local" / "overload"
-    state.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="run-", dir=state))
+    folder = new_run("overload")
     print(f"overload: logs in {folder}", flush=True)
     report = asyncio.run(run_overload(folder, args.duration, args.factor))
     print(report.summary())

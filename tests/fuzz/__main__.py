@@ -7,29 +7,19 @@ Starts the whole stack, signs a user up for a token, runs every schemathesis che
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import tempfile
-from pathlib import Path
+
+from tests.support.runs import new_run
 
 from .run import fuzz_stack, run_schemathesis, sign_up
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def interrupt(*_: object) -> None:
-    raise KeyboardInterrupt  # so that the stack's processes are stopped on the way out
-
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, interrupt)
     parser = argparse.ArgumentParser(prog="python -m tests.fuzz", description=__doc__)
     parser.add_argument("--max-examples", type=int, default=300, help="test cases per operation")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    state = ROOT / ".local" / "fuzz"
-    state.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="run-", dir=state))
+    folder = new_run("fuzz")
     print(f"fuzz: the stack's logs and the report in {folder}", flush=True)
     stack = fuzz_stack(folder).start()
     try:

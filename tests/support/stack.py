@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,27 +26,6 @@ from tests.support.worker import WorkerProcess
 DATABASE = "stack"
 
 
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    try:
-        return [int(child) for child in path.read_text().split()]
-    except OSError:
-        return []
-
-
-def spawned_children(pid: int) -> list[int]:
-    """Children started by ``multiprocessing`` spawn (not its resource tracker)."""
-    found = []
-    for child in children(pid):
-        try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline:
-            found.append(child)
-    return found
-
-
 def rss_kib(pid: int) -> int:
     """Resident memory of one process in KiB (0 when it is gone)."""
     try:
@@ -57,14 +35,6 @@ def rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-def kill_group(process: Process) -> None:
-    """SIGKILL a process and everything in its session at once, as a node loss would."""
-    if process.alive():
-        os.killpg(process.pid, signal.SIGKILL)
-        assert process.proc is not None
-        process.proc.wait(10)
 
 
 class ApiProcess(Process):
@@ -97,7 +67,7 @@ class ApiProcess(Process):
 
     def workers(self) -> list[int]:
         """The uvicorn worker processes (the master's spawned children)."""
-        return spawned_children(self.pid) if self.alive() else []
+        return self.spawned_children()
 
     def rss_kib(self) -> int:
         """Resident memory of the master and its worker processes together."""
@@ -176,7 +146,7 @@ class Stack:
         for process in reversed(self.started):
             if isinstance(process, (ApiProcess, WorkerProcess)):
                 process.stop(15)
-                kill_group(process)  # orphans of a killed master, if any
+                process.kill_group()  # orphans of a killed master, if any
             else:
                 process.stop()
         self.started.clear()

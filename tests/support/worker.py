@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import httpx
@@ -34,14 +33,3 @@ class WorkerProcess(Process):
 
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
-
-    def kill_all(self) -> None:
-        """SIGKILL the supervisor and its worker processes at once, as a node loss would."""
-        if self.alive():
-            os.killpg(self.pid, signal.SIGKILL)
-            assert self.proc is not None
-            self.proc.wait(10)
-
-    def children(self) -> list[int]:
-        task = Path(f"/proc/{self.pid}/task/{self.pid}/children")
-        return [int(pid) for pid in task.read_text().split()] if task.exists() else []

@@ -63,7 +63,7 @@ async def chaos(
     mongo_restarted = False
     while not until.is_set():
         await asyncio.sleep(rng.uniform(0.5, 2.5))
-        worker.kill_all()
+        worker.kill_group()
         ledger.faults.append("worker SIGKILL")
         if not mongo_restarted and len(ledger.faults) >= 3:
             mongo.kill9()

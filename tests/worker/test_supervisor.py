@@ -20,16 +20,6 @@ from tests.support.worker import WorkerProcess
 pytestmark = pytest.mark.anyio
 
 
-def worker_children(worker: WorkerProcess) -> list[int]:
-    """The worker processes (not multiprocessing's helpers) under the supervisor."""
-    pids = []
-    for pid in worker.children():
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"spawn_main" in cmdline:
-            pids.append(pid)
-    return pids
-
-
 async def test_sigterm_finishes_the_current_batch_and_takes_no_new_one(
     start_api: object, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -71,11 +61,11 @@ async def test_a_killed_worker_process_is_replaced(
         tmp_path, redis_server.url, mongo_server.uri, mongo_db, MINING_WORKER_CONCURRENCY=2
     ).start()
     try:
-        await eventually(lambda: len(worker_children(worker)) == 2, 20, "two worker processes")
-        victim = worker_children(worker)[0]
+        await eventually(lambda: len(worker.spawned_children()) == 2, 20, "two worker processes")
+        victim = worker.spawned_children()[0]
         os.kill(victim, signal.SIGKILL)
         await eventually(
-            lambda: len(worker_children(worker)) == 2 and victim not in worker_children(worker),
+            lambda: len(worker.spawned_children()) == 2 and victim not in worker.spawned_children(),
             20,
             "a replacement",
         )
