@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
+from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
@@ -226,3 +226,40 @@ def test_a_flush_that_fails_is_tried_again(tmp_path: Path) -> None:
     finally:
         client.close()
         mongo.stop()
+
+
+def test_a_batch_of_many_users_costs_three_commands_without_cursor_round_trips(
+    mongo_server: MongoServer, mongo_db: str
+) -> None:
+    """Insert, balance updates, balances read: each one command, even past the server's first
+    cursor batch of 101 documents."""
+    commands: list[str] = []
+
+    class Listener(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            commands.append(event.command_name)
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        mongo_server.uri, tz_aware=True, event_listeners=[Listener()]
+    )
+    try:
+        ledger = Ledger(client[mongo_db], reward_per_click=2, flush_batches=1000)
+        ledger.ensure_indexes()
+        batch = clicks_for(300, 1)
+        commands.clear()
+        ledger.apply("wide", batch)
+        assert commands == ["insert", "update", "find"]
+        commands.clear()
+        # A repeat before the flush: the clicks are found in one read, every guarded update is
+        # refused, and one read finds all those users marked (not one read per user).
+        ledger.apply("wide", batch)
+        assert commands == ["insert", "find", "find", "update", "find", "find"]
+        assert balances(client[mongo_db]) == expected([batch])
+    finally:
+        client.close()

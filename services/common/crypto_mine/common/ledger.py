@@ -86,6 +86,12 @@ class Applied:
     fresh: int  # clicks of this batch applied now (not duplicates)
 
 
+def one_batch(expected: int) -> int:
+    """A cursor batch size that brings ``expected`` documents in the first reply: the server's
+    default first batch is 101 documents, and every further one is a ``getMore`` round trip."""
+    return max(expected, 1) + 1
+
+
 def to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
@@ -171,7 +177,8 @@ class Ledger:
                 {
                     "user": {"$in": sorted({user for user, _ in pairs})},
                     "key": {"$in": sorted({key for _, key in pairs})},
-                }
+                },
+                batch_size=one_batch(len(pairs)),
             )
             existing = {(doc["user"], doc["key"]): doc for doc in found}
             return {pair: existing[pair] for pair in pairs}
@@ -205,9 +212,19 @@ class Ledger:
             errors = error.details.get("writeErrors", [])
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
-            for e in errors:
-                user = users[e["index"]]
-                self._settle(batch, user, totals[user])
+            # A repeat of a batch whose users are already marked: one read tells them apart.
+            refused = [users[e["index"]] for e in errors]
+            marked = {
+                doc["_id"]
+                for doc in self.balances.find(
+                    {"_id": {"$in": refused}, f"applying.{batch}": {"$exists": True}},
+                    {"_id": 1},
+                    batch_size=one_batch(len(refused)),
+                )
+            }
+            for user in refused:
+                if user not in marked:
+                    self._settle(batch, user, totals[user])
 
     def _settle(self, batch: str, user: str, total: list[int]) -> None:
         """After an E11000: done if ``batch`` is marked on the user (or wholly done), else retry."""
@@ -262,7 +279,9 @@ class Ledger:
         found = {
             doc["_id"]: doc
             for doc in self.balances.find(
-                {"_id": {"$in": sorted(users)}}, {"balance": 1, "clicks": 1, "lastClickAt": 1}
+                {"_id": {"$in": sorted(users)}},
+                {"balance": 1, "clicks": 1, "lastClickAt": 1},
+                batch_size=one_batch(len(users)),
             )
         }
         return {
