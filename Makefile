@@ -27,7 +27,7 @@ run: setup ## start the whole stack locally (Redis, MongoDB server, api, worker,
 
 .PHONY: token
 token: ## print a development token for USER (default: alice) signed with the local secret
-	@$(BIN)/python -m devstack token $(USER)
+	@$(BIN)/python -m devstack token $(if $(filter command line,$(origin USER)),$(USER),alice)
 
 .PHONY: tools
 tools: setup ## install the test tools: prometheus, chromium, wrk, helm, checkov, the Kubernetes binaries (cached)
