@@ -73,3 +73,14 @@ async def test_rs256_only_api_refuses_hs256(start_api: Any, jwks_url: str) -> No
     assert await click(api, rs256(KEY)) == 202
     hs = jwt.encode({"sub": "u", "exp": int(time.time()) + 60}, "x" * 40, algorithm="HS256")
     assert await click(api, hs) == 401
+
+
+async def test_rs256_only_api_issues_no_tokens(start_api: Any, jwks_url: str) -> None:
+    """Sign-up and login would hand out HS256 tokens this api itself refuses: 501, nothing made."""
+    api: Api = await start_api(JWT_ALGORITHMS="RS256", JWT_JWKS_URL=jwks_url, JWT_SECRET="")
+    credentials = {"username": "rsa-user", "password": "correct horse"}
+    for path in ("/api/auth/register", "/api/auth/login"):
+        answer = await api.client.post(path, json=credentials)
+        assert answer.status_code == 501, answer.text
+        assert answer.json()["error"] == "accounts_disabled"
+        assert "identity provider" in answer.json()["detail"]

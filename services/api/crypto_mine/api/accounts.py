@@ -152,7 +152,18 @@ class AccountEndpoints:
         self.hash_limiter = anyio.CapacityLimiter(HASH_THREADS)
         self._indexed = False
 
+    def _issuing(self) -> None:
+        """Accounts sign their users in with HS256 tokens; an RS256-only api issues none."""
+        if "HS256" not in self.settings.jwt_algorithms:
+            raise ApiError(
+                501,
+                "accounts_disabled",
+                "This api verifies tokens of an identity provider (JWT_ALGORITHMS has no HS256) "
+                "and issues none: sign up and sign in there.",
+            )
+
     async def register(self, request: Request) -> Response:
+        self._issuing()
         username, password = await read_credentials(request)
         key = username_key(username)
         ip = client_ip(request, self.settings.trusted_proxies)
@@ -183,6 +194,7 @@ class AccountEndpoints:
         return self._signed_in(user_id, username, 201)
 
     async def login(self, request: Request) -> Response:
+        self._issuing()
         username, password = await read_credentials(request)
         key = username_key(username)
         ip = client_ip(request, self.settings.trusted_proxies)

@@ -253,6 +253,10 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                         "REGISTER_WINDOW_SECONDS).",
                         ["Retry-After"],
                     ),
+                    "501": _error(
+                        "This api issues no tokens (JWT_ALGORITHMS without HS256): sign in with "
+                        "the identity provider whose JWKS it trusts."
+                    ),
                     "503": _error(
                         "The id-allocator, Redis or MongoDB is unreachable; no account was "
                         "created.",
@@ -274,6 +278,10 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                     "401": _error("The username or password is wrong (the same answer for both)."),
                     "413": _error("Body too large."),
                     "429": _error("Too many attempts for this IP or username.", ["Retry-After"]),
+                    "501": _error(
+                        "This api issues no tokens (JWT_ALGORITHMS without HS256): sign in with "
+                        "the identity provider whose JWKS it trusts."
+                    ),
                     "503": _error(
                         "Redis or MongoDB is unreachable; nothing was checked.", ["Retry-After"]
                     ),
