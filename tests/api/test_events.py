@@ -16,6 +16,7 @@ from crypto_mine.api.auth import COOKIE
 from crypto_mine.common.names import Keys
 from devstack.servers import MongoServer, RedisServer, wait_until
 from tests.support.sse import ApiProcess, Block, balance_reached, open_stream
+from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -199,6 +200,7 @@ async def test_open_streams_per_user_are_limited_across_replicas(
 ) -> None:
     settings = {"MINING_EVENTS_MAX_STREAMS_PER_USER": 2, "MINING_EVENTS_HEARTBEAT": 0.5}
     a, b = start_api(**settings), start_api(**settings)
+    leases = Keys.event_leases("u1")
     async with httpx.AsyncClient(timeout=10) as client:
         async with (
             open_stream(client, a.url, a.auth("u1")),
@@ -211,19 +213,22 @@ async def test_open_streams_per_user_are_limited_across_replicas(
             assert refused.headers["Retry-After"] == "1"
             async with open_stream(client, a.url, a.auth("u2")) as other:  # another user
                 assert (await other.event()).event == "balance"
-        # Closed streams give their places back at once.
+        # Closed streams give their places back as soon as the api sees the connection go,
+        # well before their leases (three heartbeats, 1.5 s) would expire.
+        await eventually(lambda: redis_client.zcard(leases) == 0, 1.0, "leases released")
         async with (
             open_stream(client, a.url, a.auth("u1")),
             open_stream(client, a.url, a.auth("u1")),
         ):
             pass
+        await eventually(lambda: redis_client.zcard(leases) == 0, 1.0, "leases released")
 
         # A replica that dies holds its leases for three heartbeats at most.
         async with open_stream(client, b.url, b.auth("u1")) as held:
             await held.event()
             async with open_stream(client, a.url, a.auth("u1")):
                 b.kill9()
-                assert redis_client.zcard(Keys.event_leases("u1")) == 2
+                assert redis_client.zcard(leases) == 2
                 refused = await client.get(f"{a.url}/api/mining/events", headers=a.auth("u1"))
                 assert refused.status_code == 429
                 await asyncio.sleep(1.7)
