@@ -55,7 +55,7 @@ k8s: generate ## render the plain manifests in k8s/ from the chart
 lint: setup ## ruff (lint + format check) and strict mypy
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
-	@$(BIN)/mypy services operator devstack tests grafana
+	@$(BIN)/mypy services operator devstack tests grafana bench
 	@$(BIN)/python -m devstack.generate --check
 
 .PHONY: fmt

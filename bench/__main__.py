@@ -6,6 +6,8 @@ import json
 import sys
 import time
 
+from devstack.servers import stop_on_sigterm
+
 from . import report
 from .options import parse
 from .run import Run
@@ -14,6 +16,7 @@ from .wrk import ensure_wrk
 
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
+    stop_on_sigterm()
     ensure_wrk()
     with Run(options) as run:
         results = run.all()
