@@ -52,6 +52,12 @@ async def test_miss_reads_mongodb_and_fills_the_cache(
     assert (await get(api, "u1")).json()["balance"] == 42
 
 
+async def test_the_last_click_is_read_from_its_epoch_milliseconds(api: Api, balances: Any) -> None:
+    balances.insert_one({"_id": "u2", "balance": 2, "clicks": 1, "lastClickMs": 1_767_323_045_678})
+    body = (await get(api, "u2")).json()
+    assert body["lastClickAt"] == "2026-01-02T03:04:05.678+00:00"
+
+
 async def test_unknown_user_has_zero_balance(api: Api) -> None:
     response = await get(api, "nobody")
     assert response.json() == {"userId": "nobody", "balance": 0, "clicks": 0, "lastClickAt": None}

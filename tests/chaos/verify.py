@@ -124,7 +124,8 @@ def verify(stack: Stack, ledger: Ledger, reward: int) -> Verdict:
             )
             verdict.lost += max(0, want_clicks - have_clicks)
             verdict.doubled += max(0, have_clicks - want_clicks)
-        # Marks of batches whose process died before unmarking stay behind; they only stop
+        # Marks of batches whose process died before unmarking stay behind until the workers'
+        # sweep removes them (once older than MARK_AGE, longer than a run); they only stop
         # their own batch from applying again, so they are counted, not failed.
         verdict.leftover_marks += len(doc.get("applying") or {})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from crypto_mine.common.ledger import Click, Ledger
+from crypto_mine.common.ledger import Click, Ledger, Swept
 from devstack.servers import MongoServer
 
 Db = Database[dict[str, Any]]
@@ -263,3 +264,49 @@ def test_a_batch_of_many_users_costs_three_commands_without_cursor_round_trips(
         assert balances(client[mongo_db]) == expected([batch])
     finally:
         client.close()
+
+
+def test_the_sweep_removes_old_marks_of_batches_that_can_never_apply_again(
+    database: Db,
+) -> None:
+    # A process that applied three batches and was killed before its flush.
+    killed = Ledger(database, reward_per_click=2, flush_batches=1000, flush_seconds=3600)
+    killed.ensure_indexes()
+    applied = [clicks_for(3, 1, prefix=batch) for batch in ("done", "finished", "queued")]
+    for batch, clicks in zip(("done", "finished", "queued"), applied, strict=True):
+        killed.apply(batch, clicks)
+    database["batches"].insert_one({"_id": "done", "at": datetime.now(UTC)})  # has its marker
+    before = balances(database)
+    asked: list[list[str]] = []
+
+    def runnable(batches: list[str]) -> set[str]:
+        asked.append(batches)
+        return {"queued"} & set(batches)
+
+    sweeper = Ledger(database, reward_per_click=2)
+    young = sweeper.sweep("", 10, datetime.now(UTC) - timedelta(minutes=10), runnable)
+    assert (young.removed, asked) == (0, [])  # marks younger than the age are left alone
+    old = datetime.now(UTC) + timedelta(seconds=1)
+    first = sweeper.sweep("", 2, old, runnable)  # two balances per step: u0, u1
+    assert first == Swept("u1", 4)
+    assert asked == [["finished", "queued"]]  # "done" has its marker: no question
+    last = sweeper.sweep(first.after, 2, old, runnable)
+    assert last == Swept("", 2)  # the end: the next step starts from the first balance
+    marks = {d["_id"]: d.get("applying", {}) for d in database["balances"].find()}
+    assert {user: list(m) for user, m in marks.items()} == {f"u{n}": ["queued"] for n in range(3)}
+    assert balances(database) == before  # balances untouched
+    # The batch that may still run is still guarded; the swept ones would be skipped by marker
+    # ("done") or never come again ("finished": its job completed).
+    killed.apply("queued", applied[2])
+    assert balances(database) == before
+
+
+def test_the_last_click_time_follows_the_latest_batch(ledger: Ledger, database: Db) -> None:
+    """A later batch moves ``lastClickMs`` forward, an earlier one (applied late) does not."""
+    ledger.apply("b1", [Click("u", "k1", 1, 1_700_000_000_000)])
+    ledger.apply("b2", [Click("u", "k2", 1, 1_700_000_005_000)])
+    late = ledger.apply("b3", [Click("u", "k3", 1, 1_700_000_001_000)])
+    assert late.users[0].last_click_ms == 1_700_000_005_000
+    doc = database["balances"].find_one({"_id": "u"})
+    assert doc is not None
+    assert doc["lastClickMs"] == 1_700_000_005_000

@@ -1,4 +1,5 @@
-"""RQ's recovery sweep: a worker killed in the middle of one does not hold it up for long.
+"""RQ's recovery sweep: a worker killed in the middle of one does not hold it up for long; the
+sweep of balance marks left by killed workers runs after it.
 
 RQ's own sweep takes the queue's cleaning lock for 899 s and frees it only when it ends; a
 worker killed or cut off from Redis during a sweep left jobs of dead workers unrecovered for 15
@@ -12,11 +13,14 @@ from typing import Any
 import pytest
 import redis
 from rq import Queue
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from crypto_mine.common.names import QUEUE_NAME
+from crypto_mine.common.ledger import Ledger, now_ms
+from crypto_mine.common.names import QUEUE_NAME, Keys
 from crypto_mine.common.settings import Env
 from crypto_mine.worker import worker as worker_module
+from crypto_mine.worker.marks import MARK_AGE, sweep_marks
 from crypto_mine.worker.settings import WorkerSettings
 from crypto_mine.worker.worker import ClickWorker
 from devstack.servers import RedisServer
@@ -68,3 +72,39 @@ def test_a_held_lock_skips_the_sweep(
     worker.clean_registries()
     assert swept == []
     assert raw_redis.exists(queue.registry_cleaning_key)
+
+
+def test_marks_of_batches_that_cannot_run_again_are_swept_after_the_recovery_sweep(
+    redis_server: RedisServer, raw_redis: redis.Redis, ledger: Ledger, database: Any
+) -> None:
+    raw_redis.flushall()
+    old = now_ms() - int(MARK_AGE.total_seconds() * 1000) - 1000
+    marks = {"gone": old, "finished": old, "queued": old, "failed": old, "young": now_ms()}
+    database["balances"].insert_one({"_id": "u", "balance": 5, "applying": marks})
+    for batch, status in {"finished": "finished", "queued": "queued", "failed": "failed"}.items():
+        raw_redis.hset(Job.key_for(batch), "status", status)
+    raw_redis.hset(Job.key_for("young"), "status", "finished")
+    connection = raw_redis
+    worker, _ = click_worker(redis_server, raw_redis)
+    worker.after_sweep = lambda: sweep_marks(connection, ledger)
+    worker.clean_registries()
+    left = database["balances"].find_one({"_id": "u"})
+    # A job that is gone or finished never runs again; queued and dead-lettered ones may.
+    assert sorted(left["applying"]) == ["failed", "queued", "young"]
+    assert left["balance"] == 5
+    assert raw_redis.get(Keys.mark_sweep) == b""  # one balance: the walk starts over
+
+
+def test_a_failing_step_after_the_sweep_is_logged_not_raised(
+    redis_server: RedisServer, raw_redis: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw_redis.flushall()
+    worker, queue = click_worker(redis_server, raw_redis)
+
+    def broken() -> None:
+        raise RuntimeError("MongoDB away")
+
+    worker.after_sweep = broken
+    worker.clean_registries()
+    assert "MongoDB away" in caplog.text
+    assert not raw_redis.exists(queue.registry_cleaning_key)

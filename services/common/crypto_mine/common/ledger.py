@@ -8,7 +8,7 @@ off at any point; every step below is a single-document atomic write or is idemp
    run inserted it: it is ours to apply) or to another batch (a duplicate: never applied here).
 2. For each user with clicks of ``B``, one guarded upsert of the balance:
    ``{_id: user, "applying.B": {$exists: false}}`` -> ``$inc`` balance and clicks and
-   ``$set: {"applying.B": <time>}``.
+   ``$set: {"applying.B": <epoch ms>}``.
    The ``$inc`` and the mark that ``B`` was applied are one document write, so they happen
    together or not at all. If ``B`` is already marked, the guard does not match, the upsert
    collides with the existing ``_id`` (E11000) and nothing changes.
@@ -20,6 +20,11 @@ Steps 3 and 4 are deferred and gathered: every ``flush_batches`` batches or ``fl
 and one ``update_many`` unmarks their users, so a user in many batches is rewritten once. A
 mark that outlives its process is garbage, never an error: it only stops its own batch from
 applying again, which is what it is for.
+
+A process killed between a batch's step 2 and its flush leaves that batch's marks behind. If
+its job had not completed, the job runs again and its run repeats steps 3 and 4; if it had, no
+run will ever come, and :meth:`Ledger.sweep` (called by the workers' maintenance) removes marks
+that are old enough and whose batch has a marker or can no longer run.
 
 A later run finds its clicks already inserted (step 1 reports them as its own), sees the marker
 when step 3 was reached and then only repeats step 4; otherwise the guard of step 2 skips every
@@ -34,6 +39,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +86,15 @@ class UserTotal:
 
 
 @dataclass(frozen=True, slots=True)
+class Swept:
+    """One step of the sweep: where the next one starts ("" = from the first balance again),
+    and how many marks it removed."""
+
+    after: str
+    removed: int
+
+
+@dataclass(frozen=True, slots=True)
 class Applied:
     outcomes: list[Outcome]
     users: list[UserTotal]
@@ -98,6 +113,37 @@ def to_datetime(ms: int) -> datetime:
 
 def to_ms(moment: datetime | None) -> int:
     return int(moment.timestamp() * 1000) if moment else 0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def last_click_ms(balance: Document | None) -> int:
+    """A balance's last click in epoch ms: ``lastClickMs``, else the older ``lastClickAt`` date.
+
+    Times on balances are integers: the local MongoDB server neither raises a date with
+    ``$max`` nor keeps a date written by ``$set`` into an existing document (it stores text).
+    """
+    if not balance:
+        return 0
+    if isinstance(balance.get("lastClickMs"), int):
+        return int(balance["lastClickMs"])
+    last = balance.get("lastClickAt")
+    return to_ms(last) if isinstance(last, datetime) else 0
+
+
+def mark_ms(value: Any) -> int:
+    """When a batch was marked on a balance, in epoch ms (marks written as dates or their text
+    by earlier versions are read too)."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        return to_ms(value if value.tzinfo else value.replace(tzinfo=UTC))
+    try:
+        return to_ms(datetime.fromisoformat(str(value)).replace(tzinfo=UTC))
+    except ValueError:
+        return 0
 
 
 class Ledger:
@@ -193,8 +239,8 @@ class Ledger:
             {"_id": user, f"applying.{batch}": {"$exists": False}},
             {
                 "$inc": {"balance": total[0], "clicks": total[1]},
-                "$max": {"lastClickAt": to_datetime(total[2])},
-                "$set": {f"applying.{batch}": datetime.now(UTC)},
+                "$max": {"lastClickMs": total[2]},
+                "$set": {f"applying.{batch}": now_ms()},
             },
         )
 
@@ -275,12 +321,59 @@ class Ledger:
                 self._finished = {**finished, **self._finished}
             raise
 
+    def sweep(
+        self,
+        after: str,
+        limit: int,
+        older_than: datetime,
+        runnable: Callable[[list[str]], set[str]],
+    ) -> Swept:
+        """Unmark, on the ``limit`` balances after ``_id`` ``after``, the batches marked before
+        ``older_than`` that will never apply again: those with a marker, and those that
+        ``runnable`` (asked about the others) does not name. One read, one marker read, one
+        write at most; the marks of a batch that may still run are kept."""
+        docs = list(
+            self.balances.find(
+                {"_id": {"$gt": after}},
+                {"applying": 1},
+                sort=[("_id", ASCENDING)],
+                limit=limit,
+                batch_size=one_batch(limit),
+            )
+        )
+        cutoff = to_ms(older_than)
+        old = {
+            doc["_id"]: [batch for batch, at in doc["applying"].items() if mark_ms(at) < cutoff]
+            for doc in docs
+            if doc.get("applying")
+        }
+        candidates = sorted({batch for batches in old.values() for batch in batches})
+        removed = 0
+        if candidates:
+            done = {
+                doc["_id"]
+                for doc in self.batches.find(
+                    {"_id": {"$in": candidates}}, {"_id": 1}, batch_size=one_batch(len(candidates))
+                )
+            }
+            alive = runnable([batch for batch in candidates if batch not in done])
+            updates = []
+            for user, batches in old.items():
+                gone = [batch for batch in batches if batch not in alive]
+                if gone:
+                    removed += len(gone)
+                    unset = {f"applying.{batch}": "" for batch in gone}
+                    updates.append(UpdateOne({"_id": user}, {"$unset": unset}))
+            if updates:
+                self.balances.bulk_write(updates, ordered=False)
+        return Swept(str(docs[-1]["_id"]) if len(docs) == limit else "", removed)
+
     def _totals(self, users: set[str]) -> dict[str, UserTotal]:
         found = {
             doc["_id"]: doc
             for doc in self.balances.find(
                 {"_id": {"$in": sorted(users)}},
-                {"balance": 1, "clicks": 1, "lastClickAt": 1},
+                {"balance": 1, "clicks": 1, "lastClickMs": 1, "lastClickAt": 1},
                 batch_size=one_batch(len(users)),
             )
         }
@@ -289,7 +382,7 @@ class Ledger:
                 user,
                 int(found.get(user, {}).get("balance", 0)),
                 int(found.get(user, {}).get("clicks", 0)),
-                to_ms(found.get(user, {}).get("lastClickAt")),
+                last_click_ms(found.get(user)),
             )
             for user in sorted(users)
         }

@@ -32,6 +32,8 @@ class Keys:
     batch_prefix = f"{KEY_TAG}:batch:"
     # The worker pod that exports `mining_click_queue_depth` (one at a time, so sums are right).
     depth_reporter = f"{KEY_TAG}:queue:depth-reporter"
+    # Where the sweep of marks left by killed workers goes on: the last balance _id it read.
+    mark_sweep = f"{KEY_TAG}:ledger:sweep-after"
 
     @staticmethod
     def batch(job_id: str) -> str:

@@ -7,9 +7,9 @@ one script that never replaces a newer entry with an older one: the click count 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from .ledger import last_click_ms
 from .records import iso_ms
 
 # A Lua function other scripts can include: write a user's status unless a newer one is cached.
@@ -45,9 +45,8 @@ class UserStatus:
     def from_document(cls, user_id: str, doc: dict[str, Any] | None) -> UserStatus:
         if not doc:
             return cls(user_id, 0, 0, 0)
-        last = doc.get("lastClickAt")
-        last_ms = int(last.timestamp() * 1000) if isinstance(last, datetime) else 0
-        return cls(user_id, int(doc.get("balance", 0)), int(doc.get("clicks", 0)), last_ms)
+        balance, clicks = int(doc.get("balance", 0)), int(doc.get("clicks", 0))
+        return cls(user_id, balance, clicks, last_click_ms(doc))
 
     def script_args(self, ttl: int) -> list[int]:
         return [self.clicks, self.balance, self.last_click_ms, ttl]

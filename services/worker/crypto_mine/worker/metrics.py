@@ -28,3 +28,7 @@ JOB_LAG = Histogram(
     "Time from enqueue to the start of processing, per batch.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+MARKS_SWEPT = Counter(
+    "mining_worker_marks_swept_total",
+    "Balance marks of finished batches left by stopped worker processes, removed by the sweep.",
+)

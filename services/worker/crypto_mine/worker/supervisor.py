@@ -24,6 +24,7 @@ from crypto_mine.common.metrics import exposition_registry, serve_metrics
 from crypto_mine.common.names import QUEUE_NAME
 from crypto_mine.common.redis import redis_client
 
+from .marks import sweep_marks
 from .reporter import QueueReporter
 from .settings import WorkerSettings
 
@@ -55,7 +56,12 @@ def run_worker(slot: int) -> None:
     logging.getLogger("rq").setLevel(rq_level)
     connection = redis_client(settings.redis)
     queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
-    worker = ClickWorker([queue], connection=connection, settings=settings)
+    worker = ClickWorker(
+        [queue],
+        connection=connection,
+        settings=settings,
+        after_sweep=lambda: sweep_marks(connection, applier().ledger),
+    )
     log.info("worker process %s started", slot, extra={"worker": worker.name})
     worker.work(with_scheduler=False, logging_level=rq_level)
     if applier.cache_info().currsize:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -67,7 +68,16 @@ def route_failure(
 class ClickWorker(SimpleWorker):
     """A SimpleWorker whose crash detection follows the job timeout closely."""
 
-    def __init__(self, *args: Any, settings: WorkerSettings, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        settings: WorkerSettings,
+        after_sweep: Callable[[], object] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``after_sweep`` runs after each recovery sweep this worker ran (not after those it
+        found another worker running); its errors are logged, never raised."""
+        self.after_sweep = after_sweep
         kwargs.setdefault("serializer", JSONSerializer)
         kwargs.setdefault("worker_ttl", settings.worker_ttl_seconds)
         kwargs.setdefault("maintenance_interval", settings.maintenance_interval_seconds)
@@ -89,6 +99,7 @@ class ClickWorker(SimpleWorker):
         sweeps overlapping is harmless, a batch may run twice.
         """
         ttl = max(1, int(self.maintenance_interval))
+        swept = False
         for queue in self.queues:
             if not self.connection.set(queue.registry_cleaning_key, 1, nx=True, ex=ttl):
                 continue
@@ -96,6 +107,12 @@ class ClickWorker(SimpleWorker):
                 clean_registries(queue, self._exc_handlers)
                 worker_registration.clean_worker_registry(queue)
                 queue.intermediate_queue.cleanup(self, queue)
+                if self.after_sweep is not None and not swept:
+                    swept = True
+                    try:
+                        self.after_sweep()
+                    except Exception as error:
+                        log.warning("after the recovery sweep: %s", error)
             finally:
                 self.connection.delete(queue.registry_cleaning_key)
         self.last_cleaned_at = now()  # type: ignore[assignment]
