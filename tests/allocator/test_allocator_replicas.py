@@ -30,6 +30,7 @@ from tests.allocator.processes import AllocatorProcess, counter_value, metric_va
 START = 1_000
 REQUESTS = 1_200
 CLIENTS = 24
+AFTER_RESTART = 60
 # Longer than a try's timeout in the freeze run (ID_MONGO_TIMEOUT_MS=300), well within the
 # tries (4 x 300 ms + backoffs) and the deadline (ID_REQUEST_DEADLINE_MS, 4 s) of a request.
 FREEZE = 0.9
@@ -94,7 +95,15 @@ async def drive(services: list[AllocatorProcess], fault: str, mongo: MongoServer
         restarted.set()
 
     def finished() -> bool:
-        return len(run.attempts) >= REQUESTS and restarted.is_set()
+        # Also 60 attempts after a restart, so that the restarted replica is asked too (on a
+        # slow machine the restart may end after the last of the REQUESTS).
+        recent = run.attempts[-AFTER_RESTART:]
+        return (
+            len(run.attempts) >= REQUESTS
+            and restarted.is_set()
+            and len(recent) == AFTER_RESTART
+            and all(a.began > run.restarted_at for a in recent)
+        )
 
     async def request(http: httpx.AsyncClient, replica: int, count: int) -> Attempt:
         attempt = Attempt(replica, count, time.monotonic())

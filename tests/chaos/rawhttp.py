@@ -25,6 +25,12 @@ class Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        # A keep-alive connection the server closed while it was idle (uvicorn: after 5 s) has
+        # its end of file waiting in the reader: reopen it, as pooling clients do, rather than
+        # send a request that gets no answer.
+        stale = self.reader is not None and self.reader.at_eof()
+        if stale:
+            self.close()
         if self.reader is None or self.writer is None or self.writer.is_closing():
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         return self.reader, self.writer
