@@ -196,18 +196,46 @@ def test_last_click_is_the_latest_accepted(ledger: Ledger, database: Db) -> None
     assert totals["u1"].last_click_ms == 5_000
 
 
-def test_deferred_writes_are_gathered(database: Db) -> None:
+def marks_of(database: Db) -> dict[str, list[str]]:
+    return {d["_id"]: sorted(d.get("applying") or {}) for d in database["balances"].find()}
+
+
+def test_deferred_writes_are_gathered_and_unmarking_rides_along(database: Db) -> None:
     ledger = Ledger(database, reward_per_click=2, flush_batches=3, flush_seconds=3600)
     ledger.ensure_indexes()
     for n in range(2):
         ledger.apply(f"b{n}", [Click("u1", f"k{n}", 1, 0), Click("u2", f"k{n}", 1, 0)])
-    marks = database["balances"].find_one({"_id": "u1"})["applying"]  # type: ignore[index]
-    assert sorted(marks) == ["b0", "b1"]
+    assert marks_of(database) == {"u1": ["b0", "b1"], "u2": ["b0", "b1"]}
     assert database["batches"].count_documents({}) == 0
     ledger.apply("b2", [Click("u1", "k2", 1, 0)])  # the third batch triggers the flush
-    assert database["batches"].count_documents({}) == 3
-    assert [d.get("applying") for d in database["balances"].find()] == [{}, {}]
-    assert balances(database) == {"u1": (6, 3), "u2": (4, 2)}
+    assert database["batches"].count_documents({}) == 3  # markers first; the marks wait
+    assert marks_of(database) == {"u1": ["b0", "b1", "b2"], "u2": ["b0", "b1"]}
+    # u1's next balance write takes its marks away in the same write.
+    ledger.apply("b3", [Click("u1", "k3", 1, 0)])
+    assert marks_of(database) == {"u1": ["b3"], "u2": ["b0", "b1"]}
+    # u2 wrote nothing for a whole flush period: the next flush unmarks it by one statement,
+    # while u1's newer marks wait for its next write.
+    ledger.apply("b4", [Click("u1", "k4", 1, 0)])
+    ledger.apply("b5", [Click("u1", "k5", 1, 0)])
+    assert database["batches"].count_documents({}) == 6
+    assert marks_of(database) == {"u1": ["b3", "b4", "b5"], "u2": []}
+    ledger.flush()  # the final flush leaves nothing marked
+    assert marks_of(database) == {"u1": [], "u2": []}
+    assert balances(database) == {"u1": (12, 6), "u2": (4, 2)}
+
+
+def test_a_refused_write_gives_back_the_marks_riding_on_it(database: Db) -> None:
+    ledger = Ledger(database, reward_per_click=2, flush_batches=1, flush_seconds=3600)
+    ledger.ensure_indexes()
+    ledger.apply("b0", [Click("u1", "k0", 1, 0)])  # flushed at once: b0's mark waits on u1
+    killed = Ledger(database, reward_per_click=2, flush_batches=1000, flush_seconds=3600)
+    killed.apply("bx", [Click("u1", "kx", 1, 0)])  # applied, never flushed
+    # bx runs again here: its guarded write on u1 is refused (already marked), so the unmarking
+    # of b0 that rode on it did not happen and must wait for the next chance.
+    ledger.apply("bx", [Click("u1", "kx", 1, 0)])
+    assert balances(database) == {"u1": (4, 2)}
+    ledger.flush()
+    assert marks_of(database) == {"u1": []}
 
 
 def test_a_flush_that_fails_is_tried_again(tmp_path: Path) -> None:

@@ -16,10 +16,13 @@ off at any point; every step below is a single-document atomic write or is idemp
 4. ``$unset`` ``applying.B`` on those users, so their ``applying`` maps stay small.
 
 Steps 3 and 4 are deferred and gathered: every ``flush_batches`` batches or ``flush_seconds``
-(and on :meth:`Ledger.flush`), one ``insert_many`` writes the markers of the finished batches
-and one ``update_many`` unmarks their users, so a user in many batches is rewritten once. A
-mark that outlives its process is garbage, never an error: it only stops its own batch from
-applying again, which is what it is for.
+(and on :meth:`Ledger.flush`), one ``insert_many`` writes the markers of the finished batches.
+Step 4 then costs no write of its own for a user who clicks again soon: the ``$unset`` of their
+marks rides along with their next guarded update (a different field of the same document, one
+atomic write). Users without such a write for a whole flush period, and all of them at
+:meth:`Ledger.flush`, are unmarked by one ``update_many``. A mark that outlives its process is
+garbage, never an error: it only stops its own batch from applying again, which is what it is
+for.
 
 A process killed between a batch's step 2 and its flush leaves that batch's marks behind. If
 its job had not completed, the job runs again and its run repeats steps 3 and 4; if it had, no
@@ -160,8 +163,12 @@ class Ledger:
         self.reward_per_click = reward_per_click
         self.flush_batches = flush_batches
         self.flush_seconds = flush_seconds
-        # Finished batches whose markers and unmarking wait for the next flush: batch -> users.
+        # Finished batches whose markers wait for the next flush: batch -> users.
         self._finished: dict[str, list[str]] = {}
+        # Users still marked by batches whose markers are written: user -> those batches. Each
+        # is unmarked by its next balance write, or by a flush if none comes for a flush period.
+        self._unmark: dict[str, set[str]] = {}
+        self._aged: set[str] = set()
         self._since = 0.0
         self._lock = threading.Lock()
 
@@ -233,29 +240,47 @@ class Ledger:
     def _done(self, batch: str) -> bool:
         return self.batches.find_one({"_id": batch}, {"_id": 1}) is not None
 
-    def _guarded(self, batch: str, user: str, total: list[int]) -> tuple[Document, Document]:
-        """The balance update of one user's share of ``batch``, applied only if not yet marked."""
-        return (
-            {"_id": user, f"applying.{batch}": {"$exists": False}},
-            {
-                "$inc": {"balance": total[0], "clicks": total[1]},
-                "$max": {"lastClickMs": total[2]},
-                "$set": {f"applying.{batch}": now_ms()},
-            },
-        )
+    def _guarded(
+        self, batch: str, user: str, total: list[int], unmark: frozenset[str] = frozenset()
+    ) -> tuple[Document, Document]:
+        """The balance update of one user's share of ``batch``, applied only if not yet marked;
+        ``unmark``: batches with markers whose marks on the user go in the same write."""
+        update: Document = {
+            "$inc": {"balance": total[0], "clicks": total[1]},
+            "$max": {"lastClickMs": total[2]},
+            "$set": {f"applying.{batch}": now_ms()},
+        }
+        if unmark:
+            update["$unset"] = {f"applying.{done}": "" for done in sorted(unmark)}
+        return {"_id": user, f"applying.{batch}": {"$exists": False}}, update
 
     def _apply_balances(self, batch: str, totals: dict[str, list[int]]) -> None:
         users = sorted(totals)
+        rides: dict[str, frozenset[str]] = {}
+        with self._lock:  # marks waiting to be removed ride along with these writes
+            for user in users:
+                waiting = self._unmark.pop(user, None)
+                if waiting and batch in waiting:  # never in the write that sets it
+                    self._unmark[user] = {batch}
+                    waiting.discard(batch)
+                if waiting:
+                    rides[user] = frozenset(waiting)
         try:
             self.balances.bulk_write(
                 [
-                    UpdateOne(*self._guarded(batch, user, totals[user]), upsert=True)
+                    UpdateOne(
+                        *self._guarded(batch, user, totals[user], rides.get(user, frozenset())),
+                        upsert=True,
+                    )
                     for user in users
                 ],
                 ordered=False,
             )
         except BulkWriteError as error:
             errors = error.details.get("writeErrors", [])
+            self._wait_unmark(
+                {users[e["index"]]: rides.get(users[e["index"]], frozenset()) for e in errors}
+            )
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
             # A repeat of a batch whose users are already marked: one read tells them apart.
@@ -271,6 +296,15 @@ class Ledger:
             for user in refused:
                 if user not in marked:
                     self._settle(batch, user, totals[user])
+        except Exception:
+            self._wait_unmark(rides)  # whether they were removed is not known: again later
+            raise
+
+    def _wait_unmark(self, marks: dict[str, frozenset[str]]) -> None:
+        with self._lock:
+            for user, batches in marks.items():
+                if batches:
+                    self._unmark.setdefault(user, set()).update(batches)
 
     def _settle(self, batch: str, user: str, total: list[int]) -> None:
         """After an E11000: done if ``batch`` is marked on the user (or wholly done), else retry."""
@@ -295,31 +329,63 @@ class Ledger:
                 or time.monotonic() - self._since >= self.flush_seconds
             )
         if due:
-            self.flush()
+            self._flush(final=False)
 
     def flush(self) -> None:
-        """Markers of the finished batches first, then their users unmarked (steps 3 and 4)."""
+        """Everything deferred: the markers of the finished batches, then all their marks."""
+        self._flush(final=True)
+
+    def _flush(self, final: bool) -> None:
+        """Markers of the finished batches first (step 3); their users then wait to be unmarked
+        (step 4) by their next balance write. Those that waited a whole flush period for one,
+        or all at the ``final`` flush, are unmarked by one statement."""
         with self._lock:
             finished, self._finished = self._finished, {}
-        if not finished:
-            return
+            waited = {} if final else self._take_unmark(self._aged)
         try:
-            now = datetime.now(UTC)
-            markers = [{"_id": batch, "at": now} for batch in finished]
-            try:
-                self.batches.insert_many(markers, ordered=False)
-            except BulkWriteError as error:
-                if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
-                    raise
-            users = sorted({user for batch_users in finished.values() for user in batch_users})
-            self.balances.update_many(
-                {"_id": {"$in": users}},
-                {"$unset": {f"applying.{batch}": "" for batch in finished}},
-            )
+            if finished:
+                self._insert_markers(list(finished))
         except Exception:
             with self._lock:  # try again at the next flush
                 self._finished = {**finished, **self._finished}
+            self._wait_unmark(waited)
             raise
+        marked: dict[str, set[str]] = defaultdict(set)
+        for batch, users in finished.items():
+            for user in users:
+                marked[user].add(batch)
+        self._wait_unmark({user: frozenset(batches) for user, batches in marked.items()})
+        with self._lock:
+            due = {**waited, **self._take_unmark(set(self._unmark))} if final else waited
+            self._aged = set(self._unmark)
+        if not due:
+            return
+        try:
+            self.balances.update_many(
+                {"_id": {"$in": sorted(due)}},
+                {"$unset": {f"applying.{batch}": "" for batch in set().union(*due.values())}},
+            )
+        except Exception:
+            self._wait_unmark(due)
+            raise
+
+    def _take_unmark(self, users: set[str]) -> dict[str, frozenset[str]]:
+        """Under the lock: the waiting marks of ``users``, no longer waiting."""
+        return {
+            user: frozenset(self._unmark.pop(user))
+            for user in sorted(users)
+            if user in self._unmark
+        }
+
+    def _insert_markers(self, batches: list[str]) -> None:
+        now = datetime.now(UTC)
+        try:
+            self.batches.insert_many(
+                [{"_id": batch, "at": now} for batch in batches], ordered=False
+            )
+        except BulkWriteError as error:  # a marker already there is the one we meant to write
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                raise
 
     def sweep(
         self,
