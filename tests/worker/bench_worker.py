@@ -50,13 +50,11 @@ class CommandCounter(monitoring.CommandListener):
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.commands[event.command_name] += 1
-        if event.command_name == "insert":
-            self.documents["insert"] += len(event.command.get("documents", []))
-        if event.command_name == "update":
-            self.documents["update"] += len(event.command.get("updates", []))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
+        # "n": documents inserted, or documents matched + upserted by the update statements.
+        if event.command_name in WRITES:
+            self.documents[event.command_name] += int(event.reply.get("n", 0))
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass

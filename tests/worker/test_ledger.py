@@ -261,12 +261,16 @@ def test_a_batch_of_many_users_costs_three_commands_without_cursor_round_trips(
     mongo_server: MongoServer, mongo_db: str
 ) -> None:
     """Insert, balance updates, balances read: each one command, even past the server's first
-    cursor batch of 101 documents."""
+    cursor batch of 101 documents; users with equal shares take one update statement."""
     commands: list[str] = []
 
     class Listener(monitoring.CommandListener):
         def started(self, event: monitoring.CommandStartedEvent) -> None:
-            commands.append(event.command_name)
+            name = event.command_name
+            if name == "update":  # how many statements, and how many of them update_many
+                updates = event.command["updates"]
+                name += f" {len(updates)}/{sum(bool(u.get('multi')) for u in updates)}"
+            commands.append(name)
 
         def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
             pass
@@ -280,18 +284,55 @@ def test_a_batch_of_many_users_costs_three_commands_without_cursor_round_trips(
     try:
         ledger = Ledger(client[mongo_db], reward_per_click=2, flush_batches=1000)
         ledger.ensure_indexes()
-        batch = clicks_for(300, 1)
+        # 300 users, three shares (1, 2 or 3 clicks at the same time) and a user of its own.
+        first = [*clicks_for(300, 1), Click("solo", "k", 1, 5)]
+        ledger.apply("first", first)
+        batch = [Click(f"u{n}", f"next{n}", 1 + n % 3, 7) for n in range(300)]
+        batch.append(Click("solo", "next", 1, 8))
         commands.clear()
         ledger.apply("wide", batch)
-        assert commands == ["insert", "update", "find"]
+        assert commands == [
+            "insert",
+            "update 1/1",
+            "update 1/1",
+            "update 1/1",
+            "update 1/0",
+            "find",
+        ]
         commands.clear()
         # A repeat before the flush: the clicks are found in one read, every guarded update is
-        # refused, and one read finds all those users marked (not one read per user).
+        # refused, and one read per share finds those users marked (not one read per user).
         ledger.apply("wide", batch)
-        assert commands == ["insert", "find", "find", "update", "find", "find"]
-        assert balances(client[mongo_db]) == expected([batch])
+        assert commands == ["insert", "find", "find"] + ["update 1/1", "find"] * 3 + [
+            "update 1/0",
+            "find",
+            "find",
+        ]
+        assert balances(client[mongo_db]) == expected([first, batch])
     finally:
         client.close()
+
+
+def test_new_users_are_upserted_after_their_share_found_no_balance(database: Db) -> None:
+    ledger = Ledger(database, reward_per_click=2, flush_batches=1000)
+    ledger.ensure_indexes()
+    ledger.apply("b0", [Click(f"u{n}", "k0", 1, 0) for n in range(3)])
+    # Six users with one share: three have balances, three are new.
+    batch = [Click(f"u{n}", "k1", 2, 9) for n in range(6)]
+    result = ledger.apply("b1", batch)
+    assert balances(database) == expected([[Click(f"u{n}", "k0", 1, 0) for n in range(3)], batch])
+    assert {o.click.user: o.balance for o in result.outcomes} == {
+        "u0": 6,
+        "u1": 6,
+        "u2": 6,
+        "u3": 4,
+        "u4": 4,
+        "u5": 4,
+    }
+    assert {d["_id"]: d["lastClickMs"] for d in database["balances"].find()} == {
+        f"u{n}": 9 for n in range(6)
+    }
+    assert_clean(ledger, database)
 
 
 def test_the_sweep_removes_old_marks_of_batches_that_can_never_apply_again(

@@ -2,7 +2,9 @@
 
 The guard is ``{_id: u, "applying.B": {$exists: false}}`` with ``upsert=True``: on a document
 whose ``applying`` map holds ``B`` it must not match, and the upsert must then fail with E11000
-on ``_id``. (``$ne`` on arrays is wrong on some servers, which is why no guard uses it.)
+on ``_id``. The same guard with ``_id: {$in: users}`` in an ``update_many`` must update exactly
+the unmarked documents, and count them. (``$ne`` on arrays is wrong on some servers, which is
+why no guard uses it.)
 """
 
 from __future__ import annotations
@@ -56,6 +58,27 @@ def test_guarded_upsert_in_an_unordered_bulk(database: Db) -> None:
     assert [(e["index"], e["code"]) for e in errors] == [(0, 11000)]
     assert balances.find_one({"_id": "new"}) == {"_id": "new", "applying": {"b1": 1}, "n": 1}
     assert balances.find_one({"_id": "done"})["n"] == 1  # type: ignore[index]
+
+
+def test_guarded_update_many_updates_only_unmarked_documents_and_counts_them(
+    database: Db,
+) -> None:
+    balances = database["semantics"]
+    balances.insert_many(
+        [
+            {"_id": "marked", "applying": {"b1": 1}, "n": 1},
+            {"_id": "plain", "applying": {"old": 1}, "n": 1},
+        ]
+    )
+    result = balances.update_many(
+        {"_id": {"$in": ["marked", "plain", "missing"]}, "applying.b1": {"$exists": False}},
+        {"$inc": {"n": 1}, "$set": {"applying.b1": 2}, "$unset": {"applying.old": ""}},
+    )
+    assert result.matched_count == 1  # neither the marked one nor the missing one
+    assert list(balances.find(sort=[("_id", 1)])) == [
+        {"_id": "marked", "applying": {"b1": 1}, "n": 1},
+        {"_id": "plain", "applying": {"b1": 2}, "n": 2},
+    ]
 
 
 def test_unset_removes_only_that_batch(database: Db) -> None:

@@ -11,7 +11,10 @@ off at any point; every step below is a single-document atomic write or is idemp
    ``$set: {"applying.B": <epoch ms>}``.
    The ``$inc`` and the mark that ``B`` was applied are one document write, so they happen
    together or not at all. If ``B`` is already marked, the guard does not match, the upsert
-   collides with the existing ``_id`` (E11000) and nothing changes.
+   collides with the existing ``_id`` (E11000) and nothing changes. Users with equal shares
+   (under load: the clicks of one admission call) take one ``update_many`` with the same guard
+   and ``_id: {$in: users}``; each document's update is still atomic, and the users it did not
+   match (no balance yet, or already marked) are told apart by one read.
 3. Insert the marker ``{_id: B}`` into ``batches``: every user's share of ``B`` is applied.
 4. ``$unset`` ``applying.B`` on those users, so their ``applying`` maps stay small.
 
@@ -58,6 +61,8 @@ log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
 SETTLE_ATTEMPTS = 10
+# Users with equal shares of a batch updated by one statement, from this many on.
+GROUPED = 4
 
 Document = dict[str, Any]
 
@@ -241,10 +246,11 @@ class Ledger:
         return self.batches.find_one({"_id": batch}, {"_id": 1}) is not None
 
     def _guarded(
-        self, batch: str, user: str, total: list[int], unmark: frozenset[str] = frozenset()
+        self, batch: str, user: Any, total: list[int], unmark: frozenset[str] = frozenset()
     ) -> tuple[Document, Document]:
-        """The balance update of one user's share of ``batch``, applied only if not yet marked;
-        ``unmark``: batches with markers whose marks on the user go in the same write."""
+        """The balance update of a user's share of ``batch`` (``user``: an ``_id`` or an ``_id``
+        selector for users with equal shares), applied only where ``batch`` is not yet marked;
+        ``unmark``: batches with markers whose marks go in the same write."""
         update: Document = {
             "$inc": {"balance": total[0], "clicks": total[1]},
             "$max": {"lastClickMs": total[2]},
@@ -255,6 +261,8 @@ class Ledger:
         return {"_id": user, f"applying.{batch}": {"$exists": False}}, update
 
     def _apply_balances(self, batch: str, totals: dict[str, list[int]]) -> None:
+        """Users with equal shares (the clicks of one admission call, under load: hundreds)
+        take one guarded ``update_many`` per share; the rest one bulk of guarded upserts."""
         users = sorted(totals)
         rides: dict[str, frozenset[str]] = {}
         with self._lock:  # marks waiting to be removed ride along with these writes
@@ -265,6 +273,51 @@ class Ledger:
                     waiting.discard(batch)
                 if waiting:
                     rides[user] = frozenset(waiting)
+        shares: dict[tuple[int, ...], list[str]] = defaultdict(list)
+        for user in users:
+            shares[tuple(totals[user])].append(user)
+        each: list[str] = []
+        try:
+            for share, members in shares.items():
+                if len(members) < GROUPED:
+                    each += members
+                else:
+                    each += self._apply_share(batch, list(share), members, rides)
+        except Exception:
+            self._wait_unmark(rides)  # whether they were removed is not known: again later
+            raise
+        if each:
+            self._apply_each(batch, totals, sorted(each), rides)
+
+    def _apply_share(
+        self, batch: str, share: list[int], members: list[str], rides: dict[str, frozenset[str]]
+    ) -> list[str]:
+        """One statement for ``members``, who have equal shares of ``batch``. Returns those it
+        could not update: users without a balance yet, to be upserted one by one. The marks
+        riding along are those of every member (removing a mark of a batch whose marker exists
+        is harmless on any user)."""
+        unmark = frozenset().union(*(rides.get(user, frozenset()) for user in members))
+        result = self.balances.update_many(*self._guarded(batch, {"$in": members}, share, unmark))
+        if result.matched_count == len(members):
+            for user in members:
+                rides.pop(user, None)
+            return []
+        # Some members were already marked (a repeat) or have no balance: one read tells.
+        marked = self._marked(batch, members)
+        # Which members' marks rode along is not known: those marked give theirs back.
+        self._wait_unmark(
+            {user: rides.pop(user) for user in members if user in marked and user in rides}
+        )
+        return [user for user in members if user not in marked]
+
+    def _apply_each(
+        self,
+        batch: str,
+        totals: dict[str, list[int]],
+        users: list[str],
+        rides: dict[str, frozenset[str]],
+    ) -> None:
+        """One guarded upsert per user, in one unordered bulk."""
         try:
             self.balances.bulk_write(
                 [
@@ -285,20 +338,24 @@ class Ledger:
                 raise
             # A repeat of a batch whose users are already marked: one read tells them apart.
             refused = [users[e["index"]] for e in errors]
-            marked = {
-                doc["_id"]
-                for doc in self.balances.find(
-                    {"_id": {"$in": refused}, f"applying.{batch}": {"$exists": True}},
-                    {"_id": 1},
-                    batch_size=one_batch(len(refused)),
-                )
-            }
+            marked = self._marked(batch, refused)
             for user in refused:
                 if user not in marked:
                     self._settle(batch, user, totals[user])
         except Exception:
-            self._wait_unmark(rides)  # whether they were removed is not known: again later
+            self._wait_unmark({user: rides[user] for user in users if user in rides})
             raise
+
+    def _marked(self, batch: str, users: list[str]) -> set[str]:
+        """Those of ``users`` whose balance is marked by ``batch``, in one read."""
+        return {
+            doc["_id"]
+            for doc in self.balances.find(
+                {"_id": {"$in": users}, f"applying.{batch}": {"$exists": True}},
+                {"_id": 1},
+                batch_size=one_batch(len(users)),
+            )
+        }
 
     def _wait_unmark(self, marks: dict[str, frozenset[str]]) -> None:
         with self._lock:
