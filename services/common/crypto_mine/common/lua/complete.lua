@@ -18,9 +18,7 @@ local streams = 3 + c + f + u
 local touched = {}
 
 local function emit(stream, ...)
-  local key = KEYS[streams + stream]
-  redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', ...)
-  redis.call('EXPIRE', key, stream_ttl)
+  redis.call('XADD', KEYS[streams + stream], 'MAXLEN', '~', maxlen, '*', ...)
   touched[stream] = true
 end
 
@@ -34,12 +32,11 @@ redis.call('DEL', KEYS[3])
 -- A record that expired stays gone: writing it again would leave it without a TTL.
 for i = 1, c do
   local key, a = KEYS[3 + i], 8 + 6 * (i - 1)
-  local state = redis.call('HGET', key, 's')
+  local state, n, t = unpack(redis.call('HMGET', key, 's', 'n', 't'))
   if state then
     redis.call('HSET', key, 's', 'completed', 'r', ARGV[a + 1], 'b', ARGV[a + 2],
       'a', ARGV[a + 3], 'd', ARGV[a + 4])
     if state ~= 'completed' then
-      local n, t = unpack(redis.call('HMGET', key, 'n', 't'))
       emit(tonumber(ARGV[a + 5]), 'ev', 'click', 'k', ARGV[a], 's', 'completed', 'n', n or '0',
         't', t or '0', 'r', ARGV[a + 1], 'b', ARGV[a + 2], 'a', ARGV[a + 3], 'd', ARGV[a + 4])
     end
@@ -47,11 +44,10 @@ for i = 1, c do
 end
 for i = 1, f do
   local key, a = KEYS[3 + c + i], 8 + 6 * c + 3 * (i - 1)
-  local state = redis.call('HGET', key, 's')
+  local state, n, t = unpack(redis.call('HMGET', key, 's', 'n', 't'))
   if state then
     redis.call('HSET', key, 's', 'failed', 'e', ARGV[a + 1])
     if state ~= 'failed' then
-      local n, t = unpack(redis.call('HMGET', key, 'n', 't'))
       emit(tonumber(ARGV[a + 2]), 'ev', 'click', 'k', ARGV[a], 's', 'failed', 'n', n or '0',
         't', t or '0', 'e', ARGV[a + 1])
     end
@@ -64,5 +60,9 @@ for i = 1, u do
   if touched[stream] then
     emit(stream, 'ev', 'balance', 'clicks', ARGV[a], 'balance', ARGV[a + 1], 'last', ARGV[a + 2])
   end
+end
+-- Each stream written lives on for stream_ttl from now (one EXPIRE per stream, not per event).
+for stream = 1, #KEYS - streams do
+  if touched[stream] then redis.call('EXPIRE', KEYS[streams + stream], stream_ttl) end
 end
 return carried and tonumber(carried) or 0
