@@ -80,7 +80,8 @@ bench: setup ## benchmark against baselines on its own servers (~4 min): table, 
 
 .PHONY: load
 load: setup ## k6 load test of the click path (BASE_URL, AUTH_TOKEN or AUTH_TOKENS_FILE, RPS, USERS, DURATION)
-	@$(BIN)/k6 run tests/load/mining-clicks.js
+	@AUTH_TOKENS_FILE="$(if $(AUTH_TOKENS_FILE),$(abspath $(AUTH_TOKENS_FILE)))" \
+		$(BIN)/k6 run tests/load/mining-clicks.js
 
 .PHONY: chaos
 chaos: setup ## whole-stack fault run: processes SIGKILLed, Redis and MongoDB restarted under load (DURATION s)

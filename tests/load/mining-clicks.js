@@ -4,7 +4,8 @@
 //   BASE_URL          the api (default http://127.0.0.1:8080, make run's address)
 //   AUTH_TOKEN        one bearer token for every click; or
 //   AUTH_TOKENS_FILE  a file of tokens, one per line (e.g. from `make -s token USER=<id>`;
-//                     an absolute path: k6 reads relative paths from this folder);
+//                     k6 reads a relative path from this folder: `make load` makes it
+//                     absolute first);
 //                     without either, setup() signs up USERS users on /api/auth/register and
 //                     stops early at the first 429 (sign-ups are limited per client IP)
 //   RPS               clicks started per second (constant arrival rate, default 200)
