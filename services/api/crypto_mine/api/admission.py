@@ -127,6 +127,11 @@ class JobTemplate:
         return fields
 
 
+def _expire(future: asyncio.Future[Admission]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("the click waited too long for admission"))
+
+
 class Admitter:
     """Runs the admission script for batches of concurrent clicks."""
 
@@ -144,14 +149,21 @@ class Admitter:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def admit(self, click: Click) -> Admission:
-        future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Admission] = loop.create_future()
         self._pending.append((click, future))
         if self._running < self.settings.batch_concurrency:
             self._running += 1
             task = asyncio.create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await asyncio.wait_for(future, self.settings.admission_timeout_seconds)
+        # A timer rather than asyncio.wait_for, which costs every click a second future and
+        # its callbacks: a click still waiting when it fires fails, and is never sent.
+        timer = loop.call_later(self.settings.admission_timeout_seconds, _expire, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     async def close(self) -> None:
         if self._tasks:
