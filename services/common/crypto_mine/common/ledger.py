@@ -246,7 +246,11 @@ class Ledger:
         return self.batches.find_one({"_id": batch}, {"_id": 1}) is not None
 
     def _guarded(
-        self, batch: str, user: Any, total: list[int], unmark: frozenset[str] = frozenset()
+        self,
+        batch: str,
+        user: str | Document,
+        total: list[int],
+        unmark: frozenset[str] = frozenset(),
     ) -> tuple[Document, Document]:
         """The balance update of a user's share of ``batch`` (``user``: an ``_id`` or an ``_id``
         selector for users with equal shares), applied only where ``batch`` is not yet marked;
@@ -343,7 +347,7 @@ class Ledger:
                 if user not in marked:
                     self._settle(batch, user, totals[user])
         except Exception:
-            self._wait_unmark({user: rides[user] for user in users if user in rides})
+            self._wait_unmark(rides)  # only these users' rides are left: again later
             raise
 
     def _marked(self, batch: str, users: list[str]) -> set[str]:
