@@ -500,7 +500,6 @@ class Ledger:
             doc["_id"]: doc
             for doc in self.balances.find(
                 {"_id": {"$in": sorted(users)}},
-                {"balance": 1, "clicks": 1, "lastClickMs": 1, "lastClickAt": 1},
                 batch_size=one_batch(len(users)),
             )
         }
