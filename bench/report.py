@@ -164,7 +164,10 @@ def rows(results: dict[str, Any], options: Options) -> list[Row]:
             worker["ratio"],
             f"{worker['clicks']} clicks, {worker['users']} users, {worker['jobs']} jobs of "
             f"{worker['clicks_per_job']}; {worker['mongo_commands_per_job']} MongoDB commands "
-            f"per job, {worker['mongo_documents_written_per_click']} documents written per click",
+            f"per job, {worker['mongo_documents_written_per_click']} documents written per click; "
+            f"MongoDB server CPU {worker['mongo_server_cpu_seconds']['worker']} s vs raw "
+            f"{worker['mongo_server_cpu_seconds']['raw']} s: {worker['server_bound_ratio']} "
+            "if nothing but the server's own work took time",
         )
     )
     out.append(

@@ -28,6 +28,7 @@ from pymongo import ASCENDING, MongoClient, UpdateOne, monitoring
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from bench.probes import cpu_seconds
 from crypto_mine.api.admission import Admitter, Click
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.names import QUEUE_NAME, Keys
@@ -167,9 +168,13 @@ def run(count: int, users: int, batch: int) -> dict[str, Any]:
             os.environ.update(env)
             asyncio.run(enqueue(ApiSettings.from_env(Env(env)), count, users))
             counter = CommandCounter()
+            server = [cpu_seconds(mongo.pid)]  # the MongoDB server's CPU before each phase
             worker_seconds, job_count = drain(redis_server.url, counter)
+            server.append(cpu_seconds(mongo.pid))
             raw_seconds = raw_insert(mongo.uri, count, users, batch)
+            server.append(cpu_seconds(mongo.pid))
             floor_seconds = raw_insert(mongo.uri, count, users, batch, with_balances=True)
+            server.append(cpu_seconds(mongo.pid))
         finally:
             mongo.stop()
             redis_server.stop()
@@ -186,6 +191,14 @@ def run(count: int, users: int, batch: int) -> dict[str, Any]:
         "ratio": round(applied / raw, 3),
         "floor_clicks_per_second": round(count / floor_seconds),
         "ratio_to_floor": round(applied / (count / floor_seconds), 3),
+        # CPU the MongoDB server spent in each phase; with nothing else costing any time, the
+        # worker would reach raw insert_many's time over its own server time.
+        "mongo_server_cpu_seconds": {
+            "worker": round(server[1] - server[0], 2),
+            "raw": round(server[2] - server[1], 2),
+            "floor": round(server[3] - server[2], 2),
+        },
+        "server_bound_ratio": round(raw_seconds / (server[1] - server[0]), 3),
         "mongo_commands_per_job": round(sum(counter.commands.values()) / job_count, 2),
         "mongo_documents_written_per_click": round(writes / count, 3),
         "mongo_commands": dict(counter.commands),
@@ -212,6 +225,12 @@ def main() -> None:
     print(f"  ratio                     {result['ratio']:>8}")
     print(f"  two-write floor (no guard) {result['floor_clicks_per_second']:>7} clicks/s")
     print(f"  ratio to that floor       {result['ratio_to_floor']:>8}")
+    server = result["mongo_server_cpu_seconds"]
+    print(
+        f"  MongoDB server CPU        {server['worker']:>8} s (raw {server['raw']} s, "
+        f"floor {server['floor']} s)"
+    )
+    print(f"  ratio if only it counted  {result['server_bound_ratio']:>8}")
     print(f"  MongoDB commands per job  {result['mongo_commands_per_job']:>8}")
     print(f"  documents written / click {result['mongo_documents_written_per_click']:>8}")
 

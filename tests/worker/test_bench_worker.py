@@ -20,6 +20,10 @@ def test_bench_reports_throughput_and_writes(monkeypatch: pytest.MonkeyPatch) ->
     assert result["jobs"] == 6
     assert result["worker_clicks_per_second"] > 0
     assert result["raw_insert_many_docs_per_second"] > 0
+    # The server's CPU is read in every phase (and it worked in each).
+    server = result["mongo_server_cpu_seconds"]
+    assert min(server["worker"], server["raw"], server["floor"]) > 0
+    assert result["server_bound_ratio"] > 0
     # 600 click inserts; one balance update per user per job (30 users in each of 6 jobs);
     # the ledger's deferred writes, flushed once at the end: 6 markers, and one statement
     # unmarking the 30 users (the documents counted are those the server reports written).
