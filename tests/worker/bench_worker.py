@@ -198,7 +198,7 @@ def run(count: int, users: int, batch: int) -> dict[str, Any]:
             "raw": round(server[2] - server[1], 2),
             "floor": round(server[3] - server[2], 2),
         },
-        "server_bound_ratio": round(raw_seconds / (server[1] - server[0]), 3),
+        "server_bound_ratio": round(raw_seconds / max(server[1] - server[0], 0.01), 3),
         "mongo_commands_per_job": round(sum(counter.commands.values()) / job_count, 2),
         "mongo_documents_written_per_click": round(writes / count, 3),
         "mongo_commands": dict(counter.commands),
