@@ -87,7 +87,7 @@ class ClickEndpoints:
         self.admitter = admitter
         self.redis = redis
         self.inline = inline
-        self.buckets = admitter.policies
+        self.policy_header = limits.policies(admitter.policies)
 
     async def click(self, request: Request) -> Response:
         user_id = await self.auth.user_id(request)
@@ -109,7 +109,7 @@ class ClickEndpoints:
                 {"Retry-After": BACKPRESSURE_RETRY_AFTER},
                 queueDepth=admission.depth,
             )
-        headers = limits.headers(admission, self.buckets)
+        headers = limits.headers(admission, self.policy_header)
         if admission.outcome is Outcome.LIMITED:
             raise ApiError(
                 429,

@@ -5,7 +5,6 @@ The buckets themselves are checked and debited, all or none, by ``lua/limits.lua
 
 from __future__ import annotations
 
-import functools
 import math
 
 from .admission import Admission
@@ -17,15 +16,15 @@ def policy(bucket: Bucket) -> str:
     return f'"{bucket.name}";q={bucket.burst};w={window}'
 
 
-@functools.cache
 def policies(buckets: tuple[Bucket, ...]) -> str:
+    """The ``RateLimit-Policy`` header: the same for every answer, so built once by its caller."""
     return ", ".join(policy(bucket) for bucket in buckets)
 
 
-def headers(admission: Admission, buckets: tuple[Bucket, ...]) -> dict[str, str]:
+def headers(admission: Admission, policy_header: str) -> dict[str, str]:
     reset = max(0, math.ceil(admission.reset_ms / 1000))
     values = {
-        "RateLimit-Policy": policies(buckets),
+        "RateLimit-Policy": policy_header,
         "RateLimit": f'"{admission.policy.name}";r={max(0, admission.remaining)};t={reset}',
     }
     if admission.wait_ms:
