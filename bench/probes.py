@@ -20,18 +20,25 @@ TICKS = os.sysconf("SC_CLK_TCK")
 OWN_COMMANDS = {"info", "config|resetstat", "monitor", "echo", "client|setinfo", "ping"}
 
 
-def cpu_seconds(group: int) -> float:
-    """CPU time (user + system) of the live processes of a process group and their reaped
-    children."""
-    total = 0
+def group_stats(group: int) -> dict[int, list[str]]:
+    """The ``/proc/<pid>/stat`` fields (after the command name) of a process group's live
+    processes, by pid."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(fields[2]) == group:
-            total += sum(int(value) for value in fields[11:15])
-    return total / TICKS
+            found[int(stat.parent.name)] = fields
+    return found
+
+
+def cpu_seconds(group: int) -> float:
+    """CPU time (user + system) of the live processes of a process group and their reaped
+    children."""
+    stats = group_stats(group).values()
+    return sum(int(value) for fields in stats for value in fields[11:15]) / TICKS
 
 
 class CpuMeter:

@@ -26,7 +26,9 @@ class Row:
 METHODS = {
     1: "wrk (Lua: POST with the bearer token of one of the users, a new Idempotency-Key per "
     "request) against each server in turn, the two alternating; both served by the api's own "
-    "uvicorn options (bench/serve.py runs the api's entry point with the app swapped). Rate = "
+    "uvicorn options (bench/serve.py runs the api's entry point with the app swapped), each on "
+    "CPUs of its own (as many as its uvicorn workers) while wrk and Redis run on the others "
+    "(bench/cpus.py; on a machine without a CPU to spare, nothing is pinned). Rate = "
     "answers below 400 per second as wrk counts them; the api's 202 count at the server is "
     "checked against it. No worker runs; limits and MINING_QUEUE_MAX_DEPTH are 1e9, so every "
     "click is accepted and the queue never fills (Redis is emptied before each run).",
@@ -100,7 +102,7 @@ def rows(results: dict[str, Any], options: Options) -> list[Row]:
             http["ratio"],
             f"median of {len(api_runs)} x {options.seconds:g} s, paired ratios "
             f"{http['paired_ratios']}; wrk -t{options.threads} -c{options.connections}; "
-            f"{options.web_workers} uvicorn worker(s); no worker running; "
+            f"{options.web_workers} uvicorn worker(s); {http['cpus']}; no worker running; "
             f"{rejected} answers >= 400; 202 at server {server} vs wrk {answered}; "
             f"CPU api: {_cpu(_median_cpu(api_runs))}; bare: {_cpu(_median_cpu(bare_runs))}",
         )

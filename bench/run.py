@@ -41,6 +41,7 @@ from tests.support.worker import WorkerProcess
 from tests.worker import bench_worker
 
 from . import naive
+from .cpus import servers_apart
 from .options import Options
 from .probes import CpuMeter, RedisCounters, accepted_clicks, machine, metric
 from .stack import (
@@ -225,33 +226,39 @@ class Run:
         bare.wait_ready()
         api.wait_ready()
         servers = {"bare": bare, "api": api}
-        for name, server in servers.items():
-            self.wrk.timed(server.url, self.o.warmup, self.key(f"warm-{name}"))
-        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "api": []}
-        total = RedisCounters()
-        accepted_total = 0
-        for repeat in range(self.o.repeats):
+        groups = [bare.pid, api.pid]
+        with servers_apart(groups, [self.redis_server.pid], self.o.web_workers) as placement:
             for name, server in servers.items():
-                self.redis.flushall()
-                counters = RedisCounters.read(self.redis)
-                accepted = accepted_clicks(api.url)
-                meter = CpuMeter(self.groups({name: server}, mongodb=False))
-                meter.start()
-                result = self.wrk.timed(server.url, self.o.seconds, self.key(f"{name}-{repeat}"))
-                if result.failed > result.requests / 100:
-                    raise RuntimeError(f"{name}: {result.errors} of {result.requests}; see logs")
-                run = {
-                    **result.to_json(),
-                    "ok_per_second": round(ok_rate(result), 1),
-                    "cpu_percent": {**meter.stop(), "wrk": result.cpu_percent},
-                }
-                if name == "api":
-                    run["accepted_at_server"] = self.settled(api) - accepted
-                    delta = RedisCounters.read(self.redis) - counters
-                    run["redis_calls"] = dict(delta.calls)
-                    total = total + delta
-                    accepted_total += run["accepted_at_server"]
-                runs[name].append(run)
+                self.wrk.timed(server.url, self.o.warmup, self.key(f"warm-{name}"))
+            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "api": []}
+            total = RedisCounters()
+            accepted_total = 0
+            for repeat in range(self.o.repeats):
+                for name, server in servers.items():
+                    self.redis.flushall()
+                    counters = RedisCounters.read(self.redis)
+                    accepted = accepted_clicks(api.url)
+                    meter = CpuMeter(self.groups({name: server}, mongodb=False))
+                    meter.start()
+                    result = self.wrk.timed(
+                        server.url, self.o.seconds, self.key(f"{name}-{repeat}")
+                    )
+                    if result.failed > result.requests / 100:
+                        raise RuntimeError(
+                            f"{name}: {result.errors} of {result.requests}; see logs"
+                        )
+                    run = {
+                        **result.to_json(),
+                        "ok_per_second": round(ok_rate(result), 1),
+                        "cpu_percent": {**meter.stop(), "wrk": result.cpu_percent},
+                    }
+                    if name == "api":
+                        run["accepted_at_server"] = self.settled(api) - accepted
+                        delta = RedisCounters.read(self.redis) - counters
+                        run["redis_calls"] = dict(delta.calls)
+                        total = total + delta
+                        accepted_total += run["accepted_at_server"]
+                    runs[name].append(run)
         self.stop(bare)
         rates = {name: [run["ok_per_second"] for run in runs[name]] for name in runs}
         self.api_max = statistics.median(rates["api"])
@@ -263,6 +270,7 @@ class Run:
                 round(a / b, 3) for a, b in zip(rates["api"], rates["bare"], strict=True)
             ],
             "worker_running": False,
+            "cpus": placement,
             "runs": runs,
         }
         self.results["2_redis"] = self.redis_cost(api, total, accepted_total)

@@ -54,6 +54,7 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
     assert (tmp_path / "bench.png").stat().st_size > 10_000
 
     results = document["results"]
+    assert results["1_http"]["cpus"] in rows["http.click_vs_bare"]["note"]
     for run in results["1_http"]["runs"]["api"]:
         # The server accepted every click wrk saw answered (and those in flight at the end).
         assert run["accepted_at_server"] >= run["requests"] - run["errors"]["status"] > 0
