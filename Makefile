@@ -63,6 +63,8 @@ fmt: setup ## format and autofix
 	@$(BIN)/ruff format .
 	@$(BIN)/ruff check --fix .
 
+IMAGE_LOCK_ARGS := --generate-hashes --universal --python-version 3.11 --no-header --quiet
+
 .PHONY: lock
 lock: ## refresh uv.lock and the images' requirements.lock files
 	@$(UV) lock --quiet
@@ -72,6 +74,12 @@ lock: ## refresh uv.lock and the images' requirements.lock files
 	  $(UV) export --package crypto-mine-$$name --no-dev --frozen --no-emit-workspace \
 	    --no-header --quiet -o $$dir/requirements.lock; \
 	done
+	@mkdir -p .local
+	@echo hatchling | $(UV) pip compile - $(IMAGE_LOCK_ARGS) -o build-requirements.lock
+	@$(UV) export --all-packages --frozen --no-hashes --no-header --quiet --no-emit-workspace \
+	  -o .local/constraints.txt
+	@printf 'nx-27017\nneosqlite\npymongo\n' | $(UV) pip compile - $(IMAGE_LOCK_ARGS) \
+	  -c .local/constraints.txt -o devstack/images/mongodb-requirements.lock
 
 .PHONY: bench
 bench: setup ## benchmark against baselines on its own servers (~4 min): table, .local/bench/bench.{json,png}

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# A real local Kubernetes control plane for tests: etcd + kube-apiserver + kube-controller-manager.
+# A real local Kubernetes cluster: etcd + kube-apiserver + kube-controller-manager, and one node
+# (containerd, kubelet, kube-proxy, kube-scheduler, a cluster DNS: scripts/node.sh) that runs the
+# project's images as pods.
 #
-#   scripts/cluster.sh build    build kube-apiserver and kube-controller-manager once (cached)
-#   scripts/cluster.sh up       start the control plane; prints the kubeconfig path on stdout
+#   scripts/cluster.sh build    build the Kubernetes binaries once (cached)
+#   scripts/cluster.sh up       start the cluster; prints the kubeconfig path on stdout
 #   scripts/cluster.sh status   exit 0 when it is up and ready
 #   scripts/cluster.sh down     stop it by PID and remove its state
 #
+# CLUSTER_NODE=0 starts the control plane alone (no root needed; Pods stay Pending), on
+# loopback; with the node the API server listens on the node's bridge address, which pods reach.
 # The binaries come from Debian's `kubernetes` source package (v1.20.2, dependencies vendored)
 # built with Debian's Go 1.19; they are cached under ~/.cache/crypto-mine/kubernetes/<version>/.
-# There is no kubelet: Pods stay Pending; Deployments, ReplicaSets, CRDs and RBAC are real.
 set -euo pipefail
 
 K8S_VERSION=v1.20.2
@@ -19,7 +22,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${CRYPTO_MINE_CACHE:-$HOME/.cache/crypto-mine}/kubernetes/$K8S_VERSION
 STATE=${CLUSTER_DIR:-$ROOT/.local/cluster}
 KUBECONFIG_FILE=$STATE/kubeconfig
-BINARIES=(kube-apiserver kube-controller-manager)
+WITH_NODE=${CLUSTER_NODE:-1}
+NODE_IP=10.244.0.1
+NODE_NAME=crypto-mine-node
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 DEBIAN_SOURCES=/etc/apt/sources.list.d/debian.sources
 DEBIAN_SRC_SOURCES=/etc/apt/sources.list.d/debian-src.sources
 
@@ -104,7 +110,7 @@ cmd_build() {
     return 0
   fi
   local started=$SECONDS
-  log "building kube-apiserver and kube-controller-manager $K8S_VERSION (a few minutes; log: $logfile)"
+  log "building ${BINARIES[*]} $K8S_VERSION (a few minutes; log: $logfile)"
   apt_install "$logfile" make rsync dpkg-dev "$GO_PACKAGE" golang-github-modern-go-reflect2-dev
   ensure_deb_src "$logfile"
 
@@ -130,7 +136,7 @@ cmd_build() {
     cd "$work/src"
     export PATH=$GO_BIN:$PATH CGO_ENABLED=0 GOCACHE=$work/gocache KUBE_GIT_VERSION=$K8S_VERSION KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20 \
       KUBE_GIT_TREE_STATE=clean
-    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+    make WHAT="${BINARIES[*]/#/cmd/}"
   ) >>"$logfile" 2>&1 || fail_with_log "make kube-apiserver kube-controller-manager" "$logfile"
 
   local bin built
@@ -156,7 +162,11 @@ is_ready() {
   for component in etcd kube-apiserver kube-controller-manager; do
     pid_alive "$STATE/$component.pid" || return 1
   done
-  "$(kubectl_bin)" --kubeconfig "$KUBECONFIG_FILE" --request-timeout=2s get --raw /readyz >/dev/null 2>&1
+  "$(kubectl_bin)" --kubeconfig "$KUBECONFIG_FILE" --request-timeout=2s get --raw /readyz >/dev/null 2>&1 \
+    || return 1
+  [[ $WITH_NODE == 0 ]] || "$(kubectl_bin)" --kubeconfig "$KUBECONFIG_FILE" --request-timeout=2s \
+    get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null \
+    | grep -qx True
 }
 
 free_ports() {
@@ -191,23 +201,29 @@ wait_for() {
 }
 
 make_certs() {
-  local certs=$STATE/certs logfile=$STATE/logs/openssl.log
+  local address=$1 certs=$STATE/certs logfile=$STATE/logs/openssl.log
   mkdir -p "$certs"
   {
     openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=crypto-mine-local-ca" \
       -keyout "$certs/ca.key" -out "$certs/ca.crt"
     openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
       -keyout "$certs/apiserver.key" -out "$certs/apiserver.csr"
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc\n' \
-      >"$certs/apiserver.ext"
+    # The first Service address (10.96.0.1) is the API server's inside the pods.
+    printf 'subjectAltName=IP:%s,IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n' \
+      "$address" >"$certs/apiserver.ext"
     openssl x509 -req -in "$certs/apiserver.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" \
       -CAcreateserial -days 30 -extfile "$certs/apiserver.ext" -out "$certs/apiserver.crt"
+    # The API server's client certificate for the kubelet (logs, exec, port-forward).
+    openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" \
+      -keyout "$certs/kubelet-client.key" -out "$certs/kubelet-client.csr"
+    openssl x509 -req -in "$certs/kubelet-client.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" \
+      -CAcreateserial -days 30 -out "$certs/kubelet-client.crt"
     openssl genrsa -out "$certs/service-account.key" 2048
   } >"$logfile" 2>&1 || fail_with_log "openssl" "$logfile"
 }
 
 write_kubeconfig() {
-  local port=$1 token=$2
+  local address=$1 port=$2 token=$3
   local ca
   ca=$(base64 -w0 "$STATE/certs/ca.crt")
   umask 077
@@ -217,7 +233,7 @@ kind: Config
 clusters:
 - name: crypto-mine-local
   cluster:
-    server: https://127.0.0.1:$port
+    server: https://$address:$port
     certificate-authority-data: $ca
 users:
 - name: admin
@@ -243,15 +259,33 @@ cmd_up() {
   mkdir -p "$STATE/logs" "$STATE/etcd"
   # Whatever fails below, leave nothing running.
   trap 'if [[ $? -ne 0 ]]; then stop_all; fi' EXIT
-  local started=$SECONDS
-  make_certs
+  local started=$SECONDS address=127.0.0.1
+  if [[ $WITH_NODE != 0 ]]; then
+    CLUSTER_DIR=$STATE "$ROOT/scripts/node.sh" prepare
+    address=$NODE_IP
+  fi
+  make_certs "$address"
 
   local etcd_port peer_port api_port
   read -r etcd_port peer_port api_port < <(free_ports 3)
   local token
   token=$(openssl rand -hex 24)
-  printf '%s,admin,admin,system:masters\n' "$token" >"$STATE/tokens.csv"
-  chmod 600 "$STATE/tokens.csv"
+  (
+    umask 077
+    printf '%s,admin,admin,system:masters\n' "$token" >"$STATE/tokens.csv"
+    [[ $WITH_NODE != 0 ]] || exit 0
+    # The node's components, each as the user its default RBAC bindings expect.
+    local component user groups component_token
+    while read -r component user groups; do
+      component_token=$(openssl rand -hex 24)
+      printf '%s,%s,%s,"%s"\n' "$component_token" "$user" "$user" "$groups" >>"$STATE/tokens.csv"
+      printf '%s,%s\n' "$component" "$component_token" >>"$STATE/node-tokens"
+    done <<COMPONENTS
+kubelet system:node:$NODE_NAME system:nodes
+kube-proxy system:kube-proxy system:authenticated
+kube-scheduler system:kube-scheduler system:authenticated
+COMPONENTS
+  )
 
   spawn etcd etcd --name crypto-mine-local --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" \
@@ -264,40 +298,57 @@ cmd_up() {
     "$(python_bin)" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$etcd_port/health', timeout=1)"
 
   local certs=$STATE/certs
+  local node_flags=(--authorization-mode RBAC --disable-admission-plugins ServiceAccount)
+  if [[ $WITH_NODE != 0 ]]; then
+    # Pods get ServiceAccount tokens; the kubelet is authorized as a node.
+    node_flags=(--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction
+      --kubelet-client-certificate "$certs/kubelet-client.crt"
+      --kubelet-client-key "$certs/kubelet-client.key"
+      --kubelet-preferred-address-types InternalIP,Hostname)
+  fi
   spawn kube-apiserver "$CACHE/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --bind-address "$address" --advertise-address "$address" --secure-port "$api_port" \
     --cert-dir "$certs" --tls-cert-file "$certs/apiserver.crt" \
     --tls-private-key-file "$certs/apiserver.key" \
+    --client-ca-file "$certs/ca.crt" \
     --token-auth-file "$STATE/tokens.csv" \
-    --authorization-mode RBAC \
     --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$certs/service-account.key" \
     --service-account-signing-key-file "$certs/service-account.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
-    --disable-admission-plugins ServiceAccount \
+    "${node_flags[@]}" \
     --allow-privileged=true
-  write_kubeconfig "$api_port" "$token"
+  write_kubeconfig "$address" "$api_port" "$token"
   wait_for kube-apiserver 60 "$STATE/logs/kube-apiserver.log" "$STATE/kube-apiserver.pid" \
     "$(kubectl_bin)" --kubeconfig "$KUBECONFIG_FILE" --request-timeout=2s get --raw /readyz
 
+  # With a node, its lifecycle controller takes the not-ready taint off once the kubelet is Ready.
+  local controllers='*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder,-cloud-node-lifecycle'
+  [[ $WITH_NODE == 0 ]] || controllers=${controllers/,-nodelifecycle/}
   spawn kube-controller-manager "$CACHE/kube-controller-manager" \
     --kubeconfig "$KUBECONFIG_FILE" \
     --leader-elect=false \
-    --controllers '*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder,-cloud-node-lifecycle' \
+    --controllers "$controllers" \
     --service-account-private-key-file "$certs/service-account.key" \
     --root-ca-file "$certs/ca.crt" \
     --port 0 --secure-port 0
   sleep 0.5
   pid_alive "$STATE/kube-controller-manager.pid" \
     || fail_with_log "kube-controller-manager (exited)" "$STATE/logs/kube-controller-manager.log"
+  if [[ $WITH_NODE != 0 ]]; then
+    CLUSTER_DIR=$STATE "$ROOT/scripts/node.sh" up
+  fi
   trap - EXIT
-  log "up in $((SECONDS - started))s: https://127.0.0.1:$api_port (state: $STATE)"
+  log "up in $((SECONDS - started))s: https://$address:$api_port (state: $STATE)"
   echo "$KUBECONFIG_FILE"
 }
 
 stop_all() {
   local component pidfile pid
+  if [[ $WITH_NODE != 0 ]]; then
+    CLUSTER_DIR=$STATE "$ROOT/scripts/node.sh" down >/dev/null 2>&1 || true
+  fi
   for component in kube-controller-manager kube-apiserver etcd; do
     pidfile=$STATE/$component.pid
     [[ -f $pidfile ]] || continue

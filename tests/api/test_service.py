@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devstack.servers import MongoServer
 from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio
@@ -82,3 +84,24 @@ async def test_unknown_route_and_method_are_json(api: Api) -> None:
     wrong = await api.client.get("/api/mining/click")
     assert wrong.status_code == 405
     assert wrong.json()["error"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(("use_queue", "status"), [("true", 200), ("false", 503)])
+async def test_readiness_needs_mongodb_only_where_clicks_do(
+    start_api: Any, tmp_path: Path, use_queue: str, status: int
+) -> None:
+    """With the queue, a MongoDB outage keeps the api in its Service: clicks still queue."""
+    mongo = MongoServer(tmp_path / "mongo").start()
+    try:
+        api: Api = await start_api(
+            MONGODB_URI=mongo.uri, DB_SERVER_SELECTION_TIMEOUT=300, USE_QUEUE=use_queue
+        )
+        mongo.stop()
+        ready = await api.client.get("/readyz")
+        assert ready.status_code == status
+        assert ready.json()["checks"]["mongodb"].startswith("unavailable")
+        assert ready.json()["checks"]["redis"] == "ok"
+        if use_queue == "true":
+            assert (await api.click("u1", "while-mongodb-is-down")).status_code == 202
+    finally:
+        mongo.stop()

@@ -209,7 +209,11 @@ def test_autoscaling_modes() -> None:
     operator = render()
     assert len(by_kind(operator, "QueueAutoscaler")) == 1
     assert by_kind(operator, "HorizontalPodAutoscaler") == []
-    assert "replicas" not in named(operator, "Deployment", "-worker")["spec"]
+    # Owned by the autoscaler: a first install starts at minReplicas; an upgrade writes back
+    # the live count (tests/cluster: the lifecycle across modes).
+    assert named(operator, "Deployment", "-worker")["spec"]["replicas"] == 1
+    started_at_two = render("--set", "autoscaling.minReplicas=2")
+    assert named(started_at_two, "Deployment", "-worker")["spec"]["replicas"] == 2
     qa = by_kind(operator, "QueueAutoscaler")[0]["spec"]
     assert (
         qa["scaleTargetRef"]["name"] == named(operator, "Deployment", "-worker")["metadata"]["name"]

@@ -162,6 +162,19 @@ Settings shared by the api, worker and id-allocator (and the Redis URL of the op
 {{- end }}
 
 {{/*
+Annotations of one component's pods: a checksum of what the chart's Secret is made from, so
+that pods roll when a value they read through it changes (values read from the environment
+roll them by themselves), then the component's podAnnotations.
+Call with (dict "root" $ "component" "api" "values" .Values.api).
+*/}}
+{{- define "crypto-mine.podAnnotations" -}}
+checksum/secret: {{ list .root.Values.secrets .root.Values.redis.enabled .root.Values.mongodb.enabled | toJson | sha256sum }}
+{{- with .values.podAnnotations }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
 Extra environment of one component, from a map (values as strings).
 */}}
 {{- define "crypto-mine.extraEnv" -}}

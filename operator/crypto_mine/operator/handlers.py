@@ -25,7 +25,15 @@ from crypto_mine.operator.decision import Decision, History, Limit, after, decid
 from crypto_mine.operator.kube import KubeApi, TargetError, load_config
 from crypto_mine.operator.queue_depth import MetricError, read_queue_depth
 from crypto_mine.operator.settings import OperatorSettings
-from crypto_mine.operator.spec import GROUP, PLURAL, VERSION, AutoscalerSpec, SpecError, parse_spec
+from crypto_mine.operator.spec import (
+    FINALIZER,
+    GROUP,
+    PLURAL,
+    VERSION,
+    AutoscalerSpec,
+    SpecError,
+    parse_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +44,7 @@ INVALID_SPEC_INTERVAL = 10.0
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """kopf's settings, the API and HTTP clients, and the metrics endpoint."""
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"

@@ -17,6 +17,8 @@ GROUP = "autoscaling.crypto-mine.io"
 VERSION = "v1alpha1"
 PLURAL = "queueautoscalers"
 KIND = "QueueAutoscaler"
+# kopf's finalizer on every QueueAutoscaler it serves (its daemons stop before the object goes).
+FINALIZER = f"{GROUP}/finalizer"
 
 SOURCES = ("prometheus", "redis")
 DEFAULT_QUERY = "sum(mining_click_queue_depth)"

@@ -444,7 +444,7 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
         },
         "/readyz": {
             "get": {
-                "summary": "Readiness: Redis and MongoDB reachable",
+                "summary": "Readiness: Redis reachable (and MongoDB with USE_QUEUE=false)",
                 "responses": {
                     "200": _json(_ref("Readiness"), "Ready."),
                     "503": _json(_ref("Readiness"), "Not ready."),
