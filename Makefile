@@ -30,14 +30,21 @@ token: ## print a development token for USER (default: alice) signed with the lo
 	@$(BIN)/python -m devstack token $(if $(filter command line,$(origin USER)),$(USER),alice)
 
 .PHONY: tools
-tools: setup ## install the test tools: prometheus, chromium, wrk, helm, checkov, the Kubernetes binaries (cached)
-	@scripts/ensure-apt.sh prometheus etcd-server openssl chromium chromium-driver wrk hey
+tools: setup ## install the test tools: prometheus, chromium, wrk, helm, checkov, podman, the Kubernetes binaries (cached)
+	@scripts/ensure-apt.sh prometheus etcd-server openssl chromium chromium-driver wrk hey \
+	  podman buildah runc debootstrap containerd containernetworking-plugins iptables conntrack \
+	  dnsmasq-base
 	@scripts/ensure-helm.sh >/dev/null
 	@scripts/ensure-checkov.sh >/dev/null
 	@scripts/cluster.sh build
 
+.PHONY: images
+images: ## build the images with podman: api, worker, id-allocator, operator (+ dev Redis, MongoDB, pause)
+	@scripts/images.sh build >/dev/null
+	@scripts/images.sh list
+
 .PHONY: test
-test: tools ## run the whole test suite against real servers (KUBECONFIG, else a local control plane)
+test: tools images ## run the whole test suite against real servers (KUBECONFIG, else a local one-node cluster)
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: chart-test
@@ -108,11 +115,11 @@ queue: setup ## show the click queue: depth, jobs in progress, dead letters, wor
 	@$(BIN)/crypto-mine-queue
 
 .PHONY: cluster
-cluster: setup ## start a local Kubernetes control plane (builds it once, ~4 min)
+cluster: setup images ## start a one-node Kubernetes cluster running the images (built once, ~10 min)
 	@scripts/cluster.sh up
 
 .PHONY: cluster-down
-cluster-down: ## stop the local Kubernetes control plane
+cluster-down: ## stop the local cluster and remove its traces (bridge, iptables chains, mounts)
 	@scripts/cluster.sh down
 
 .PHONY: clean

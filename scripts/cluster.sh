@@ -226,7 +226,7 @@ write_kubeconfig() {
   local address=$1 port=$2 token=$3
   local ca
   ca=$(base64 -w0 "$STATE/certs/ca.crt")
-  umask 077
+  install -m 0600 /dev/null "$KUBECONFIG_FILE"
   cat >"$KUBECONFIG_FILE" <<EOF
 apiVersion: v1
 kind: Config

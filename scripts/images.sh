@@ -75,6 +75,8 @@ make_base_root() {
     >"$STATE/debootstrap.log" 2>&1 || { tail -n 30 "$STATE/debootstrap.log" >&2; die "debootstrap failed"; }
   local path
   for path in "${BASE_TRIM[@]}"; do rm -rf "${dir:?}/$path"; done
+  # mktemp made the root 0700: as the image's "/", no other user could enter it.
+  chmod 0755 "$dir"
 }
 
 unmount_below() {

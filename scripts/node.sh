@@ -13,6 +13,8 @@
 # no other network: no masquerade, no upstream DNS. Host settings the node changes
 # (ip_forward and the sysctls the kubelet and kube-proxy set) are recorded and put back by `down`.
 set -euo pipefail
+# What this starts creates files others read: the snapshots' directories become the pods' "/".
+umask 022
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 K8S_VERSION=v1.20.2
@@ -109,7 +111,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$NODE/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$NODE/containerd/registries"
 EOF
+  # The node runs the images loaded into it (scripts/node.sh load) and pulls nothing: every
+  # registry, named or not, resolves to a closed port on loopback, so a missing image fails at
+  # once and no pull leaves this machine.
+  local registry
+  for registry in _default docker.io ghcr.io quay.io registry.k8s.io k8s.gcr.io gcr.io localhost; do
+    mkdir -p "$NODE/containerd/registries/$registry"
+    cat >"$NODE/containerd/registries/$registry/hosts.toml" <<EOF
+server = "http://127.0.0.1:9"
+[host."http://127.0.0.1:9"]
+  capabilities = ["pull", "resolve"]
+EOF
+  done
   cat >"$NODE/cni/net.d/10-crypto-mine.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
@@ -199,7 +215,7 @@ EOF
 component_kubeconfig() {
   local name=$1 token=$2 server
   server=$(sed -nE 's/^ *server: (.*)$/\1/p' "$KUBECONFIG_FILE")
-  umask 077
+  install -m 0600 /dev/null "$NODE/$name.kubeconfig"
   cat >"$NODE/$name.kubeconfig" <<EOF
 apiVersion: v1
 kind: Config

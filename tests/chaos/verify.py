@@ -5,15 +5,32 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+import redis
 from pymongo import MongoClient
 
 from crypto_mine.common.names import QUEUE_NAME, Collections, Keys
 from crypto_mine.common.queue_stats import QueueKeys
-from tests.support.stack import DATABASE, Stack
+from tests.support.stack import DATABASE
 
 from .load import Ledger
+
+
+class MongoAddress(Protocol):
+    @property
+    def uri(self) -> str: ...
+
+
+class Stores(Protocol):
+    """Where a run's clicks end up: its Redis and MongoDB (processes, containers or pods)."""
+
+    @property
+    def mongo(self) -> MongoAddress: ...
+
+    def redis_client(self) -> redis.Redis: ...
+
+    def dead_letters(self) -> int: ...
 
 
 @dataclass
@@ -29,7 +46,7 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
 
 
-def drained(stack: Stack) -> bool:
+def drained(stack: Stores) -> bool:
     client = stack.redis_client()
     try:
         depth = int(client.get(Keys.queue_depth) or 0)
@@ -42,7 +59,7 @@ def drained(stack: Stack) -> bool:
         client.close()
 
 
-def wait_drained(stack: Stack, timeout: float) -> float:
+def wait_drained(stack: Stores, timeout: float) -> float:
     """Seconds until the queue held nothing (raises TimeoutError after ``timeout``)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -66,7 +83,7 @@ def wait_drained(stack: Stack, timeout: float) -> float:
     raise TimeoutError(f"queue not drained after {timeout:.0f}s: {state}")
 
 
-def completed_records(stack: Stack, keys: list[tuple[str, str]]) -> int:
+def completed_records(stack: Stores, keys: list[tuple[str, str]]) -> int:
     client = stack.redis_client()
     try:
         done = 0
@@ -80,7 +97,7 @@ def completed_records(stack: Stack, keys: list[tuple[str, str]]) -> int:
         client.close()
 
 
-def verify(stack: Stack, ledger: Ledger, reward: int) -> Verdict:
+def verify(stack: Stores, ledger: Ledger, reward: int) -> Verdict:
     verdict = Verdict(accepted=len(ledger.accepted), dead_letters=stack.dead_letters())
     accepted = list(ledger.accepted)
     verdict.not_completed = len(accepted) - completed_records(stack, accepted)
