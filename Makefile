@@ -33,7 +33,7 @@ token: ## print a development token for USER (default: alice) signed with the lo
 tools: setup ## install the test tools: prometheus, chromium, wrk, helm, checkov, podman, the Kubernetes binaries (cached)
 	@scripts/ensure-apt.sh prometheus etcd-server openssl chromium chromium-driver wrk hey \
 	  podman buildah runc debootstrap containerd containernetworking-plugins iptables conntrack \
-	  dnsmasq-base
+	  dnsmasq-base golang-github-containernetworking-plugin-dnsname
 	@scripts/ensure-helm.sh >/dev/null
 	@scripts/ensure-checkov.sh >/dev/null
 	@scripts/cluster.sh build
@@ -48,8 +48,8 @@ test: tools images ## run the whole test suite against real servers (KUBECONFIG,
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: chart-test
-chart-test: tools ## chart, images, alerts, dashboards: lint, validate, checkov, install, promtool, live queries
-	@$(BIN)/pytest tests/chart tests/images tests/monitoring $(PYTEST_ARGS)
+chart-test: tools images ## chart, images, the one-node cluster, alerts, dashboards: lint, validate, checkov, install, promtool, live queries
+	@$(BIN)/pytest tests/chart tests/images tests/cluster tests/monitoring $(PYTEST_ARGS)
 
 .PHONY: generate
 generate: setup ## regenerate dashboards, the chart's copies of rules and dashboards, k8s/, operator/rbac.yaml

@@ -44,7 +44,8 @@ die() { log "error: $*"; exit 1; }
 
 setup_podman() {
   mkdir -p "$STATE"
-  scripts_apt podman buildah runc debootstrap
+  # dnsname: containers of one Compose network find each other by service name.
+  scripts_apt podman buildah runc debootstrap golang-github-containernetworking-plugin-dnsname
   local conf=$STATE/containers.conf nofile nproc
   nofile=$(ulimit -Hn)
   nproc=$(ulimit -Hu)

@@ -21,6 +21,9 @@ K8S_VERSION=v1.20.2
 CACHE=${CRYPTO_MINE_CACHE:-$HOME/.cache/crypto-mine}/kubernetes/$K8S_VERSION
 STATE=${CLUSTER_DIR:-$ROOT/.local/cluster}
 NODE=$STATE/node
+# containerd's content and snapshots outlive a cluster, so an image already there is not
+# imported again; its state (sockets, tasks, mounts) lives and dies with the node.
+IMAGE_STORE=${CRYPTO_MINE_CACHE:-$HOME/.cache/crypto-mine}/node/containerd
 KUBECONFIG_FILE=$STATE/kubeconfig
 BRIDGE=cmbr0
 NODE_IP=10.244.0.1
@@ -76,6 +79,8 @@ cmd_prepare() {
   for name in "${SYSCTLS[@]}"; do
     sysctl -n "$name" 2>/dev/null | sed "s|^|$name=|" >>"$MARKER/sysctls" || true
   done
+  # Network namespaces that exist already are someone else's: down removes only the pods'.
+  ip netns list 2>/dev/null | awk '{print $1}' >"$MARKER/netns-before"
   ip link add "$BRIDGE" type bridge
   ip addr add "$NODE_IP/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
@@ -90,7 +95,7 @@ write_containerd_config() {
   mkdir -p "$NODE/cni/net.d" "$NODE/containerd"
   cat >"$NODE/containerd/config.toml" <<EOF
 version = 2
-root = "$NODE/containerd/root"
+root = "$IMAGE_STORE"
 state = "$NODE/containerd/state"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
@@ -108,6 +113,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "$NODE/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$NODE/cni/net.d"
@@ -154,16 +160,21 @@ start_containerd() {
 }
 
 cmd_load() {
-  local images image
+  local images image id loaded=0
   mapfile -t images < <("$ROOT/scripts/images.sh" list | awk '{print $1}')
   [[ ${#images[@]} -gt 0 ]] || die "no images: run 'make images' first"
   eval "$("$ROOT/scripts/images.sh" env)"
   local started=$SECONDS
   for image in "${images[@]}"; do
+    id=$(podman image inspect --format '{{.Id}}' "$image")
+    # The podman image id it was made from, as a label: the same id is not imported again.
+    if ctr_ images ls "name==$image" 2>/dev/null | grep -q "crypto-mine.id=$id"; then continue; fi
     podman save "$image" 2>/dev/null | ctr_ images import - >/dev/null \
       || die "importing $image into the node's containerd failed"
+    ctr_ images label "$image" "crypto-mine.id=$id" >/dev/null
+    loaded=$((loaded + 1))
   done
-  log "loaded ${#images[@]} images in $((SECONDS - started)) s"
+  log "$loaded of ${#images[@]} images imported (the others unchanged) in $((SECONDS - started)) s"
 }
 
 write_node_configs() {
@@ -385,6 +396,12 @@ cmd_down() {
     ip link delete "$veth" 2>/dev/null || true
   done
   ip link delete "$BRIDGE" 2>/dev/null || true
+  if [[ -f $MARKER/netns-before ]]; then
+    local netns
+    for netns in $(ip netns list 2>/dev/null | awk '$1 ~ /^cni-/ {print $1}'); do
+      grep -qx "$netns" "$MARKER/netns-before" || ip netns delete "$netns" 2>/dev/null || true
+    done
+  fi
   if [[ -f $MARKER/sysctls ]]; then
     local setting
     while read -r setting; do sysctl -qw "$setting" 2>/dev/null || true; done <"$MARKER/sysctls"

@@ -40,6 +40,7 @@ def new_release(cluster: Cluster, prefix: str) -> Release:
 
 def remove(release: Release) -> None:
     """Uninstall (hooks included) and delete the namespace, whatever state the test left."""
+    release.close()
     release.helm("uninstall", release.name, "--wait", "--timeout", "2m", timeout=180)
     release.cluster.kubectl("delete", "namespace", release.namespace, "--wait=false", check=False)
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from crypto_mine.common.queue_stats import QueueKeys
-from tests.chaos.load import LoadGenerator
+from tests.chaos.load import Ledger, LoadGenerator
 from tests.chaos.verify import verify, wait_drained
 from tests.support.cluster import Cluster
 from tests.support.release import Release, wait_for
@@ -101,7 +101,7 @@ def test_no_click_lost_or_doubled_while_pods_and_stores_fail(faulted: Release) -
         ("delete worker pod", lambda: delete_pod(faulted, "worker")),
     ]
 
-    async def run() -> LoadGenerator:
+    async def run() -> Ledger:
         generator = LoadGenerator(faulted.api_url, rng, rate=40)
         await generator.sign_up_many(10)
         load = asyncio.create_task(generator.run(new_user_every=6.0))
@@ -115,13 +115,13 @@ def test_no_click_lost_or_doubled_while_pods_and_stores_fail(faulted: Release) -
         for component in ("api", "worker", "redis", "mongodb"):
             await asyncio.to_thread(faulted.rolled_out, component)
         await generator.settle(120)
-        return generator
+        await generator.aclose()
+        return generator.ledger
 
     started = time.monotonic()
-    generator = asyncio.run(run())
+    ledger = asyncio.run(run())
     drained_after = wait_drained(stores, 300)
-    verdict = verify(stores, generator.ledger, reward=1)
-    asyncio.run(generator.aclose())
+    verdict = verify(stores, ledger, reward=1)
     print(
         f"pod faults {done} in {time.monotonic() - started:.0f} s: {verdict.accepted} clicks"
         f" accepted, drained after {drained_after:.1f} s, lost {verdict.lost},"

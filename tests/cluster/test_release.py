@@ -17,11 +17,10 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def click(release: Release, user: str, key: str, clicks: int = 1) -> httpx.Response:
-    return httpx.post(
+    return release.http.post(
         f"{release.api_url}/api/mining/click",
         headers={**auth(user), "Idempotency-Key": key},
         json={"clicks": clicks},
-        timeout=10,
     )
 
 
@@ -77,7 +76,7 @@ def test_clicks_through_the_api_service_land_in_mongodb_exactly_once(release: Re
     for (user, _), clicks in sent.items():
         expected[user] = expected.get(user, 0) + clicks
     assert balances(release) == expected
-    status = httpx.get(
+    status = release.http.get(
         f"{release.api_url}/api/mining/click/status", params={"key": "k7"}, headers=auth("user2"),
         timeout=10,
     )  # fmt: skip
@@ -96,7 +95,7 @@ def test_a_mongodb_outage_keeps_the_api_serving_and_clicks_apply_after(release: 
         # Readiness follows what taking clicks needs: the api stays in its Service.
         time.sleep(12)  # two readiness periods and more
         assert sorted(api_endpoints(release)) == sorted(ready_before)
-        ready = httpx.get(f"{release.api_url}/readyz", timeout=5)
+        ready = release.http.get(f"{release.api_url}/readyz", timeout=5)
         assert ready.status_code == 200
         assert ready.json()["checks"]["mongodb"] != "ok"
         with release.redis() as client:
@@ -165,7 +164,7 @@ def test_a_changed_setting_or_secret_rolls_the_pods_that_read_it(release: Releas
         assert not pod_names(release, component) & before[component], f"{component} rolled"
     now = int(time.time())
     token = jwt.encode({"sub": "rotated", "iat": now, "exp": now + 600}, new_secret, "HS256")
-    answer = httpx.post(
+    answer = release.http.post(
         f"{release.api_url}/api/mining/click",
         headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "after-rotation"},
         timeout=10,
