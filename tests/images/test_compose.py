@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,10 +109,10 @@ def wait(check: object, timeout: float, what: str) -> None:
     raise TimeoutError(f"{what}: not after {timeout:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
+@contextmanager
+def compose_stack(folder: Path) -> Iterator[ComposeStack]:
+    """A project of compose.yaml of its own, up and ready; down with its volumes after."""
     build_images()
-    folder = tmp_path_factory.mktemp("compose")
     api_port, redis_port, mongo_port = free_port(), free_port(), free_port()
     (folder / "published.yaml").write_text(
         yaml.safe_dump(
@@ -144,6 +145,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
             (folder / "logs.txt").write_text(found.compose("logs"))
         finally:
             found.compose("down", "-v", "--timeout", "5", timeout=300)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
+    with compose_stack(tmp_path_factory.mktemp("compose")) as found:
+        yield found
+
+
+@pytest.fixture
+def fresh_stack(tmp_path: Path) -> Iterator[ComposeStack]:
+    """A stack of its own: the ledger holds every click its database has."""
+    with compose_stack(tmp_path) as found:
+        yield found
 
 
 def sign_up(stack: ComposeStack, name: str) -> dict[str, str]:
@@ -187,7 +201,10 @@ def test_up_click_scale_and_logs(stack: ComposeStack) -> None:
         ), name
 
 
-def test_the_ledger_holds_while_containers_are_killed_and_stopped(stack: ComposeStack) -> None:
+def test_the_ledger_holds_while_containers_are_killed_and_stopped(
+    fresh_stack: ComposeStack,
+) -> None:
+    stack = fresh_stack
     rng = random.Random(16)
     faults: list[str] = []
 
@@ -255,7 +272,8 @@ def test_a_worker_stopped_with_sigterm_finishes_its_batch_first(stack: ComposeSt
         )  # fmt: skip
         time.sleep(2)
         podman("start", mongo)
-        assert stopping.wait(timeout=120) == 0
+        stopping.communicate(timeout=120)
+        assert stopping.returncode == 0
         state = podman("inspect", worker, "--format", "{{.State.ExitCode}}").stdout.strip()
         assert state == "0", "exited by itself after the batch, not killed after the grace"
         record = client.hgetall(Keys.click(_user_of(headers), "held"))
