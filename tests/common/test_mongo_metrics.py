@@ -3,6 +3,7 @@ pool use and exhaustion, and whether a writable server is reachable."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from prometheus_client import REGISTRY
 from pymongo import MongoClient, monitoring
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from crypto_mine.common.mongo import mongo_client
+from crypto_mine.common.mongo import async_mongo_client, mongo_client
 from crypto_mine.common.settings import Env, MongoSettings
 from devstack.servers import MongoServer
 
@@ -143,3 +144,16 @@ def test_writable_drops_while_the_server_is_away(tmp_path: Path) -> None:
     finally:
         client.close()
         server.stop()
+
+
+def test_an_asyncio_client_is_made_before_the_event_loop_runs(mongo_server: MongoServer) -> None:
+    """uvicorn's workers import the app (and make its client) before their loop starts."""
+    client = async_mongo_client(settings(mongo_server))
+    before = value("mongodb_client_command_duration_seconds_count", command="ping")
+
+    async def ping() -> None:
+        await client.admin.command("ping")
+        await client.close()
+
+    asyncio.run(ping())
+    assert value("mongodb_client_command_duration_seconds_count", command="ping") == before + 1

@@ -36,4 +36,7 @@ def mongo_client(settings: MongoSettings, **options: Any) -> MongoClient[Documen
 
 
 def async_mongo_client(settings: MongoSettings) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(settings.uri, **_options(settings), event_listeners=driver_listeners())
+    """An asyncio client with the driver metrics of commands and pools (made before the event
+    loop runs: a topology listener would need one)."""
+    listeners = driver_listeners(topology=False)
+    return AsyncMongoClient(settings.uri, **_options(settings), event_listeners=listeners)

@@ -1,11 +1,14 @@
 """The MongoDB driver's view, from pymongo's monitoring hooks: command durations and failures,
-connection pool use and whether a writable server is reachable.
+connection pool use and (synchronous clients: the worker's) whether a writable server is
+reachable.
 
 Every client made by :mod:`crypto_mine.common.mongo` carries these listeners. They are called
 synchronously by the driver, so each one does a dictionary lookup and one metric update.
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 from prometheus_client import Counter, Gauge, Histogram
 from pymongo import monitoring
@@ -53,13 +56,6 @@ CHECKOUT_FAILURES = Counter(
     "connectionError, poolClosed).",
     ["reason"],
 )
-WRITABLE = Gauge(
-    Metrics.mongo_writable,
-    "0 while a MongoDB client of the process finds no writable server (MongoDB unreachable "
-    "or without a primary), else 1 (also before any client opens).",
-    multiprocess_mode="livemin",
-)
-WRITABLE.set(1)
 
 # Unlabelled views of the histogram's children, by command name (a lookup takes a lock).
 _commands: dict[str, Histogram] = {}
@@ -139,10 +135,21 @@ class PoolMetrics(monitoring.ConnectionPoolListener):
 
 
 class TopologyMetrics(monitoring.TopologyListener):
-    """Sets ``mongodb_client_writable`` from every client's view of its servers."""
+    """Sets ``mongodb_client_writable`` from every synchronous client's view of its servers.
+
+    Created with the first such client, so that processes without one export no such series.
+    (An asyncio client given a topology listener must be made inside a running event loop,
+    which the api's and id-allocator's are not: they report commands and pools only.)
+    """
 
     def __init__(self) -> None:
         self._writable: dict[object, bool] = {}
+        self._gauge = Gauge(
+            Metrics.mongo_writable,
+            "0 while a MongoDB client of the process finds no writable server (MongoDB "
+            "unreachable or without a primary), else 1.",
+            multiprocess_mode="livemin",
+        )
 
     def opened(self, event: monitoring.TopologyOpenedEvent) -> None:
         pass
@@ -152,16 +159,20 @@ class TopologyMetrics(monitoring.TopologyListener):
 
     def closed(self, event: monitoring.TopologyClosedEvent) -> None:
         self._writable.pop(event.topology_id, None)
-        WRITABLE.set(1 if all(self._writable.values()) else 0)
+        self._gauge.set(1 if all(self._writable.values()) else 0)
 
     def _set(self, topology: object, writable: bool) -> None:
         self._writable[topology] = writable
-        WRITABLE.set(1 if all(self._writable.values()) else 0)
+        self._gauge.set(1 if all(self._writable.values()) else 0)
 
 
-_topology = TopologyMetrics()
+@cache
+def _topology() -> TopologyMetrics:
+    return TopologyMetrics()
 
 
-def driver_listeners() -> list[monitoring._EventListener]:
-    """Listeners for a new client: its own command and pool listeners, the shared topology one."""
-    return [CommandMetrics(), PoolMetrics(), _topology]
+def driver_listeners(topology: bool = True) -> list[monitoring._EventListener]:
+    """Listeners for a new client: its own command and pool listeners, and (``topology``, for
+    synchronous clients) the process's topology listener."""
+    listeners: list[monitoring._EventListener] = [CommandMetrics(), PoolMetrics()]
+    return [*listeners, _topology()] if topology else listeners

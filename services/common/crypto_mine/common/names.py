@@ -106,6 +106,7 @@ class Metrics:
     http_duration = "http_request_duration_seconds"
     # Beyond SPEC §7: every HTTP answer, the status cache, the MongoDB driver's view.
     http_requests = "http_requests_total"
+    dead_letters = "mining_queue_dead_letters"
     status_cache = "mining_status_cache_requests_total"
     mongo_command_duration = "mongodb_client_command_duration_seconds"
     mongo_command_failures = "mongodb_client_command_failures_total"
