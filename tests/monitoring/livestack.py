@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from devstack.generate import CHART, rule_file, run_helm
 from devstack.servers import (
     BIN,
     MongoServer,
@@ -28,6 +29,25 @@ from devstack.servers import (
 from tests.support.cluster import ROOT, kubectl
 
 CRD = ROOT / "charts" / "crypto-mine" / "crds" / "queueautoscalers.yaml"
+
+
+def chart_rules(release: str, namespace: str, *settings: str) -> str:
+    """The rule file of the chart's PrometheusRule for ``release`` in ``namespace``, with the
+    dev values and ``settings`` (``path=<JSON value>`` each)."""
+    argv = ["template", release, str(CHART), "--namespace", namespace]
+    argv += ["-f", str(CHART / "ci" / "dev-values.yaml")]
+    for setting in ("monitoring.prometheusRule.enabled=true", *settings):
+        argv += ["--set-json", setting]
+    return rule_file(run_helm(*argv))
+
+
+def alert_names(rules: str) -> set[str]:
+    return {
+        rule["alert"]
+        for group in yaml.safe_load(rules)["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
 
 
 def ensure_prometheus() -> str:
@@ -223,9 +243,9 @@ class LiveStack:
         kubectl(self.kubeconfig, "create", "namespace", self.namespace)
         closed = free_port()
         docs = [
-            deployment("scaled", 3),
+            deployment("crypto-mine-worker", 3),
             deployment("unread", 2),
-            queue_autoscaler("scaled", "scaled", {"source": "redis"}),
+            queue_autoscaler("crypto-mine-worker", "crypto-mine-worker", {"source": "redis"}),
             queue_autoscaler(
                 "unread",
                 "unread",

@@ -29,10 +29,10 @@ import redis
 from crypto_mine.api.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.settings import Env
-from devstack.generate import CHART, ROOT, rule_file, run_helm
+from devstack.generate import ROOT
 from devstack.servers import Process, free_port, port_open, wait_until
 
-from .livestack import LiveStack, Prometheus
+from .livestack import LiveStack, Prometheus, alert_names, chart_rules
 
 RELEASE = "live"
 FULLNAME = "live-crypto-mine"
@@ -50,24 +50,13 @@ QUICK = (
 
 def render_rules(namespace: str, folder: Path) -> Path:
     """The chart's rules for release ``live`` in ``namespace``, every alert's `for` 5 s."""
-
-    def render(*settings: str) -> str:
-        argv = ["template", RELEASE, str(CHART), "--namespace", namespace]
-        argv += ["-f", str(CHART / "ci" / "dev-values.yaml")]
-        for setting in (
-            "monitoring.prometheusRule.enabled=true",
-            "monitoring.redisExporter.enabled=true",
-            "operator.enabled=false",
-            *QUICK,
-            *settings,
-        ):
-            argv += ["--set-json", setting]
-        return rule_file(run_helm(*argv))
-
-    names = {line.split(": ", 1)[1] for line in render().splitlines() if "- alert: " in line}
+    base = ("monitoring.redisExporter.enabled=true", "operator.enabled=false", *QUICK)
+    names = alert_names(chart_rules(RELEASE, namespace, *base))
     quick = json.dumps({name: {"for": "5s"} for name in names})
     path = folder / "rules.yaml"
-    path.write_text(render(f"monitoring.prometheusRule.customRules={quick}"))
+    path.write_text(
+        chart_rules(RELEASE, namespace, *base, f"monitoring.prometheusRule.customRules={quick}")
+    )
     return path
 
 
