@@ -30,8 +30,8 @@ token: ## print a development token for USER (default: alice) signed with the lo
 	@$(BIN)/python -m devstack token $(if $(filter command line,$(origin USER)),$(USER),alice)
 
 .PHONY: tools
-tools: setup ## install the test tools: prometheus, chromium, wrk, helm, checkov, the Kubernetes binaries (cached)
-	@scripts/ensure-apt.sh prometheus etcd-server openssl chromium chromium-driver wrk hey
+tools: setup ## install the test tools: prometheus, redis_exporter, chromium, wrk, helm, checkov, the Kubernetes binaries (cached)
+	@scripts/ensure-apt.sh prometheus prometheus-redis-exporter etcd-server openssl chromium chromium-driver wrk hey
 	@scripts/ensure-helm.sh >/dev/null
 	@scripts/ensure-checkov.sh >/dev/null
 	@scripts/cluster.sh build
