@@ -30,10 +30,11 @@ token: ## print a development token for USER (default: alice) signed with the lo
 	@$(BIN)/python -m devstack token $(if $(filter command line,$(origin USER)),$(USER),alice)
 
 .PHONY: tools
-tools: setup ## install the test tools: prometheus, chromium, wrk, helm, checkov, podman, the Kubernetes binaries (cached)
-	@scripts/ensure-apt.sh prometheus etcd-server openssl chromium chromium-driver wrk hey \
-	  podman buildah runc debootstrap containerd containernetworking-plugins iptables conntrack \
-	  dnsmasq-base golang-github-containernetworking-plugin-dnsname
+tools: setup ## install the test tools: prometheus, redis_exporter, chromium, wrk, helm, checkov, podman, the Kubernetes binaries (cached)
+	@scripts/ensure-apt.sh prometheus prometheus-redis-exporter etcd-server openssl chromium \
+	  chromium-driver wrk hey podman buildah runc debootstrap containerd \
+	  containernetworking-plugins iptables conntrack dnsmasq-base \
+	  golang-github-containernetworking-plugin-dnsname
 	@scripts/ensure-helm.sh >/dev/null
 	@scripts/ensure-checkov.sh >/dev/null
 	@scripts/cluster.sh build

@@ -45,7 +45,7 @@ def test_readme_commands_exist() -> None:
 
 
 def test_every_alert_is_in_the_readme_with_its_runbook() -> None:
-    rules = yaml.safe_load((ROOT / "prometheus" / "alerts.yaml").read_text())
+    rules = yaml.safe_load((ROOT / "prometheus" / "rules.yaml").read_text())
     alerts = [r for group in rules["groups"] for r in group["rules"] if "alert" in r]
     assert len(alerts) >= 10
     for rule in alerts:

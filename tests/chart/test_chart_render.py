@@ -253,9 +253,20 @@ def test_monitoring_objects_are_behind_switches() -> None:
     monitors = by_kind(on, "ServiceMonitor")
     assert {m["spec"]["endpoints"][0]["path"] for m in monitors} == {"/api/metrics", "/metrics"}
     assert len(monitors) == 4
-    assert all(m["spec"]["jobLabel"] == "crypto-mine.io/job" for m in monitors)
-    jobs = {s["metadata"]["labels"].get("crypto-mine.io/job") for s in by_kind(on, "Service")}
-    assert {"crypto-mine-api", "crypto-mine-worker", "crypto-mine-id-allocator"} <= jobs
+    # No jobLabel: the job of the scraped series is the Service name, which the rules select.
+    assert all("jobLabel" not in m["spec"] for m in monitors)
+    services = {s["metadata"]["name"] for s in by_kind(on, "Service")}
+    assert {m["metadata"]["name"] for m in monitors} <= services
+    exporters = render(
+        "--set",
+        "monitoring.serviceMonitor.enabled=true,monitoring.redisExporter.enabled=true,"
+        "monitoring.mongodbExporter.enabled=true",
+    )
+    assert len(by_kind(exporters, "ServiceMonitor")) == 6
+    assert {
+        named(exporters, "Deployment", f"-{e}-exporter")["spec"]["replicas"]
+        for e in ("redis", "mongodb")
+    } == {1}
     dashboards = [
         d
         for d in by_kind(on, "ConfigMap")

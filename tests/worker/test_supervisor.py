@@ -116,6 +116,7 @@ async def test_metrics_and_one_queue_reporter(
         )
         assert processed == 5
         assert "mining_worker_lag_seconds" in text
+        assert text.count("mining_queue_dead_letters 0.0") == 1
         assert "mining_worker_batch_duration_seconds_bucket" in text
         # The reporter's pod goes away: the other one takes over.
         leader = next(pod for pod in pods if "mining_click_queue_depth" in pod.metrics())

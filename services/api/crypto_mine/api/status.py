@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crypto_mine.common.metrics import STATUS_CACHE
 from crypto_mine.common.names import Collections, Keys
 from crypto_mine.common.status_cache import WRITE_SCRIPT, UserStatus
 
@@ -25,6 +26,10 @@ from .auth import Authenticator
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
+
+CACHE_HIT = STATUS_CACHE.labels("hit")
+CACHE_MISS = STATUS_CACHE.labels("miss")
+CACHE_ERROR = STATUS_CACHE.labels("error")
 
 
 def etag_of(body: bytes) -> str:
@@ -63,8 +68,12 @@ class StatusEndpoint:
         except RedisError as error:
             log.warning("status cache unavailable, reading MongoDB: %s", error)
             cached, key = {}, ""
+            CACHE_ERROR.inc()
         if cached:
+            CACHE_HIT.inc()
             return UserStatus.from_hash(user_id, cached)
+        if key:
+            CACHE_MISS.inc()
         status = UserStatus.from_document(user_id, await self.balances.find_one({"_id": user_id}))
         if key:
             try:

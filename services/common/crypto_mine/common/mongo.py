@@ -6,6 +6,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, MongoClient
 
+from .mongo_metrics import driver_listeners
 from .settings import MongoSettings
 
 Document = dict[str, Any]
@@ -23,10 +24,19 @@ def _options(settings: MongoSettings) -> dict[str, Any]:
     }
 
 
+def _listeners(options: dict[str, Any]) -> list[Any]:
+    """The driver metrics' listeners, then those of ``options`` (tests add their own)."""
+    return [*driver_listeners(), *options.pop("event_listeners", ())]
+
+
 def mongo_client(settings: MongoSettings, **options: Any) -> MongoClient[Document]:
-    """A client; ``options`` (e.g. ``event_listeners``) are passed to pymongo."""
-    return MongoClient(settings.uri, **{**_options(settings), **options})
+    """A client with the driver metrics; ``options`` (e.g. ``event_listeners``) go to pymongo."""
+    listeners = _listeners(options)
+    return MongoClient(settings.uri, **{**_options(settings), **options}, event_listeners=listeners)
 
 
 def async_mongo_client(settings: MongoSettings) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(settings.uri, **_options(settings))
+    """An asyncio client with the driver metrics of commands and pools (made before the event
+    loop runs: a topology listener would need one)."""
+    listeners = driver_listeners(topology=False)
+    return AsyncMongoClient(settings.uri, **_options(settings), event_listeners=listeners)

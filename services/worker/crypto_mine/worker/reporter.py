@@ -1,6 +1,7 @@
 """Queue-wide gauges, exported by one worker pod at a time.
 
-``mining_click_queue_depth`` and ``mining_worker_lag_seconds`` describe the whole queue, so
+``mining_click_queue_depth``, ``mining_worker_lag_seconds`` and ``mining_queue_dead_letters``
+describe the whole queue, so
 exactly one pod must export them, or ``sum()`` over pods would multiply them. Pods compete for
 a short Redis lease; the holder exports, the others stay silent.
 """
@@ -97,4 +98,9 @@ class QueueReporter(Collector):
             Metrics.worker_lag,
             "Age of the oldest job waiting in the queue.",
             value=stats.lag_seconds,
+        )
+        yield GaugeMetricFamily(
+            Metrics.dead_letters,
+            "Jobs parked in the dead-letter (failed) registry.",
+            value=stats.failed,
         )
