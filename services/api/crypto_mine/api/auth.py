@@ -6,6 +6,7 @@ they expire, so a busy client costs one signature check, not one per click.
 
 from __future__ import annotations
 
+import re
 import time
 
 import anyio.to_thread
@@ -17,6 +18,15 @@ from .settings import ApiSettings
 
 COOKIE = "auth-token"
 _CACHE_LIMIT = 100_000
+# What a user id (the token's ``sub``) may be: the id-allocator's numbers, and the usual
+# subjects of identity providers ("auth0|5f...", UUIDs, e-mail-like ids). No ":", no spaces, no
+# control characters: it becomes part of Redis key names and of log lines.
+SUBJECT = re.compile(r"[A-Za-z0-9._~@|+=-]{1,64}")
+SUBJECT_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ ~ @ | + = -"
+
+
+def valid_subject(sub: object) -> bool:
+    return isinstance(sub, str) and SUBJECT.fullmatch(sub) is not None
 
 
 def unauthorized(detail: str) -> ApiError:
@@ -83,14 +93,15 @@ class Authenticator:
             raise unauthorized(f"Token signing key not found: {error}") from None
         except jwt.InvalidTokenError as error:
             raise unauthorized(f"Token is invalid: {error}") from None
-        sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub or len(sub) > 64 or not sub.isprintable():
-            raise unauthorized("Token subject must be a non-empty user id.")
+        if not valid_subject(claims.get("sub")):
+            raise unauthorized(f"Token subject must be a user id of {SUBJECT_RULE}.")
         return claims
 
 
 def issue_token(settings: ApiSettings, user_id: str, ttl: int | None = None) -> str:
     """An HS256 token for ``user_id`` (sign-up, login and the development CLI)."""
+    if not valid_subject(user_id):
+        raise ValueError(f"A user id is {SUBJECT_RULE}, got {user_id!r}.")
     now = int(time.time())
     claims: dict[str, object] = {
         "sub": user_id,
