@@ -57,6 +57,7 @@ crypto-mine is running (Ctrl-C stops everything; logs in {STATE}/):
 
 Try it (sign up, then click with the token; already signed up? use /api/auth/login):
   TOKEN=$(curl -s -X POST http://127.0.0.1:{api}/api/auth/register \\
+    -H "Content-Type: application/json" \\
     -d '{{"username":"alice","password":"correct horse"}}' \\
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
   curl -s -X POST http://127.0.0.1:{api}/api/mining/click \\

@@ -178,6 +178,16 @@ BAD_BODIES: list[tuple[str, bytes | dict[str, Any] | list[Any], str]] = [
     ("password-too-short", {"username": "alice", "password": "1234567"}, "invalid_body"),
     ("password-too-long", {"username": "alice", "password": "x" * 257}, "invalid_body"),
     ("unknown-field", {"username": "alice", "password": PASSWORD, "admin": True}, "invalid_body"),
+    (
+        "repeated-username",
+        b'{"username": "alice", "username": "bob", "password": "x"}',
+        "duplicate_key",
+    ),
+    (
+        "repeated-password",
+        b'{"username": "alice", "password": "a", "password": "b"}',
+        "duplicate_key",
+    ),
 ]
 
 
@@ -189,11 +199,36 @@ async def test_bad_input_is_400(
     accounts: Api, users: Any, path: str, body: bytes | dict[str, Any], code: str
 ) -> None:
     if isinstance(body, bytes):
-        response = await accounts.client.post(path, content=body)
+        json_type = {"Content-Type": "application/json"}
+        response = await accounts.client.post(path, content=body, headers=json_type)
     else:
         response = await accounts.client.post(path, json=body)
     assert_error(response, 400, code)
     assert users.count_documents({}) == 0
+
+
+@pytest.mark.parametrize("path", ["/api/auth/register", "/api/auth/login"])
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"],
+)
+async def test_only_json_bodies_are_read_so_no_form_can_sign_in(
+    accounts: Api, users: Any, path: str, content_type: str | None
+) -> None:
+    """A form on another site can post these types without asking; JSON it cannot (CORS)."""
+    body = b'{"username": "alice", "password": "correct horse"}'
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await accounts.client.post(path, content=body, headers=headers)
+    assert_error(response, 415, "unsupported_media_type")
+    assert "set-cookie" not in response.headers
+    assert users.count_documents({}) == 0
+
+
+async def test_json_with_parameters_is_json(accounts: Api) -> None:
+    body = b'{"username": "alice", "password": "correct horse"}'
+    headers = {"Content-Type": "Application/JSON; charset=utf-8"}
+    response = await accounts.client.post("/api/auth/register", content=body, headers=headers)
+    assert response.status_code == 201, response.text
 
 
 async def test_limits_of_the_rules_are_accepted(accounts: Api) -> None:

@@ -118,3 +118,22 @@ async def test_cached_token_still_expires(api: Api) -> None:
 async def test_identity_provider_subjects_are_accepted(api: Api, sub: str) -> None:
     token = hs256(valid_claims(sub=sub))
     assert await post(api, {"Authorization": f"Bearer {token}"}) == 202
+
+
+@pytest.mark.parametrize(
+    ("token", "detail"),
+    [
+        ("not-a-jwt", "Token is invalid: not a well-formed token."),
+        (hs256(valid_claims(), secret="x" * 40), "Token is invalid: the signature does not match."),
+        (hs256({"sub": "u1"}), "Token is invalid: a required claim is missing."),
+        (hs256({"sub": "u1", "exp": int(time.time()) - 10}), "Token has expired."),
+    ],
+)
+async def test_failures_are_told_in_our_words_not_the_library_s(
+    api: Api, token: str, detail: str
+) -> None:
+    response = await api.client.get(
+        "/api/mining/status", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthorized", "detail": detail}

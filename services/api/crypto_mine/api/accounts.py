@@ -31,7 +31,6 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pymongo.asynchronous.database import AsyncDatabase
@@ -44,6 +43,7 @@ from starlette.responses import Response
 from crypto_mine.common.ids import AllocatorError, AllocatorUnavailable, IdAllocatorClient
 from crypto_mine.common.names import Collections, Keys
 
+from . import jsonbody
 from .auth import COOKIE, issue_token
 from .clientip import client_ip
 from .errors import ApiError, JSONResponse
@@ -103,10 +103,8 @@ def invalid(detail: str) -> ApiError:
 
 async def read_credentials(request: Request) -> tuple[str, str]:
     """``(username, password)`` of a body ``{"username": ..., "password": ...}``, checked."""
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as error:
-        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {error}") from None
+    jsonbody.require_json(request.headers.get("content-type"))
+    body = jsonbody.parse(await request.body())
     if not isinstance(body, dict):
         raise invalid("The body must be a JSON object with 'username' and 'password'.")
     unknown = sorted(set(body) - {"username", "password"})

@@ -6,6 +6,7 @@ they expire, so a busy client costs one signature check, not one per click.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -15,6 +16,8 @@ from starlette.requests import Request
 
 from .errors import ApiError
 from .settings import ApiSettings
+
+log = logging.getLogger(__name__)
 
 COOKIE = "auth-token"
 _CACHE_LIMIT = 100_000
@@ -27,6 +30,25 @@ SUBJECT_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ ~ @ | + = -"
 
 def valid_subject(sub: object) -> bool:
     return isinstance(sub, str) and SUBJECT.fullmatch(sub) is not None
+
+
+# What a client is told about a token that fails, by the failure's kind (never the text of
+# the library, which may change and can carry what the client sent back to it).
+REASONS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
+    (jwt.InvalidSignatureError, "the signature does not match"),
+    (jwt.DecodeError, "not a well-formed token"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.ImmatureSignatureError, "not valid yet"),
+    (jwt.MissingRequiredClaimError, "a required claim is missing"),
+)
+
+
+def reason(error: jwt.InvalidTokenError) -> str:
+    for kind, text in REASONS:
+        if isinstance(error, kind):
+            return text
+    return "rejected"
 
 
 def unauthorized(detail: str) -> ApiError:
@@ -89,10 +111,11 @@ class Authenticator:
             )
         except jwt.ExpiredSignatureError:
             raise unauthorized("Token has expired.") from None
-        except jwt.PyJWKClientError as error:
-            raise unauthorized(f"Token signing key not found: {error}") from None
+        except jwt.PyJWKClientError as error:  # its text names the JWKS URL: logged only
+            log.warning("token signing key not found: %s", error)
+            raise unauthorized("Token signing key not found.") from None
         except jwt.InvalidTokenError as error:
-            raise unauthorized(f"Token is invalid: {error}") from None
+            raise unauthorized(f"Token is invalid: {reason(error)}.") from None
         if not valid_subject(claims.get("sub")):
             raise unauthorized(f"Token subject must be a user id of {SUBJECT_RULE}.")
         return claims

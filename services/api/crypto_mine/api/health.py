@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -16,6 +17,8 @@ from crypto_mine.common.queue_stats import read_stats
 from .errors import JSONResponse
 from .observability import Performance
 from .settings import ApiSettings
+
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 1.0
 
@@ -40,7 +43,8 @@ class HealthEndpoints:
         try:
             await asyncio.wait_for(probe, READY_TIMEOUT)
         except Exception as error:  # readiness reports any failure, whatever its kind
-            return name, f"unavailable: {type(error).__name__}"
+            log.warning("%s not ready: %r", name, error)
+            return name, "unavailable"
         return name, "ok"
 
     async def dependencies(self) -> dict[str, str]:

@@ -31,6 +31,7 @@ def _error(description: str, headers: list[str] | None = None) -> dict[str, Any]
 LIMIT_HEADERS = ["RateLimit", "RateLimit-Policy"]
 SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
 UNAUTHORIZED = _error("Missing, invalid or expired token.")
+UNSUPPORTED = _error("The body is not sent as application/json (no HTML form can sign in).")
 UNAVAILABLE = _error("A dependency is unreachable; retry later.", ["Retry-After"])
 
 KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH, "pattern": "^[ -~]+$"}
@@ -245,9 +246,12 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 "requestBody": credentials,
                 "responses": {
                     "201": _json(_ref("Session"), "Created and signed in.", ["Set-Cookie"]),
-                    "400": _error("Invalid JSON, missing or malformed username or password."),
+                    "400": _error(
+                        "Invalid JSON, a repeated key, missing or malformed username or password."
+                    ),
                     "409": _error("The username is taken (case does not matter)."),
                     "413": _error("Body too large."),
+                    "415": UNSUPPORTED,
                     "429": _error(
                         "Too many sign-up attempts from this IP (REGISTER_MAX_ATTEMPTS per "
                         "REGISTER_WINDOW_SECONDS).",
@@ -274,9 +278,12 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 "requestBody": credentials,
                 "responses": {
                     "200": _json(_ref("Session"), "Signed in.", ["Set-Cookie"]),
-                    "400": _error("Invalid JSON, missing or malformed username or password."),
+                    "400": _error(
+                        "Invalid JSON, a repeated key, missing or malformed username or password."
+                    ),
                     "401": _error("The username or password is wrong (the same answer for both)."),
                     "413": _error("Body too large."),
+                    "415": UNSUPPORTED,
                     "429": _error("Too many attempts for this IP or username.", ["Retry-After"]),
                     "501": _error(
                         "This api issues no tokens (JWT_ALGORITHMS without HS256): sign in with "

@@ -107,10 +107,11 @@ async def allocate_ids(request: Request) -> Response:
         ranges = await service.allocator.allocate(count)
     except CounterUnavailable as exc:
         metrics.requests.labels("unavailable").inc()
+        log.warning("ids not allocated: %s", exc)
         return error(
             503,
             "unavailable",
-            f"the id counter could not be reached: {exc}; retry later",
+            "the id counter could not be reached; retry later",
             {"Retry-After": str(service.settings.retry_after_seconds)},
         )
     ids = [i for segment in ranges for i in segment.ids()]
