@@ -267,6 +267,8 @@ async def test_auth_is_a_bearer_token_or_the_cookie_never_the_url(start_api: Sta
         assert in_url.status_code == 401
         async with open_stream(client, api.url, {"Cookie": f"{COOKIE}={token}"}) as stream:
             assert (await stream.event()).data["userId"] == "u1"
+            assert stream.response.headers["Cache-Control"] == "no-store, no-transform"
+            assert stream.response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_streams_are_not_compressed_and_are_counted_across_processes(

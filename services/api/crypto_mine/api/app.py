@@ -34,6 +34,7 @@ from .mobile import MobileEndpoint
 from .observability import Performance, TimingMiddleware
 from .openapi import document
 from .page import DemoPage
+from .security_headers import SecurityHeaders
 from .settings import ApiSettings
 from .status import StatusEndpoint
 
@@ -41,14 +42,21 @@ log = logging.getLogger(__name__)
 
 
 class Api(Starlette):
-    """Starlette, with one path answered before all of its layers (``ClickHotPath``)."""
+    """Starlette, with one path answered before all of its layers (``ClickHotPath``) and the
+    headers of every answer (``SecurityHeaders``) outside of both."""
 
-    def __init__(self, hot_path: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        hot_path: Callable[[ASGIApp], ASGIApp],
+        outermost: Callable[[ASGIApp], ASGIApp],
+        **kwargs: Any,
+    ) -> None:
         self.hot_path = hot_path
+        self.outermost = outermost
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return self.hot_path(super().build_middleware_stack())
+        return self.outermost(self.hot_path(super().build_middleware_stack()))
 
 
 def create_app(settings: ApiSettings | None = None) -> Starlette:
@@ -121,6 +129,11 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             endpoint=clicks.click,
             performance=performance,
             max_body_bytes=settings.max_body_bytes,
+        ),
+        partial(
+            SecurityHeaders,
+            hsts_max_age=settings.hsts_max_age,
+            trusted_proxies=settings.trusted_proxies,
         ),
         routes=routes,
         middleware=middleware,

@@ -15,6 +15,7 @@ import jwt
 from starlette.requests import Request
 
 from .errors import ApiError
+from .origin import require_same_site
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class Authenticator:
             return token.strip()
         cookie = request.cookies.get(COOKIE)
         if cookie:
+            require_same_site(request)
             return cookie
         raise unauthorized("A bearer token or the auth-token cookie is required.")
 

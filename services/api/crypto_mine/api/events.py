@@ -200,7 +200,7 @@ class EventStreamResponse(StreamingResponse):
     ) -> None:
         super().__init__(
             content,
-            headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-store, no-transform", "X-Accel-Buffering": "no"},
         )
         self.on_close = on_close
 

@@ -320,6 +320,10 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                     ),
                     "400": _error("Missing or invalid Idempotency-Key, or invalid body."),
                     "401": UNAUTHORIZED,
+                    "403": _error(
+                        "Authenticated by the cookie, but sent from another site's page "
+                        "(Sec-Fetch-Site or Origin)."
+                    ),
                     "413": _error("Body too large."),
                     "422": _error("The key was used before with a different body."),
                     "429": _error("A rate limit is exhausted.", ["Retry-After", *LIMIT_HEADERS]),

@@ -43,6 +43,7 @@ class ApiSettings:
     status_max_age_seconds: int
     status_stale_seconds: int
     trusted_proxies: int
+    hsts_max_age: int
     max_body_bytes: int
     id_allocator_url: str
     id_allocator_timeout: float
@@ -114,6 +115,7 @@ class ApiSettings:
             status_max_age_seconds=env.int("MINING_STATUS_MAX_AGE", 2, min=0),
             status_stale_seconds=env.int("MINING_STATUS_STALE_WHILE_REVALIDATE", 10, min=0),
             trusted_proxies=env.int("TRUSTED_PROXY_COUNT", 0, min=0, max=10),
+            hsts_max_age=env.int("HSTS_MAX_AGE", 31_536_000, min=0),
             max_body_bytes=env.int("MAX_BODY_BYTES", 4096, min=256),
             id_allocator_url=env.str("ID_ALLOCATOR_URL", "http://127.0.0.1:8081"),
             id_allocator_timeout=env.float("ID_ALLOCATOR_TIMEOUT", 5.0, min=0.01),
