@@ -34,6 +34,7 @@ def fuzz_stack(folder: Path) -> Stack:
             "MINING_RATE_LIMIT_PER_IP": LIMITS,
             "MINING_RATE_LIMIT_IP_BURST": LIMITS,
             "LOGIN_MAX_ATTEMPTS": LIMITS,
+            "LOGIN_IP_MAX_ATTEMPTS": LIMITS,
             "REGISTER_MAX_ATTEMPTS": LIMITS,
         },
         worker_pods=1,

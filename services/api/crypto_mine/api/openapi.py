@@ -247,7 +247,9 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 "responses": {
                     "201": _json(_ref("Session"), "Created and signed in.", ["Set-Cookie"]),
                     "400": _error(
-                        "Invalid JSON, a repeated key, missing or malformed username or password."
+                        "Invalid JSON, a repeated key, missing or malformed username or "
+                        "password, or a password that is among the most common ones "
+                        "(`password_too_common`) or is the username (`password_is_username`)."
                     ),
                     "409": _error("The username is taken (case does not matter)."),
                     "413": _error("Body too large."),
@@ -272,9 +274,12 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
         "/api/auth/login": {
             "post": {
                 "summary": "Sign in",
-                "description": "At most LOGIN_MAX_ATTEMPTS attempts per LOGIN_WINDOW_SECONDS, "
-                "per client IP and per username; a successful login is not counted against "
-                "the IP and clears the username's count.",
+                "description": "Per LOGIN_WINDOW_SECONDS: at most LOGIN_MAX_ATTEMPTS failed "
+                "logins per username and client IP, and LOGIN_IP_MAX_ATTEMPTS logins of any "
+                "outcome per client IP; past LOGIN_MAX_ATTEMPTS failures of a username from "
+                "anywhere, attempts from browsers that never signed in to it (no `login-device` "
+                "cookie) wait a delay that doubles up to LOGIN_DELAY_MAX_SECONDS. A success "
+                "clears the username's failures and sets the `login-device` cookie.",
                 "requestBody": credentials,
                 "responses": {
                     "200": _json(_ref("Session"), "Signed in.", ["Set-Cookie"]),
@@ -284,7 +289,11 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                     "401": _error("The username or password is wrong (the same answer for both)."),
                     "413": _error("Body too large."),
                     "415": UNSUPPORTED,
-                    "429": _error("Too many attempts for this IP or username.", ["Retry-After"]),
+                    "429": _error(
+                        "Too many attempts: `limit` is ip, username_ip or username (a delay of "
+                        "seconds).",
+                        ["Retry-After"],
+                    ),
                     "501": _error(
                         "This api issues no tokens (JWT_ALGORITHMS without HS256): sign in with "
                         "the identity provider whose JWKS it trusts."

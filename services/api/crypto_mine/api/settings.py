@@ -49,7 +49,10 @@ class ApiSettings:
     id_allocator_timeout: float
     auth_cookie_secure: bool
     login_max_attempts: int
+    login_ip_max_attempts: int
     login_window_seconds: int
+    login_delay_max_seconds: int
+    login_device_ttl_seconds: int
     register_max_attempts: int
     register_window_seconds: int
     mobile_apk_url: str | None
@@ -121,7 +124,12 @@ class ApiSettings:
             id_allocator_timeout=env.float("ID_ALLOCATOR_TIMEOUT", 5.0, min=0.01),
             auth_cookie_secure=env.bool("AUTH_COOKIE_SECURE", True),
             login_max_attempts=env.int("LOGIN_MAX_ATTEMPTS", 5, min=1),
+            login_ip_max_attempts=env.int("LOGIN_IP_MAX_ATTEMPTS", 30, min=1),
             login_window_seconds=env.int("LOGIN_WINDOW_SECONDS", 900, min=1),
+            login_delay_max_seconds=env.int("LOGIN_DELAY_MAX_SECONDS", 60, min=1, max=3600),
+            login_device_ttl_seconds=env.int(
+                "LOGIN_DEVICE_TTL_SECONDS", 30 * 86_400, min=60, max=400 * 86_400
+            ),
             register_max_attempts=env.int("REGISTER_MAX_ATTEMPTS", 20, min=1),
             register_window_seconds=env.int("REGISTER_WINDOW_SECONDS", 3600, min=1),
             mobile_apk_url=env.optional("MOBILE_APK_DOWNLOAD_URL"),
