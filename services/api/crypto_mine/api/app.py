@@ -30,6 +30,7 @@ from .events import EventEndpoint, EventHub
 from .health import HealthEndpoints
 from .hot_path import ClickHotPath
 from .inline import InlineApplier
+from .logout import LogoutEndpoint
 from .mobile import MobileEndpoint
 from .observability import Performance, TimingMiddleware
 from .openapi import document
@@ -81,6 +82,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     page = DemoPage()
     allocator = IdAllocatorClient(settings.id_allocator_url, settings.id_allocator_timeout)
     accounts = AccountEndpoints(settings, redis, database, allocator)
+    logout = LogoutEndpoint(settings, auth, redis)
     health = HealthEndpoints(settings, redis, database, performance)
     openapi = document(settings.max_clicks_per_request)
 
@@ -103,6 +105,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     routes = [
         Route("/api/auth/register", accounts.register, methods=["POST"]),
         Route("/api/auth/login", accounts.login, methods=["POST"]),
+        Route("/api/auth/logout", logout.logout, methods=["POST"]),
         # POST is answered by ClickHotPath before routing; the route answers other methods (405).
         Route("/api/mining/click", clicks.click, methods=["POST"]),
         Route("/api/mining/click/status", clicks.status, methods=["GET"]),

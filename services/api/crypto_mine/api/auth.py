@@ -6,9 +6,11 @@ they expire, so a busy client costs one signature check, not one per click.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
+from typing import NamedTuple
 
 import anyio.to_thread
 import jwt
@@ -58,26 +60,40 @@ def unauthorized(detail: str) -> ApiError:
     )
 
 
+class Identity(NamedTuple):
+    user_id: str
+    expires: float  # the token's exp, seconds since the epoch
+    token: str
+
+    @property
+    def token_id(self) -> str:
+        """A short digest naming the token (what logout revokes), never the token itself."""
+        return hashlib.blake2b(self.token.encode(), digest_size=16).hexdigest()
+
+
 class Authenticator:
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
         self.jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
-        self._verified: dict[str, tuple[str, float]] = {}
+        self._verified: dict[str, Identity] = {}
 
     async def user_id(self, request: Request) -> str:
+        return (await self.identity(request)).user_id
+
+    async def identity(self, request: Request) -> Identity:
+        """The caller's user id, and the token it came with (``401`` without a valid one)."""
         token = self._token(request)
         cached = self._verified.get(token)
         if cached is not None:
-            user_id, expires = cached
-            if expires > time.time():
-                return user_id
+            if cached.expires > time.time():
+                return cached
             del self._verified[token]
         claims = await self._verify(token)
         if len(self._verified) >= _CACHE_LIMIT:
             self._verified.clear()
-        user_id = str(claims["sub"])
-        self._verified[token] = (user_id, float(str(claims["exp"])))
-        return user_id
+        identity = Identity(str(claims["sub"]), float(str(claims["exp"])), token)
+        self._verified[token] = identity
+        return identity
 
     def _token(self, request: Request) -> str:
         header = request.headers.get("authorization")

@@ -85,12 +85,13 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "One event of the stream (text/event-stream fields).",
         "properties": {
-            "event": {"enum": ["click", "balance"]},
+            "event": {"enum": ["click", "balance", "end"]},
             "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
             "data": {
                 "type": "string",
                 "contentMediaType": "application/json",
-                "description": "A ClickStatus (`click`) or a MiningStatus (`balance`).",
+                "description": "A ClickStatus (`click`), a MiningStatus (`balance`), or "
+                '`{"reason": "token_expired" | "signed_out"}` (`end`, the last event).',
             },
             "retry": {"type": "integer", "description": "Reconnection delay in ms."},
         },
@@ -304,6 +305,31 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 },
             }
         },
+        "/api/auth/logout": {
+            "post": {
+                "summary": "Sign out",
+                "description": "Clears the auth-token cookie, ends every event stream opened "
+                "with this token on every replica, and refuses it for new streams; the token "
+                "stays valid for other calls until its exp.",
+                "security": SECURED,
+                "responses": {
+                    "204": {
+                        "description": "Signed out.",
+                        "headers": {
+                            "Set-Cookie": {
+                                "description": "`auth-token=; Max-Age=0` (the cookie is cleared).",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    },
+                    "401": UNAUTHORIZED,
+                    "403": _error(
+                        "Authenticated by the cookie, but sent from another site's page."
+                    ),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
         "/api/mining/click": {
             "post": {
                 "summary": "Queue a mining click",
@@ -368,7 +394,9 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 "(a `balance` snapshot first when some were trimmed away). A `: heartbeat` "
                 "comment comes every MINING_EVENTS_HEARTBEAT seconds. Browsers authenticate "
                 "with the auth-token cookie (tokens are never accepted in the URL). At most "
-                "MINING_EVENTS_MAX_STREAMS_PER_USER open streams per user.",
+                "MINING_EVENTS_MAX_STREAMS_PER_USER open streams per user. The stream ends "
+                "with an `end` event when its token expires (reconnect with a fresh one) or "
+                "is signed out by logout.",
                 "security": SECURED,
                 "parameters": [
                     {
@@ -386,7 +414,7 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                         "`data:` one JSON document).",
                         "content": {"text/event-stream": {"schema": _ref("ServerSentEvent")}},
                     },
-                    "401": UNAUTHORIZED,
+                    "401": _error("Missing, invalid, expired or signed-out token."),
                     "429": _error("Too many open streams for this user.", ["Retry-After"]),
                     "503": UNAVAILABLE,
                 },

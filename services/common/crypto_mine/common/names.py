@@ -84,6 +84,11 @@ class Keys:
         return f"{KEY_TAG}:events-open:{key_part(user_id)}"
 
     @staticmethod
+    def signed_out(token_id: str) -> str:
+        """Present while a token signed out by logout would still be valid."""
+        return f"{KEY_TAG}:signed-out:{token_id}"
+
+    @staticmethod
     def login_attempts(scope: str, subject: str) -> str:
         return f"{KEY_TAG}:login:{scope}:{subject}"
 
