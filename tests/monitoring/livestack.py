@@ -25,6 +25,7 @@ from devstack.servers import (
     port_open,
     wait_until,
 )
+from tests.support.allocator import TOKEN as ALLOCATOR_TOKEN
 from tests.support.cluster import ROOT, kubectl
 
 CRD = ROOT / "charts" / "crypto-mine" / "crds" / "queueautoscalers.yaml"
@@ -133,7 +134,7 @@ class LiveStack:
         mongo = MongoServer(self.folder / "mongo").start()
         self.started.append(mongo)
         self.redis_url = redis.url
-        for name in ("api", "worker", "id-allocator", "operator", "health"):
+        for name in ("api", "worker", "id-allocator", "id-allocator-metrics", "operator", "health"):
             self.ports[name] = free_port()
         env = {
             **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
@@ -141,12 +142,17 @@ class LiveStack:
             "MONGODB_URI": mongo.uri,
             "MONGODB_DB": "live",
             "JWT_SECRET": self.jwt_secret,
+            "ID_ALLOCATOR_TOKEN": ALLOCATOR_TOKEN,
             "HOST": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
         }
         self.env = env
         logs = self.folder / "logs"
-        allocator = {**env, "PORT": str(self.ports["id-allocator"])}
+        allocator = {
+            **env,
+            "PORT": str(self.ports["id-allocator"]),
+            "METRICS_PORT": str(self.ports["id-allocator-metrics"]),
+        }
         self._start(
             Process(
                 "id-allocator", [str(BIN / "crypto-mine-id-allocator")], logs / "id.log", allocator
@@ -219,7 +225,7 @@ class LiveStack:
         return {
             "crypto-mine-api": (at("api"), "/api/metrics"),
             "crypto-mine-worker": (at("worker"), "/metrics"),
-            "crypto-mine-id-allocator": (at("id-allocator"), "/metrics"),
+            "crypto-mine-id-allocator": (at("id-allocator-metrics"), "/metrics"),
             "crypto-mine-operator": (at("operator"), "/metrics"),
         }
 

@@ -80,7 +80,11 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     hub = EventHub(settings.redis, redis)
     events = EventEndpoint(settings, auth, redis, hub, status)
     page = DemoPage()
-    allocator = IdAllocatorClient(settings.id_allocator_url, settings.id_allocator_timeout)
+    allocator = IdAllocatorClient(
+        settings.id_allocator_url,
+        settings.id_allocator_timeout,
+        token=settings.id_allocator_token,
+    )
     accounts = AccountEndpoints(settings, redis, database, allocator)
     logout = LogoutEndpoint(settings, auth, redis)
     health = HealthEndpoints(settings, redis, database, performance)

@@ -47,6 +47,7 @@ class ApiSettings:
     max_body_bytes: int
     id_allocator_url: str
     id_allocator_timeout: float
+    id_allocator_token: str | None
     auth_cookie_secure: bool
     login_max_attempts: int
     login_ip_max_attempts: int
@@ -122,6 +123,7 @@ class ApiSettings:
             max_body_bytes=env.int("MAX_BODY_BYTES", 4096, min=256),
             id_allocator_url=env.str("ID_ALLOCATOR_URL", "http://127.0.0.1:8081"),
             id_allocator_timeout=env.float("ID_ALLOCATOR_TIMEOUT", 5.0, min=0.01),
+            id_allocator_token=env.optional("ID_ALLOCATOR_TOKEN"),
             auth_cookie_secure=env.bool("AUTH_COOKIE_SECURE", True),
             login_max_attempts=env.int("LOGIN_MAX_ATTEMPTS", 5, min=1),
             login_ip_max_attempts=env.int("LOGIN_IP_MAX_ATTEMPTS", 30, min=1),
