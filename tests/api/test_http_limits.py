@@ -235,7 +235,7 @@ def test_a_head_that_does_not_arrive_in_time_is_408(api_process: ApiProcess, sen
     elapsed = time.monotonic() - started
     status, body = status_and_json(answer)
     assert (status, body["error"]) == (408, "request_timeout")
-    assert TIMEOUT <= elapsed < TIMEOUT + 3
+    assert TIMEOUT <= elapsed < TIMEOUT + 5
 
 
 def test_a_trickled_head_does_not_get_more_time(api_process: ApiProcess) -> None:
@@ -245,7 +245,7 @@ def test_a_trickled_head_does_not_get_more_time(api_process: ApiProcess) -> None
     answer = send_in_reads(api_process.port, pieces, pause=0.2)
     status, _ = status_and_json(answer)
     assert status == 408
-    assert time.monotonic() - started < TIMEOUT + 3
+    assert time.monotonic() - started < TIMEOUT + 5
 
 
 def test_a_body_that_does_not_arrive_in_time_is_408(api_process: ApiProcess) -> None:
@@ -257,7 +257,7 @@ def test_a_body_that_does_not_arrive_in_time_is_408(api_process: ApiProcess) -> 
     started = time.monotonic()
     status, body = status_and_json(exchange(api_process.port, head + b'{"clicks"'))
     assert (status, body["error"]) == (408, "request_timeout")
-    assert TIMEOUT <= time.monotonic() - started < TIMEOUT + 3
+    assert TIMEOUT <= time.monotonic() - started < TIMEOUT + 5
 
 
 @pytest.mark.anyio

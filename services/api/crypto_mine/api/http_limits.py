@@ -8,9 +8,9 @@ per connection, or hold connections open with half a header (slowloris). This pr
   pipelined behind another one in the same read, and answers a JSON ``431`` and closes the
   connection once one passes ``MAX_HEADER_BYTES``. The head that goes on at the start of a read
   is counted as raw bytes before the parser sees them (a header still arriving is never
-  buffered past the bound); heads that begin inside a read are counted from what the parser
-  delivers (the URL and each header), and the unfinished one a read ends with, by the bytes
-  after everything else of that read;
+  buffered past the bound); a head that begins inside a read is measured by what the parser
+  handed over (URL and headers) before the application sees it, and the unfinished one a read
+  ends with, by the bytes after the read's last complete head;
 - gives a request ``HEADER_TIMEOUT_SECONDS`` from its first byte (or from the connection's
   opening, for the first request) to the end of its head, and ``BODY_TIMEOUT_SECONDS`` from
   there to the end of its body: past either, a JSON ``408`` (or, when an answer is already under
@@ -76,12 +76,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._max_head_bytes = self.limits.max_head_bytes
         self._in_head = True  # between a request's first byte (or none yet) and its head's end
         self._head_bytes = 0  # raw bytes of the head going on at the start of a read
         self._tail = b""  # its last bytes: a CRLFCRLF may straddle two reads
-        self._seen = 0  # bytes of the current head the parser handed over
-        self._began = False  # a request began during the current read
-        self._counted = 0  # bytes of the current read that are known not to be the last head
+        self._began = False  # a request began after another one ended in the current read
+        self._ended = False  # a request ended in the current read
         self._refused = False
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
@@ -98,58 +98,58 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        self._began, self._counted = False, 0
+        self._began = self._ended = False
         if self._in_head:
-            window = self._tail + data
+            tail = self._tail
+            window = tail + data if tail else data
             end = window.find(HEAD_END)
-            taken = len(data) if end < 0 else end + len(HEAD_END) - len(self._tail)
-            if self._head_bytes + taken > self.limits.max_head_bytes:
+            taken = len(data) if end < 0 else end + len(HEAD_END) - len(tail)
+            if self._head_bytes + taken > self._max_head_bytes:
                 self._refuse_head()
                 return
             if end < 0:
                 self._head_bytes += taken
                 self._tail = window[-(len(HEAD_END) - 1) :]
-            else:
-                self._counted = taken
         super().data_received(data)
         if self._refused or not (self._in_head and self._began):
             return
-        # A head began inside this read and did not end: at most what is left of the read.
-        self._head_bytes = max(0, len(data) - self._counted)
+        # A head began inside this read and did not end: at most what follows the read's last
+        # complete head (a body may be counted with it; the bound only gets tighter).
+        last = data.rfind(HEAD_END)
+        self._head_bytes = len(data) - (0 if last < 0 else last + len(HEAD_END))
         self._tail = data[-(len(HEAD_END) - 1) :]
-        if self._head_bytes > self.limits.max_head_bytes:
+        if self._head_bytes > self._max_head_bytes:
             self._refuse_head()
 
-    # Parser callbacks ------------------------------------------------------------------------
+    # Parser callbacks (three per request: the parser's per-header calls stay uvicorn's own) --
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head, self._began, self._seen = True, True, 0
+        # A request that begins after another one ended in this read: its head was not
+        # counted before the parser saw it.
+        self._in_head, self._began = True, self._ended
         self._head_bytes, self._tail = 0, b""
         self._arm(self.limits.head_timeout, "head")
 
-    def on_url(self, url: bytes) -> None:
-        self._see(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._see(len(name) + len(value) + HEADER_OVERHEAD)
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._counted += self._seen
+        if self._began and self._head_size() > self._max_head_bytes:
+            # A head that began inside a read and ended in it: never handed to the application.
+            self._refuse_head()
+            raise HeadTooLarge
         self._arm(self.limits.body_timeout, "body")
         super().on_headers_complete()
-
-    def on_body(self, body: bytes) -> None:
-        self._counted += len(body)
-        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._disarm()
         super().on_message_complete()
-        self._in_head, self._head_bytes, self._tail = True, 0, b""
+        self._in_head, self._ended, self._head_bytes, self._tail = True, True, 0, b""
+
+    def _head_size(self) -> int:
+        """The bytes of the head the parser just handed over (URL and headers)."""
+        return len(self.url) + sum(
+            len(name) + len(value) + HEADER_OVERHEAD for name, value in self.headers
+        )
 
     def send_400_response(self, msg: str) -> None:
         """Unparseable HTTP gets a JSON ``400`` too, like every other error."""
@@ -158,12 +158,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._close_with(error_response(400, "Bad Request", "bad_request", msg))
 
     # Bounds ----------------------------------------------------------------------------------
-
-    def _see(self, size: int) -> None:
-        self._seen += size
-        if self._seen > self.limits.max_head_bytes:
-            self._refuse_head()
-            raise HeadTooLarge
 
     def _refuse_head(self) -> None:
         limit = self.limits.max_head_bytes
