@@ -54,7 +54,7 @@ class ApiProcess(Process):
         super().start()
         return self
 
-    def wait_ready(self, timeout: float = 30) -> ApiProcess:
+    def wait_ready(self, timeout: float = 120) -> ApiProcess:
         expected = int(self.env.get("WEB_CONCURRENCY", "1"))
 
         def serving() -> bool:
