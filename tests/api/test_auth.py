@@ -69,6 +69,11 @@ def _rs256_token() -> str:
         "Bearer " + hs256({"sub": "u1"}),
         "Bearer " + hs256({"exp": int(time.time()) + 60}),
         "Bearer " + hs256(valid_claims(sub="")),
+        "Bearer " + hs256(valid_claims(sub="u1:k")),
+        "Bearer " + hs256(valid_claims(sub="u 1")),
+        "Bearer " + hs256(valid_claims(sub="u1\n")),
+        "Bearer " + hs256(valid_claims(sub="x" * 65)),
+        "Bearer " + hs256(valid_claims(sub=12)),
         "Bearer " + _none_token(),
         "Bearer " + _rs256_token(),
     ],
@@ -82,6 +87,11 @@ def _rs256_token() -> str:
         "no-exp",
         "no-sub",
         "empty-sub",
+        "colon-sub",
+        "space-sub",
+        "newline-sub",
+        "long-sub",
+        "number-sub",
         "alg-none",
         "rs256-not-accepted",
     ],
@@ -102,3 +112,28 @@ async def test_cached_token_still_expires(api: Api) -> None:
     assert await post(api, {"Authorization": f"Bearer {token}"}) == 202
     await asyncio.sleep(1.3)
     assert await post(api, {"Authorization": f"Bearer {token}"}) == 401
+
+
+@pytest.mark.parametrize("sub", ["42", "auth0|5f1e0b", "a.b_c~d@e+f=g-h", "x" * 64])
+async def test_identity_provider_subjects_are_accepted(api: Api, sub: str) -> None:
+    token = hs256(valid_claims(sub=sub))
+    assert await post(api, {"Authorization": f"Bearer {token}"}) == 202
+
+
+@pytest.mark.parametrize(
+    ("token", "detail"),
+    [
+        ("not-a-jwt", "Token is invalid: not a well-formed token."),
+        (hs256(valid_claims(), secret="x" * 40), "Token is invalid: the signature does not match."),
+        (hs256({"sub": "u1"}), "Token is invalid: a required claim is missing."),
+        (hs256({"sub": "u1", "exp": int(time.time()) - 10}), "Token has expired."),
+    ],
+)
+async def test_failures_are_told_in_our_words_not_the_library_s(
+    api: Api, token: str, detail: str
+) -> None:
+    response = await api.client.get(
+        "/api/mining/status", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthorized", "detail": detail}

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis
 
-from crypto_mine.api.auth import COOKIE
+from crypto_mine.api.auth import COOKIE, issue_token
 from crypto_mine.common.names import Keys
 from devstack.servers import MongoServer, RedisServer, wait_until
 from tests.support.sse import ApiProcess, Block, balance_reached, open_stream
@@ -267,6 +267,8 @@ async def test_auth_is_a_bearer_token_or_the_cookie_never_the_url(start_api: Sta
         assert in_url.status_code == 401
         async with open_stream(client, api.url, {"Cookie": f"{COOKIE}={token}"}) as stream:
             assert (await stream.event()).data["userId"] == "u1"
+            assert stream.response.headers["Cache-Control"] == "no-store, no-transform"
+            assert stream.response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_streams_are_not_compressed_and_are_counted_across_processes(
@@ -293,3 +295,70 @@ async def test_streams_are_not_compressed_and_are_counted_across_processes(
         await settles(lambda: metric("mining_events_streams_open"), 0)
         assert await metric('mining_events_sent_total{event="click"}') == 1
         assert await metric('mining_events_sent_total{event="balance"}') == 4
+
+
+def bearer(api: ApiProcess, user: str, ttl: int) -> dict[str, str]:
+    """A token of its own (tokens of one user and second differ only by their lifetime)."""
+    return {"Authorization": f"Bearer {issue_token(api.settings, user, ttl)}"}
+
+
+async def test_a_stream_ends_when_its_token_expires(start_api: StartApi) -> None:
+    api = start_api(MINING_EVENTS_HEARTBEAT=0.5)
+    headers = bearer(api, "u1", 2)
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        open_stream(client, api.url, headers) as stream,
+    ):
+        assert (await stream.event()).event == "balance"
+        end = await stream.event(within=5)
+        assert (end.event, end.data) == ("end", {"reason": "token_expired"})
+        with pytest.raises(EOFError):
+            await stream.block(within=2)
+        await asyncio.sleep(0.5)
+        expired = await client.get(f"{api.url}/api/mining/events", headers=headers)
+        assert expired.status_code == 401  # the client comes back with a fresh token
+
+
+async def test_logout_clears_the_cookie_and_ends_the_token_s_streams_on_every_replica(
+    start_api: StartApi,
+) -> None:
+    a, b = start_api(MINING_EVENTS_HEARTBEAT=0.5), start_api(MINING_EVENTS_HEARTBEAT=0.5)
+    signed_out, other = bearer(a, "u1", 3600), bearer(a, "u1", 3601)
+    async with httpx.AsyncClient(timeout=10) as client:
+        async with (
+            open_stream(client, a.url, signed_out) as on_a,
+            open_stream(client, b.url, signed_out) as on_b,
+            open_stream(client, b.url, other) as kept,
+        ):
+            for stream in (on_a, on_b, kept):
+                assert (await stream.event()).event == "balance"
+            answer = await client.post(f"{a.url}/api/auth/logout", headers=signed_out)
+            assert answer.status_code == 204, answer.text
+            cleared = answer.headers["set-cookie"]
+            assert cleared.startswith(f"{COOKIE}=")
+            assert "max-age=0" in cleared.lower()
+            for stream in (on_a, on_b):
+                end = await stream.event(within=5)
+                assert (end.event, end.data) == ("end", {"reason": "signed_out"})
+            assert await kept.quiet(1.0) == []  # another token of the same user goes on
+            assert (await click(client, b, "u1", "k")).status_code == 202
+        for api in (a, b):  # the signed-out token opens no stream any more
+            refused = await client.get(f"{api.url}/api/mining/events", headers=signed_out)
+            assert refused.status_code == 401
+            assert "signed out" in refused.json()["detail"]
+
+
+async def test_logout_with_the_cookie_only_from_this_site(start_api: StartApi) -> None:
+    api = start_api()
+    token = issue_token(api.settings, "u1")
+    async with httpx.AsyncClient(timeout=10) as client:
+        cookie = {"Cookie": f"{COOKIE}={token}"}
+        forged = await client.post(
+            f"{api.url}/api/auth/logout", headers={**cookie, "Sec-Fetch-Site": "cross-site"}
+        )
+        assert forged.status_code == 403
+        own = await client.post(
+            f"{api.url}/api/auth/logout", headers={**cookie, "Sec-Fetch-Site": "same-origin"}
+        )
+        assert own.status_code == 204
+        assert (await client.post(f"{api.url}/api/auth/logout")).status_code == 401

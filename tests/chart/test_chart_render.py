@@ -142,12 +142,98 @@ def test_bad_values_are_rejected(setting: str, message: str) -> None:
         render("--set", setting)
 
 
+GIVEN_SECRETS = (
+    "--set",
+    "secrets.jwt.value=" + "j" * 32 + ",secrets.idAllocatorToken.value=" + "t" * 32,
+)
+
+
 def test_data_stores_are_required() -> None:
     bare = CHART / "values.yaml"
     with pytest.raises(RuntimeError, match=r"secrets\.mongodb\.uri is needed"):
-        template(bare)
+        template(bare, *GIVEN_SECRETS)
     with pytest.raises(RuntimeError, match=r"secrets\.redis\.url is needed"):
-        template(bare, "--set", "mongodb.enabled=true")
+        template(bare, *GIVEN_SECRETS, "--set", "mongodb.enabled=true")
+
+
+@pytest.mark.parametrize("secret", ["jwt", "idAllocatorToken"])
+def test_a_render_without_the_cluster_generates_no_secret(secret: str) -> None:
+    """helm template and GitOps tools cannot read a generated secret back: they must fail."""
+    with pytest.raises(RuntimeError, match=rf"secrets\.{secret}: no .* cannot read the cluster"):
+        render("--set", f"secrets.{secret}.value=")
+    assert render("--set", f"secrets.{secret}.value=,secrets.{secret}.existingSecret=mine")
+
+
+def api_env(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return env_of(named(docs, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0])
+
+
+def test_trusted_proxies_follow_the_ingress() -> None:
+    assert api_env(render())["TRUSTED_PROXY_COUNT"] == "0"
+    production = render(values=CHART / "ci" / "production-values.yaml")
+    assert api_env(production)["TRUSTED_PROXY_COUNT"] == "1"
+    ingress = named(production, "Ingress", "-api")
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["crypto-mine.example.com"], "secretName": "crypto-mine-tls"}
+    ]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "crypto-mine-api", "port": {"number": 8080}}
+    two = render("--set", "api.trustedProxyCount=2", values=CHART / "ci" / "production-values.yaml")
+    assert api_env(two)["TRUSTED_PROXY_COUNT"] == "2"  # e.g. a cloud load balancer in front
+
+
+INGRESS = "api.ingress.enabled=true,api.ingress.host=a.example.com"
+FROM_INGRESS = "networkPolicy.apiFrom[0].namespaceSelector.matchLabels.name=ingress"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (f"{INGRESS},{FROM_INGRESS},api.trustedProxyCount=0", "is 0 behind the chart's Ingress"),
+        (f"{INGRESS},{FROM_INGRESS},api.service.type=LoadBalancer", "of type LoadBalancer"),
+        ("api.trustedProxyCount=1,api.service.type=NodePort," + FROM_INGRESS, "of type NodePort"),
+        (INGRESS, "networkPolicy.apiFrom lets every pod reach the api"),
+        ("api.env.TRUSTED_PROXY_COUNT=1", "set api.trustedProxyCount instead"),
+        ("api.ingress.enabled=true," + FROM_INGRESS, "api.ingress.host is needed"),
+    ],
+)
+def test_proxy_settings_clients_could_bypass_are_refused(setting: str, message: str) -> None:
+    with pytest.raises(RuntimeError, match=message.replace(".", r"\.")):
+        render("--set", setting)
+
+
+def test_the_allocator_takes_the_service_token_and_shows_metrics_to_monitoring_only() -> None:
+    docs = render()
+    secret = named(docs, "Secret", "crypto-mine")
+    token_ref = {"name": secret["metadata"]["name"], "key": "id-allocator-token"}
+    assert api_env(docs)["ID_ALLOCATOR_TOKEN"]["secretKeyRef"] == token_ref
+    allocator = named(docs, "Deployment", "-id-allocator")["spec"]["template"]["spec"]
+    assert env_of(allocator["containers"][0])["ID_ALLOCATOR_TOKEN"]["secretKeyRef"] == token_ref
+    assert env_of(allocator["containers"][0])["METRICS_PORT"] == "9101"
+    ports = {p["name"]: p["containerPort"] for p in allocator["containers"][0]["ports"]}
+    assert ports == {"http": 8081, "metrics": 9101}
+
+    policy = named(docs, "NetworkPolicy", "-id-allocator")["spec"]["ingress"]
+    by_port = {rule["ports"][0]["port"]: rule["from"] for rule in policy}
+    assert by_port["http"] == [
+        {"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "crypto-mine",
+            "app.kubernetes.io/instance": "crypto-mine",
+            "app.kubernetes.io/component": "api",
+        }}}
+    ]  # fmt: skip
+    monitoring = {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    assert [peer["namespaceSelector"] for peer in by_port["metrics"]] == [monitoring]
+    for name in ("-worker", "-operator"):
+        for rule in named(docs, "NetworkPolicy", name)["spec"]["ingress"]:
+            if rule["ports"][0]["port"] == "metrics":
+                assert [peer["namespaceSelector"] for peer in rule["from"]] == [monitoring]
+
+    monitors = render("--set", "monitoring.serviceMonitor.enabled=true")
+    [endpoint] = named(monitors, "ServiceMonitor", "-id-allocator")["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    service_ports = named(monitors, "Service", "-id-allocator")["spec"]["ports"]
+    assert {p["name"]: p["port"] for p in service_ports} == {"http": 8081, "metrics": 9101}
 
 
 def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -281,7 +367,7 @@ def test_monitoring_objects_are_behind_switches() -> None:
 def test_secrets_generated_or_taken_from_existing_ones() -> None:
     docs = render()
     secret = named(docs, "Secret", "crypto-mine")
-    assert set(secret["data"]) == {"jwt-secret", "mongodb-uri", "redis-url"}
+    assert set(secret["data"]) == {"jwt-secret", "id-allocator-token", "mongodb-uri", "redis-url"}
     api_env = env_of(named(docs, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0])
     assert api_env["JWT_SECRET"]["secretKeyRef"] == {
         "name": secret["metadata"]["name"],

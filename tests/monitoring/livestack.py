@@ -26,6 +26,7 @@ from devstack.servers import (
     port_open,
     wait_until,
 )
+from tests.support.allocator import TOKEN as ALLOCATOR_TOKEN
 from tests.support.cluster import ROOT, kubectl
 
 CRD = ROOT / "charts" / "crypto-mine" / "crds" / "queueautoscalers.yaml"
@@ -190,7 +191,7 @@ class LiveStack:
         self.started.append(mongo)
         self.redis, self.mongo = redis, mongo
         self.redis_url = redis.url
-        for name in ("api", "worker", "id-allocator", "operator", "health"):
+        for name in ("api", "worker", "id-allocator", "id-allocator-metrics", "operator", "health"):
             self.ports[name] = free_port()
         env = {
             **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
@@ -198,12 +199,17 @@ class LiveStack:
             "MONGODB_URI": mongo.uri,
             "MONGODB_DB": "live",
             "JWT_SECRET": self.jwt_secret,
+            "ID_ALLOCATOR_TOKEN": ALLOCATOR_TOKEN,
             "HOST": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
         }
         self.env = env
         logs = self.folder / "logs"
-        allocator = {**env, "PORT": str(self.ports["id-allocator"])}
+        allocator = {
+            **env,
+            "PORT": str(self.ports["id-allocator"]),
+            "METRICS_PORT": str(self.ports["id-allocator-metrics"]),
+        }
         self._start(
             Process(
                 "id-allocator", [str(BIN / "crypto-mine-id-allocator")], logs / "id.log", allocator
@@ -282,7 +288,7 @@ class LiveStack:
         jobs = {
             f"{fullname}-api": (at("api"), "/api/metrics"),
             f"{fullname}-worker": (at("worker"), "/metrics"),
-            f"{fullname}-id-allocator": (at("id-allocator"), "/metrics"),
+            f"{fullname}-id-allocator": (at("id-allocator-metrics"), "/metrics"),
         }
         if self.with_operator:
             jobs[f"{fullname}-operator"] = (at("operator"), "/metrics")

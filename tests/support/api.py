@@ -12,6 +12,8 @@ from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.settings import Env
 from devstack.servers import MongoServer, RedisServer
 
+from .allocator import TOKEN as ALLOCATOR_TOKEN
+
 SECRET = "test-secret-that-is-long-enough-0123456789"
 
 Settings = Callable[..., ApiSettings]
@@ -26,6 +28,7 @@ def settings_factory(
             "MONGODB_URI": mongo_server.uri,
             "MONGODB_DB": mongo_db,
             "JWT_SECRET": SECRET,
+            "ID_ALLOCATOR_TOKEN": ALLOCATOR_TOKEN,
             "MINING_RATE_LIMIT_GLOBAL": "1000",
             "MINING_RATE_LIMIT_GLOBAL_BURST": "1000",
             "MINING_RATE_LIMIT_PER_USER": "100",

@@ -20,6 +20,7 @@ import redis
 from crypto_mine.common.names import Keys
 from crypto_mine.common.queue_stats import QueueKeys
 from devstack.servers import BIN, MongoServer, Process, RedisServer, free_port, wait_until
+from tests.support.allocator import TOKEN as ALLOCATOR_TOKEN
 from tests.support.allocator import AllocatorProcess
 from tests.support.worker import WorkerProcess
 
@@ -53,7 +54,7 @@ class ApiProcess(Process):
         super().start()
         return self
 
-    def wait_ready(self, timeout: float = 30) -> ApiProcess:
+    def wait_ready(self, timeout: float = 120) -> ApiProcess:
         expected = int(self.env.get("WEB_CONCURRENCY", "1"))
 
         def serving() -> bool:
@@ -134,6 +135,7 @@ class Stack:
                 **shared,
                 "JWT_SECRET": self.secret,
                 "ID_ALLOCATOR_URL": self.allocator.url,
+                "ID_ALLOCATOR_TOKEN": ALLOCATOR_TOKEN,
                 "ID_ALLOCATOR_TIMEOUT": "2",
                 "WEB_CONCURRENCY": str(self.web_concurrency),
                 "AUTH_COOKIE_SECURE": "false",

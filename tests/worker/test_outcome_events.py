@@ -12,7 +12,7 @@ from crypto_mine.common.batches import BatchApplier
 from crypto_mine.common.events import EventSettings
 from crypto_mine.common.failures import PoisonJob
 from crypto_mine.common.ledger import Ledger
-from crypto_mine.common.names import Keys
+from crypto_mine.common.names import KEY_TAG, Keys
 from crypto_mine.common.outcomes import Outcomes
 from crypto_mine.common.retry import Backoff
 
@@ -84,7 +84,7 @@ def test_expired_records_and_poison_emit_nothing(
     assert entries(redis_client, "u1") == []  # no record: no outcome to tell about
     with pytest.raises(PoisonJob):
         applier.apply("job-2", "not a list")
-    assert redis_client.keys(Keys.events("*")) == []
+    assert redis_client.keys(f"{KEY_TAG}:events:*") == []
 
 
 def test_streams_are_trimmed(redis_client: redis.Redis, ledger: Ledger) -> None:

@@ -140,9 +140,51 @@ Redis URL written into the chart's Secret: the in-chart dev server, or secrets.r
 Whether the chart must create its Secret (some value is not taken from an existing Secret).
 */}}
 {{- define "crypto-mine.needsSecret" -}}
-{{- if or (not .Values.secrets.jwt.existingSecret) (not .Values.secrets.mongodb.existingSecret) (not .Values.secrets.redis.existingSecret) -}}
+{{- $s := .Values.secrets -}}
+{{- if or (not $s.jwt.existingSecret) (not $s.idAllocatorToken.existingSecret) (not $s.mongodb.existingSecret) (not $s.redis.existingSecret) -}}
 true
 {{- end -}}
+{{- end }}
+
+{{/*
+Whether this render reads the cluster it installs into: the release namespace's "default"
+ServiceAccount, which every namespace has, can be looked up. `helm template`, GitOps renderers
+and an install into a namespace that does not exist yet see nothing.
+*/}}
+{{- define "crypto-mine.seesCluster" -}}
+{{- if (lookup "v1" "ServiceAccount" .Release.Namespace "default") -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+TRUSTED_PROXY_COUNT of the api: api.trustedProxyCount, else 1 behind the chart's Ingress, else
+0. Refuses what cannot be right: no count behind the Ingress (every client would share the
+controller's address, and one client's failed logins would limit everyone), or a count that
+clients could bypass by reaching the api without the proxy and writing X-Forwarded-For
+themselves.
+*/}}
+{{- define "crypto-mine.trustedProxyCount" -}}
+{{- $api := .Values.api -}}
+{{- if hasKey $api.env "TRUSTED_PROXY_COUNT" -}}
+{{- fail "api.env.TRUSTED_PROXY_COUNT: set api.trustedProxyCount instead, which the chart checks against the Ingress, the Service and the NetworkPolicies" -}}
+{{- end -}}
+{{- $count := ternary 1 0 $api.ingress.enabled -}}
+{{- if not (kindIs "invalid" $api.trustedProxyCount) -}}
+{{- $count = int $api.trustedProxyCount -}}
+{{- end -}}
+{{- if and $api.ingress.enabled (eq $count 0) -}}
+{{- fail "api.trustedProxyCount is 0 behind the chart's Ingress: every client would share the ingress controller's address (per-IP limits and login limits for everyone at once)" -}}
+{{- end -}}
+{{- if gt $count 0 -}}
+{{- if ne $api.service.type "ClusterIP" -}}
+{{- fail (printf "api.trustedProxyCount is %d with an api Service of type %s: clients reaching the Service directly could write X-Forwarded-For themselves; keep it ClusterIP behind the proxy" $count $api.service.type) -}}
+{{- end -}}
+{{- if and .Values.networkPolicy.enabled (empty .Values.networkPolicy.apiFrom) -}}
+{{- fail (printf "api.trustedProxyCount is %d but networkPolicy.apiFrom lets every pod reach the api, which could write X-Forwarded-For itself: list your proxy (e.g. the ingress controller's namespace)" $count) -}}
+{{- end -}}
+{{- end -}}
+{{- $count -}}
 {{- end }}
 
 {{/*

@@ -8,14 +8,14 @@ from crypto_mine.common.logs import configure_logging
 from crypto_mine.common.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from crypto_mine.common.settings import Env
 
-from .head_limit import limit_from_env
+from .http_limits import HttpLimits
 from .settings import ApiSettings
 
 
 def main() -> None:
     env = Env()
     settings = ApiSettings.from_env(env)  # fail fast, with the variable's name
-    limit_from_env()
+    HttpLimits.from_env()
     configure_logging("api", settings.log_level)
     workers = env.int("WEB_CONCURRENCY", 1, min=1)
     if workers > 1 or env.optional(MULTIPROC_ENV):
@@ -26,7 +26,7 @@ def main() -> None:
         port=env.int("PORT", 8080, min=1, max=65535),
         workers=workers,
         loop="uvloop",
-        http="crypto_mine.api.head_limit:HeadLimitProtocol",
+        http="crypto_mine.api.http_limits:LimitedHttpProtocol",
         access_log=False,
         log_config=None,
         proxy_headers=False,

@@ -30,10 +30,12 @@ from .events import EventEndpoint, EventHub
 from .health import HealthEndpoints
 from .hot_path import ClickHotPath
 from .inline import InlineApplier
+from .logout import LogoutEndpoint
 from .mobile import MobileEndpoint
 from .observability import Performance, TimingMiddleware
 from .openapi import document
 from .page import DemoPage
+from .security_headers import SecurityHeaders
 from .settings import ApiSettings
 from .status import StatusEndpoint
 
@@ -41,14 +43,21 @@ log = logging.getLogger(__name__)
 
 
 class Api(Starlette):
-    """Starlette, with one path answered before all of its layers (``ClickHotPath``)."""
+    """Starlette, with one path answered before all of its layers (``ClickHotPath``) and the
+    headers of every answer (``SecurityHeaders``) outside of both."""
 
-    def __init__(self, hot_path: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        hot_path: Callable[[ASGIApp], ASGIApp],
+        outermost: Callable[[ASGIApp], ASGIApp],
+        **kwargs: Any,
+    ) -> None:
         self.hot_path = hot_path
+        self.outermost = outermost
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return self.hot_path(super().build_middleware_stack())
+        return self.outermost(self.hot_path(super().build_middleware_stack()))
 
 
 def create_app(settings: ApiSettings | None = None) -> Starlette:
@@ -71,8 +80,13 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     hub = EventHub(settings.redis, redis)
     events = EventEndpoint(settings, auth, redis, hub, status)
     page = DemoPage()
-    allocator = IdAllocatorClient(settings.id_allocator_url, settings.id_allocator_timeout)
+    allocator = IdAllocatorClient(
+        settings.id_allocator_url,
+        settings.id_allocator_timeout,
+        token=settings.id_allocator_token,
+    )
     accounts = AccountEndpoints(settings, redis, database, allocator)
+    logout = LogoutEndpoint(settings, auth, redis)
     health = HealthEndpoints(settings, redis, database, performance)
     openapi = document(settings.max_clicks_per_request)
 
@@ -95,6 +109,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     routes = [
         Route("/api/auth/register", accounts.register, methods=["POST"]),
         Route("/api/auth/login", accounts.login, methods=["POST"]),
+        Route("/api/auth/logout", logout.logout, methods=["POST"]),
         # POST is answered by ClickHotPath before routing; the route answers other methods (405).
         Route("/api/mining/click", clicks.click, methods=["POST"]),
         Route("/api/mining/click/status", clicks.status, methods=["GET"]),
@@ -121,6 +136,11 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             endpoint=clicks.click,
             performance=performance,
             max_body_bytes=settings.max_body_bytes,
+        ),
+        partial(
+            SecurityHeaders,
+            hsts_max_age=settings.hsts_max_age,
+            trusted_proxies=settings.trusted_proxies,
         ),
         routes=routes,
         middleware=middleware,

@@ -12,7 +12,6 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive
@@ -21,7 +20,7 @@ from crypto_mine.common.failures import TransientFailure
 from crypto_mine.common.names import Keys
 from crypto_mine.common.records import COMPLETED, FAILED, QUEUED, ClickRecord, Field
 
-from . import idempotency, limits
+from . import idempotency, jsonbody, limits
 from .admission import Admission, Admitter, Click, Outcome
 from .auth import Authenticator
 from .clientip import client_ip
@@ -56,10 +55,7 @@ async def read_body(request: Request, max_clicks: int) -> dict[str, Any]:
     raw = await read_all(request.receive)
     if not raw.strip():
         return {"clicks": 1}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {error}") from None
+    body = jsonbody.parse(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "The body must be a JSON object.")
     unknown = sorted(set(body) - {"clicks"})

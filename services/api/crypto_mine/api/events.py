@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, cast
@@ -47,7 +48,7 @@ from crypto_mine.common import events
 from crypto_mine.common.names import Keys
 from crypto_mine.common.settings import RedisSettings
 
-from .auth import Authenticator
+from .auth import Authenticator, unauthorized
 from .errors import ApiError
 from .observability import EVENT_STREAMS, EVENTS_SENT
 from .settings import ApiSettings
@@ -64,9 +65,13 @@ START = "0-0"
 
 Entry = tuple[str, dict[str, str]]
 
-# KEYS[1]: the user's leases; ARGV: 1 connection, 2 lease ms, 3 limit (0: renew, no limit).
-# Returns 1 when the connection holds a lease, 0 when the limit is reached.
+# KEYS: 1 the user's leases, 2 the token's sign-out mark; ARGV: 1 connection, 2 lease ms,
+# 3 limit (0: renew, no limit). Returns 1 when the connection holds a lease, 0 when the limit
+# is reached, -1 when the token was signed out.
 LEASE_SCRIPT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return -1
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -84,8 +89,9 @@ return 1
 class Subscription:
     """One open stream: where it is in the user's Redis Stream, and what waits to be sent."""
 
-    def __init__(self, user_id: str, cursor: str) -> None:
+    def __init__(self, user_id: str, cursor: str, token_id: str = "") -> None:
         self.user_id = user_id
+        self.token_id = token_id
         self.cursor = cursor
         self.position = events.parse_id(cursor) or (0, 0)
         self.queue: asyncio.Queue[Entry] = asyncio.Queue(QUEUE_LIMIT)
@@ -109,8 +115,8 @@ class EventHub:
         self._reader_id: int | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def subscribe(self, user_id: str, cursor: str) -> Subscription:
-        subscription = Subscription(user_id, cursor)
+    async def subscribe(self, user_id: str, cursor: str, token_id: str = "") -> Subscription:
+        subscription = Subscription(user_id, cursor, token_id)
         self.subscriptions.setdefault(user_id, set()).add(subscription)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
@@ -177,6 +183,16 @@ class EventHub:
                 subscription.position, subscription.cursor = position, entry_id
 
 
+# The last event of a stream the api ends: why, so the client knows what to do.
+ENDED = b'event: end\ndata: {"reason":"%s"}\n\n'
+
+
+def signs_out(fields: dict[str, str], token_id: str) -> bool:
+    return fields.get(events.TYPE_FIELD) == events.SIGNOUT and (
+        fields.get(events.SESSION_FIELD) == token_id
+    )
+
+
 def frame(user_id: str, entry_id: str, fields: dict[str, str]) -> tuple[str | None, bytes]:
     """One SSE event: ``id``, ``event`` and a one-line JSON ``data``."""
     parsed = events.payload(user_id, fields)
@@ -200,7 +216,7 @@ class EventStreamResponse(StreamingResponse):
     ) -> None:
         super().__init__(
             content,
-            headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-store, no-transform", "X-Accel-Buffering": "no"},
         )
         self.on_close = on_close
 
@@ -233,13 +249,17 @@ class EventEndpoint:
         self.lease_ms = math.ceil(1000 * self.heartbeat * LEASE_HEARTBEATS)
 
     async def stream(self, request: Request) -> EventStreamResponse:
-        user_id = await self.auth.user_id(request)
+        identity = await self.auth.identity(request)
+        user_id = identity.user_id
         resume = request.headers.get("last-event-id", "").strip()
         cursor = resume if events.parse_id(resume) else None
         connection = uuid.uuid4().hex
-        leases = Keys.event_leases(user_id)
+        leases = [Keys.event_leases(user_id), Keys.signed_out(identity.token_id)]
         limit = self.settings.events_max_streams_per_user
-        if not int(await self.lease(keys=[leases], args=[connection, self.lease_ms, limit])):
+        leased = int(await self.lease(keys=leases, args=[connection, self.lease_ms, limit]))
+        if leased < 0:
+            raise unauthorized("This token was signed out; sign in again.")
+        if not leased:
             raise ApiError(
                 429,
                 "too_many_streams",
@@ -249,16 +269,16 @@ class EventEndpoint:
             )
         try:
             start, snapshot = await self._start(user_id, cursor)
-            subscription = await self.hub.subscribe(user_id, start)
+            subscription = await self.hub.subscribe(user_id, start, identity.token_id)
         except BaseException:
-            await self._release(leases, connection)
+            await self._release(leases[0], connection)
             raise
-        body = self._events(subscription, snapshot, leases, connection)
+        body = self._events(subscription, snapshot, leases, connection, identity.expires)
 
         async def close() -> None:
             self.hub.unsubscribe(subscription)
             await body.aclose()
-            await self._release(leases, connection)
+            await self._release(leases[0], connection)
 
         return EventStreamResponse(body, close)
 
@@ -290,9 +310,16 @@ class EventEndpoint:
         )
 
     async def _events(
-        self, subscription: Subscription, snapshot: bytes | None, leases: str, connection: str
+        self,
+        subscription: Subscription,
+        snapshot: bytes | None,
+        leases: list[str],
+        connection: str,
+        expires: float,
     ) -> AsyncGenerator[bytes, None]:
+        """The stream's bytes, until the client leaves, its token expires or is signed out."""
         loop = asyncio.get_running_loop()
+        end = loop.time() + (expires - time.time())
         yield f"retry: {RETRY_MS}\n\n".encode()
         if snapshot is not None:
             EVENTS_SENT.labels(events.BALANCE).inc()
@@ -304,7 +331,7 @@ class EventEndpoint:
                 return
             try:
                 first = await asyncio.wait_for(
-                    subscription.queue.get(), max(0.0, beat - loop.time())
+                    subscription.queue.get(), max(0.0, min(beat, end) - loop.time())
                 )
             except TimeoutError:
                 first = None
@@ -312,18 +339,24 @@ class EventEndpoint:
                 entries = [first]
                 while not subscription.queue.empty():
                     entries.append(subscription.queue.get_nowait())
-                chunk = []
+                chunk: list[bytes] = []
                 for entry_id, fields in entries:
+                    if signs_out(fields, subscription.token_id):
+                        yield b"".join(chunk) + ENDED % b"signed_out"
+                        return
                     name, data = frame(subscription.user_id, entry_id, fields)
                     if name is not None:
                         EVENTS_SENT.labels(name).inc()
                     chunk.append(data)
                 yield b"".join(chunk)
+            if loop.time() >= end:  # the client reconnects with a fresh token
+                yield ENDED % b"token_expired"
+                return
             if loop.time() >= beat:
                 yield b": heartbeat\n\n"
                 beat = loop.time() + self.heartbeat
                 try:
-                    await self.lease(keys=[leases], args=[connection, self.lease_ms, 0])
+                    await self.lease(keys=leases, args=[connection, self.lease_ms, 0])
                 except RedisError as error:
                     log.warning("event stream lease not renewed: %s", error)
 

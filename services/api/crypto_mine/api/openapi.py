@@ -31,6 +31,7 @@ def _error(description: str, headers: list[str] | None = None) -> dict[str, Any]
 LIMIT_HEADERS = ["RateLimit", "RateLimit-Policy"]
 SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
 UNAUTHORIZED = _error("Missing, invalid or expired token.")
+UNSUPPORTED = _error("The body is not sent as application/json (no HTML form can sign in).")
 UNAVAILABLE = _error("A dependency is unreachable; retry later.", ["Retry-After"])
 
 KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH, "pattern": "^[ -~]+$"}
@@ -84,12 +85,13 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "One event of the stream (text/event-stream fields).",
         "properties": {
-            "event": {"enum": ["click", "balance"]},
+            "event": {"enum": ["click", "balance", "end"]},
             "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
             "data": {
                 "type": "string",
                 "contentMediaType": "application/json",
-                "description": "A ClickStatus (`click`) or a MiningStatus (`balance`).",
+                "description": "A ClickStatus (`click`), a MiningStatus (`balance`), or "
+                '`{"reason": "token_expired" | "signed_out"}` (`end`, the last event).',
             },
             "retry": {"type": "integer", "description": "Reconnection delay in ms."},
         },
@@ -245,9 +247,14 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 "requestBody": credentials,
                 "responses": {
                     "201": _json(_ref("Session"), "Created and signed in.", ["Set-Cookie"]),
-                    "400": _error("Invalid JSON, missing or malformed username or password."),
+                    "400": _error(
+                        "Invalid JSON, a repeated key, missing or malformed username or "
+                        "password, or a password that is among the most common ones "
+                        "(`password_too_common`) or is the username (`password_is_username`)."
+                    ),
                     "409": _error("The username is taken (case does not matter)."),
                     "413": _error("Body too large."),
+                    "415": UNSUPPORTED,
                     "429": _error(
                         "Too many sign-up attempts from this IP (REGISTER_MAX_ATTEMPTS per "
                         "REGISTER_WINDOW_SECONDS).",
@@ -268,16 +275,26 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
         "/api/auth/login": {
             "post": {
                 "summary": "Sign in",
-                "description": "At most LOGIN_MAX_ATTEMPTS attempts per LOGIN_WINDOW_SECONDS, "
-                "per client IP and per username; a successful login is not counted against "
-                "the IP and clears the username's count.",
+                "description": "Per LOGIN_WINDOW_SECONDS: at most LOGIN_MAX_ATTEMPTS failed "
+                "logins per username and client IP, and LOGIN_IP_MAX_ATTEMPTS logins of any "
+                "outcome per client IP; past LOGIN_MAX_ATTEMPTS failures of a username from "
+                "anywhere, attempts from browsers that never signed in to it (no `login-device` "
+                "cookie) wait a delay that doubles up to LOGIN_DELAY_MAX_SECONDS. A success "
+                "clears the username's failures and sets the `login-device` cookie.",
                 "requestBody": credentials,
                 "responses": {
                     "200": _json(_ref("Session"), "Signed in.", ["Set-Cookie"]),
-                    "400": _error("Invalid JSON, missing or malformed username or password."),
+                    "400": _error(
+                        "Invalid JSON, a repeated key, missing or malformed username or password."
+                    ),
                     "401": _error("The username or password is wrong (the same answer for both)."),
                     "413": _error("Body too large."),
-                    "429": _error("Too many attempts for this IP or username.", ["Retry-After"]),
+                    "415": UNSUPPORTED,
+                    "429": _error(
+                        "Too many attempts: `limit` is ip, username_ip or username (a delay of "
+                        "seconds).",
+                        ["Retry-After"],
+                    ),
                     "501": _error(
                         "This api issues no tokens (JWT_ALGORITHMS without HS256): sign in with "
                         "the identity provider whose JWKS it trusts."
@@ -285,6 +302,31 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                     "503": _error(
                         "Redis or MongoDB is unreachable; nothing was checked.", ["Retry-After"]
                     ),
+                },
+            }
+        },
+        "/api/auth/logout": {
+            "post": {
+                "summary": "Sign out",
+                "description": "Clears the auth-token cookie, ends every event stream opened "
+                "with this token on every replica, and refuses it for new streams; the token "
+                "stays valid for other calls until its exp.",
+                "security": SECURED,
+                "responses": {
+                    "204": {
+                        "description": "Signed out.",
+                        "headers": {
+                            "Set-Cookie": {
+                                "description": "`auth-token=; Max-Age=0` (the cookie is cleared).",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    },
+                    "401": UNAUTHORIZED,
+                    "403": _error(
+                        "Authenticated by the cookie, but sent from another site's page."
+                    ),
+                    "503": UNAVAILABLE,
                 },
             }
         },
@@ -313,6 +355,10 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                     ),
                     "400": _error("Missing or invalid Idempotency-Key, or invalid body."),
                     "401": UNAUTHORIZED,
+                    "403": _error(
+                        "Authenticated by the cookie, but sent from another site's page "
+                        "(Sec-Fetch-Site or Origin)."
+                    ),
                     "413": _error("Body too large."),
                     "422": _error("The key was used before with a different body."),
                     "429": _error("A rate limit is exhausted.", ["Retry-After", *LIMIT_HEADERS]),
@@ -348,7 +394,9 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 "(a `balance` snapshot first when some were trimmed away). A `: heartbeat` "
                 "comment comes every MINING_EVENTS_HEARTBEAT seconds. Browsers authenticate "
                 "with the auth-token cookie (tokens are never accepted in the URL). At most "
-                "MINING_EVENTS_MAX_STREAMS_PER_USER open streams per user.",
+                "MINING_EVENTS_MAX_STREAMS_PER_USER open streams per user. The stream ends "
+                "with an `end` event when its token expires (reconnect with a fresh one) or "
+                "is signed out by logout.",
                 "security": SECURED,
                 "parameters": [
                     {
@@ -366,7 +414,7 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                         "`data:` one JSON document).",
                         "content": {"text/event-stream": {"schema": _ref("ServerSentEvent")}},
                     },
-                    "401": UNAUTHORIZED,
+                    "401": _error("Missing, invalid, expired or signed-out token."),
                     "429": _error("Too many open streams for this user.", ["Retry-After"]),
                     "503": UNAVAILABLE,
                 },

@@ -43,12 +43,17 @@ class ApiSettings:
     status_max_age_seconds: int
     status_stale_seconds: int
     trusted_proxies: int
+    hsts_max_age: int
     max_body_bytes: int
     id_allocator_url: str
     id_allocator_timeout: float
+    id_allocator_token: str | None
     auth_cookie_secure: bool
     login_max_attempts: int
+    login_ip_max_attempts: int
     login_window_seconds: int
+    login_delay_max_seconds: int
+    login_device_ttl_seconds: int
     register_max_attempts: int
     register_window_seconds: int
     mobile_apk_url: str | None
@@ -114,12 +119,19 @@ class ApiSettings:
             status_max_age_seconds=env.int("MINING_STATUS_MAX_AGE", 2, min=0),
             status_stale_seconds=env.int("MINING_STATUS_STALE_WHILE_REVALIDATE", 10, min=0),
             trusted_proxies=env.int("TRUSTED_PROXY_COUNT", 0, min=0, max=10),
+            hsts_max_age=env.int("HSTS_MAX_AGE", 31_536_000, min=0),
             max_body_bytes=env.int("MAX_BODY_BYTES", 4096, min=256),
             id_allocator_url=env.str("ID_ALLOCATOR_URL", "http://127.0.0.1:8081"),
             id_allocator_timeout=env.float("ID_ALLOCATOR_TIMEOUT", 5.0, min=0.01),
+            id_allocator_token=env.optional("ID_ALLOCATOR_TOKEN"),
             auth_cookie_secure=env.bool("AUTH_COOKIE_SECURE", True),
             login_max_attempts=env.int("LOGIN_MAX_ATTEMPTS", 5, min=1),
+            login_ip_max_attempts=env.int("LOGIN_IP_MAX_ATTEMPTS", 30, min=1),
             login_window_seconds=env.int("LOGIN_WINDOW_SECONDS", 900, min=1),
+            login_delay_max_seconds=env.int("LOGIN_DELAY_MAX_SECONDS", 60, min=1, max=3600),
+            login_device_ttl_seconds=env.int(
+                "LOGIN_DEVICE_TTL_SECONDS", 30 * 86_400, min=60, max=400 * 86_400
+            ),
             register_max_attempts=env.int("REGISTER_MAX_ATTEMPTS", 20, min=1),
             register_window_seconds=env.int("REGISTER_WINDOW_SECONDS", 3600, min=1),
             mobile_apk_url=env.optional("MOBILE_APK_DOWNLOAD_URL"),

@@ -1,4 +1,10 @@
-"""HTTP interface: ``POST /v1/ids``, ``/healthz``, ``/readyz``, ``/metrics``.
+"""HTTP interface: ``POST /v1/ids``, ``/healthz``, ``/readyz`` (metrics: ``__main__``).
+
+``POST /v1/ids`` answers only callers that present the service token
+(``Authorization: Bearer <ID_ALLOCATOR_TOKEN>``, compared in constant time): anyone else who
+reaches the port could burn up to 10,000 ids a call and learn the next user id. The probes
+need no token and allocate nothing. Metrics are served on a port of their own
+(``METRICS_PORT``), which the chart opens to the monitoring namespace only.
 
 Every 4xx/5xx answer is a JSON body ``{"error": <code>, "detail": <text>}``; no stack trace ever
 reaches a client.
@@ -7,6 +13,7 @@ reaches a client.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -23,7 +30,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from crypto_mine.common.metrics import exposition
 from crypto_mine.common.mongo import Document, async_mongo_client
 from crypto_mine.common.names import Collections
 
@@ -97,8 +103,21 @@ def parse_count(request: Request) -> int | str:
     return int(raw)
 
 
+def authorized(request: Request, token: str) -> bool:
+    presented = request.headers.get("authorization", "")
+    return hmac.compare_digest(presented.encode(), f"Bearer {token}".encode())
+
+
 async def allocate_ids(request: Request) -> Response:
     service: Service = request.app.state.service
+    if not authorized(request, service.settings.token):
+        metrics.requests.labels("unauthorized").inc()
+        return error(
+            401,
+            "unauthorized",
+            "a valid service token is required (Authorization: Bearer)",
+            {"WWW-Authenticate": "Bearer"},
+        )
     count = parse_count(request)
     if isinstance(count, str):
         metrics.requests.labels("bad_request").inc()
@@ -107,10 +126,11 @@ async def allocate_ids(request: Request) -> Response:
         ranges = await service.allocator.allocate(count)
     except CounterUnavailable as exc:
         metrics.requests.labels("unavailable").inc()
+        log.warning("ids not allocated: %s", exc)
         return error(
             503,
             "unavailable",
-            f"the id counter could not be reached: {exc}; retry later",
+            "the id counter could not be reached; retry later",
             {"Retry-After": str(service.settings.retry_after_seconds)},
         )
     ids = [i for segment in ranges for i in segment.ids()]
@@ -134,11 +154,6 @@ async def readyz(request: Request) -> Response:
         log.warning("not ready: MongoDB ping failed: %s", exc)
         return error(503, "not_ready", "MongoDB did not answer a ping")
     return JSONResponse({"status": "ready", "mode": service.allocator.mode})
-
-
-async def metrics_endpoint(request: Request) -> Response:
-    body, content_type = exposition()
-    return Response(body, media_type=content_type)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -176,7 +191,6 @@ def create_app(settings: AllocatorSettings) -> Starlette:
             Route("/v1/ids", allocate_ids, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,

@@ -7,7 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 ids_issued = Counter("id_allocator_ids_issued", "Ids handed out to clients.", ["mode"])
 requests = Counter(
     "id_allocator_requests",
-    "POST /v1/ids requests by outcome (ok, bad_request, unavailable, error).",
+    "POST /v1/ids requests by outcome (ok, bad_request, unauthorized, unavailable, error).",
     ["outcome"],
 )
 segment_fetches = Counter(
