@@ -5,6 +5,7 @@ only the chart's emptyDirs writable, the chart's environment."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 import subprocess
 import time
@@ -229,3 +230,16 @@ def test_each_image_adds_at_most_100_mb_to_its_base(images: list[str], image: ob
     added = inspect(ref)["Size"] - inspect(base)["Size"]
     print(f"{ref}: {inspect(ref)['Size'] / 1e6:.0f} MB, {added / 1e6:.0f} MB over {base}")
     assert added <= 100e6, f"{ref} adds {added / 1e6:.0f} MB to its base"
+
+
+def test_the_same_sources_build_the_same_image(images: list[str]) -> None:
+    """Every step built again, without the cache: the very same image (id and layers)."""
+    before = inspect(reference("worker"))
+    rebuilt = subprocess.run(
+        ["scripts/images.sh", "build", "worker"], capture_output=True, text=True, timeout=1800,
+        cwd=Path(__file__).resolve().parents[2], env={**os.environ, "NO_CACHE": "1"}, check=False,
+    )  # fmt: skip
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    after = inspect(reference("worker"))
+    assert after["Id"] == before["Id"]
+    assert after["RootFS"]["Layers"] == before["RootFS"]["Layers"]
