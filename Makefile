@@ -79,7 +79,7 @@ bench: setup ## benchmark against baselines on its own servers (~4 min): table, 
 	@$(BIN)/python -m bench $(BENCH_ARGS)
 
 .PHONY: load
-load: setup ## k6 load test of the click path (BASE_URL, AUTH_TOKEN or AUTH_TOKENS_FILE, RPS, USERS, DURATION)
+load: setup ## k6 load test of the click path (BASE_URL, AUTH_TOKEN or AUTH_TOKENS_FILE, RPS, USERS, DURATION, P95_MS)
 	@AUTH_TOKENS_FILE="$(if $(AUTH_TOKENS_FILE),$(abspath $(AUTH_TOKENS_FILE)))" \
 		$(BIN)/k6 run tests/load/mining-clicks.js
 
