@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -120,9 +121,52 @@ def test_starting_history_holds_off_scale_down_for_a_window() -> None:
     assert decide(p, 10, 0, history, now=1301).desired == 9
 
 
+def test_scale_up_waits_until_the_whole_window_asks_for_more() -> None:
+    p = policy(up=StepRule(30, 100), down=StepRule(0, 100))
+    history = History.starting(2, now=0)
+    spike = decide(p, 2, 5000, history, now=10)  # 10 replicas asked for, 2 at t=0
+    assert (spike.desired, spike.recommendation) == (2, 10)
+    assert "held at 2 by the stabilization window" in spike.reason
+    dip = decide(p, 2, 2000, spike.history, now=20)  # 4 now: the lowest of the window rules
+    assert dip.desired == 2
+    # t=0 leaves the window: the lowest of 10 (t=10), 4 (t=20) and 10 (t=31) is 4.
+    partly = decide(p, 2, 5000, dip.history, now=31)
+    assert (partly.desired, partly.limit) == (4, Limit.NONE)
+    assert "stabilized at 4" in partly.reason
+    # t=20 leaves it too: every recommendation of the last 30 s asks for 10.
+    full = decide(p, 4, 5000, partly.history, now=51)
+    assert full.desired == 10
+
+
+def test_a_brief_spike_inside_the_scale_up_window_adds_no_pods() -> None:
+    p = policy(up=StepRule(60, 4))
+    history = History.starting(3, now=0)
+    current = 3
+    for now, depth in [(5, 1500), (10, 10_000), (15, 1500), (20, 1500), (65, 1500), (70, 1500)]:
+        decision = decide(p, current, depth, history, now)
+        assert decision.desired == 3, f"scaled to {decision.desired} at t={now}"
+        history, current = decision.history, decision.desired
+
+
 def test_policy_rejects_an_empty_range() -> None:
     with pytest.raises(ValueError, match=r"\[5, 2\]"):
         policy(min_replicas=5, max_replicas=2)
+
+
+@pytest.mark.parametrize(
+    ("target", "up_step", "down_step", "message"),
+    [
+        (0, 1, 1, "target per replica must be positive, got 0"),
+        (-1, 1, 1, "target per replica must be positive"),
+        (500, 0, 1, "maxStepPods must be at least 1"),
+        (500, 1, 0, "maxStepPods must be at least 1"),
+    ],
+)
+def test_policy_rejects_what_cannot_scale(
+    target: float, up_step: int, down_step: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        policy(target=target, up=StepRule(0, up_step), down=StepRule(0, down_step))
 
 
 # -- properties -------------------------------------------------------------------------------
@@ -196,21 +240,64 @@ def test_never_more_than_the_step_limits(
         assert removed <= p.scale_down.max_step
 
 
-@settings(max_examples=300)
-@given(policies(), st.data(), steps)
-def test_no_scale_down_below_a_recommendation_of_the_window(
-    p: Policy, data: st.DataObject, moves: list[tuple[float, float | None]]
-) -> None:
-    start = data.draw(st.integers(p.min_replicas, p.max_replicas))
+def with_window(
+    p: Policy, start: int, moves: list[tuple[float, float | None]]
+) -> Iterator[tuple[Step, list[tuple[float, int]]]]:
+    """Every step of a run, with the (bounded) recommendations made until then."""
     made = [(0.0, start)]  # the starting history counts as a recommendation
     for step in simulate(p, start, moves):
         if step.decision.recommendation is not None:
             made.append(
                 (step.now, clamp(step.decision.recommendation, p.min_replicas, p.max_replicas))
             )
+        yield step, made
+
+
+@settings(max_examples=300)
+@given(policies(), st.data(), steps)
+def test_no_scale_down_below_a_recommendation_of_the_window(
+    p: Policy, data: st.DataObject, moves: list[tuple[float, float | None]]
+) -> None:
+    start = data.draw(st.integers(p.min_replicas, p.max_replicas))
+    window = p.scale_down.stabilization_window
+    for step, made in with_window(p, start, moves):
         if step.decision.desired < step.current:
-            window = p.scale_down.stabilization_window
             assert all(step.decision.desired >= r for at, r in made if step.now - at <= window)
+
+
+@settings(max_examples=300)
+@given(policies(), st.data(), steps)
+def test_no_scale_up_above_a_recommendation_of_the_window(
+    p: Policy, data: st.DataObject, moves: list[tuple[float, float | None]]
+) -> None:
+    """The mirror of the above: a spike shorter than the scale-up window adds no pods."""
+    start = data.draw(st.integers(p.min_replicas, p.max_replicas))
+    window = p.scale_up.stabilization_window
+    for step, made in with_window(p, start, moves):
+        if step.decision.desired > step.current:
+            assert all(step.decision.desired <= r for at, r in made if step.now - at <= window)
+
+
+@settings(max_examples=300)
+@given(policies(), st.data(), steps)
+def test_a_sustained_demand_is_met_once_the_window_and_steps_allow(
+    p: Policy, data: st.DataObject, moves: list[tuple[float, float | None]]
+) -> None:
+    """After any trace, a depth held steady long enough brings the size to its bounded
+    recommendation: stabilization and rate limits delay scaling, they never stop it."""
+    start = data.draw(st.integers(p.min_replicas, p.max_replicas))
+    trace = simulate(p, start, moves)
+    now = trace[-1].now
+    current, history = trace[-1].decision.desired, trace[-1].decision.history
+    depth = data.draw(st.integers(0, 10**6))
+    wanted = clamp(recommend(depth, p.target_per_replica), p.min_replicas, p.max_replicas)
+    window = max(p.scale_up.stabilization_window, p.scale_down.stabilization_window)
+    polls = int(window / p.period) + 2 + abs(wanted - current)
+    for _ in range(polls):
+        now += p.period
+        decision = decide(p, current, depth, history, now)
+        current, history = decision.desired, decision.history
+    assert current == wanted
 
 
 @settings(max_examples=300)
