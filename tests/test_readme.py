@@ -40,8 +40,21 @@ def test_quick_start_example(tmp_path: Path) -> None:
         script = quick_start_script().replace(
             "127.0.0.1:8080", f"127.0.0.1:{run.ports['API_PORT']}"
         )
-        # People type slower than bash runs: give the worker a moment before asking for status.
-        script = script.replace('curl -s "http', 'sleep 1; curl -s "http', 1)
+        # People type slower than bash runs: before the status line, ask the same question
+        # until the worker has applied the click (at most 30 s), as a person would look again.
+        lines = script.splitlines()
+        at = next(
+            i
+            for i, line in enumerate(lines)
+            if line.startswith("curl") and "/api/mining/click/status" in line
+        )
+        completed = '\'"status":"completed"\''
+        lines.insert(
+            at,
+            f"for _ in $(seq 300); do {lines[at]} | grep {completed} >/dev/null && break; "
+            "sleep 0.1; done",
+        )
+        script = "\n".join(lines)
         out = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
             capture_output=True,
