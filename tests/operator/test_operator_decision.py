@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from crypto_mine.operator.decision import (
     Limit,
     Policy,
     Recommendation,
+    Rescale,
     StepRule,
     after,
     clamp,
@@ -95,14 +97,78 @@ def test_current_outside_the_bounds_is_brought_back() -> None:
 def test_paused_changes_nothing() -> None:
     history = History((Recommendation(0, 7),))
     decision = decide(policy(paused=True), 3, 10**6, history, now=1)
-    assert (decision.desired, decision.history) == (3, history)
+    assert decision == Decision(3, 3, None, Limit.NONE, history, "paused")
 
 
 @pytest.mark.parametrize("depth", [None, float("nan"), float("inf")])
 def test_unreadable_metric_changes_nothing(depth: float | None) -> None:
     history = History((Recommendation(0, 7),))
     decision = decide(policy(), 30, depth, history, now=1)
-    assert (decision.desired, decision.recommendation, decision.history) == (30, None, history)
+    assert decision == Decision(30, 30, None, Limit.NONE, history, "queue depth unavailable")
+
+
+def test_reasons_say_what_bounded_limited_or_held_the_size() -> None:
+    plain = decide(policy(), 1, 1000, History(), now=0)
+    assert (plain.current, plain.desired, plain.limit) == (1, 2, Limit.NONE)
+    assert plain.reason == "queue depth 1000 at 500 per replica needs 2"
+    bounded = decide(
+        policy(min_replicas=2, max_replicas=6, up=StepRule(0, 100)), 2, 1e9, History(), 0
+    )
+    assert bounded.reason == (
+        "queue depth 1e+09 at 500 per replica needs 2000000, bounded to 6 by [2, 6]"
+    )
+    limited = decide(policy(), 1, 5000, History(), now=0)
+    assert (
+        limited.reason
+        == "queue depth 5000 at 500 per replica needs 10, limited to 5 by maxStepPods"
+    )
+    held = decide(policy(up=StepRule(30, 4)), 2, 5000, History.starting(2, 0), now=10)
+    assert held.reason == (
+        "queue depth 5000 at 500 per replica needs 10, held at 2 by the stabilization window"
+    )
+    history = History((Recommendation(0, 4),))
+    stabilized = decide(policy(up=StepRule(30, 100)), 2, 5000, history, now=10)
+    assert stabilized.desired == 4
+    assert stabilized.reason == "queue depth 5000 at 500 per replica needs 10, stabilized at 4"
+    down = decide(policy(down=StepRule(0, 1)), 5, 0, History(), now=0)
+    assert (down.desired, down.limit) == (4, Limit.SCALE_DOWN_LIMIT)
+    assert down.reason == (
+        "queue depth 0 at 500 per replica needs 0, bounded to 1 by [1, 20], "
+        "limited to 4 by maxStepPods"
+    )
+
+
+def test_a_recommendation_at_a_bound_is_not_limited() -> None:
+    p = policy(min_replicas=2, max_replicas=6, up=StepRule(0, 100), down=StepRule(0, 100))
+    assert decide(p, 2, 3000, History(), now=0).limit is Limit.NONE  # needs 6, the maximum
+    assert decide(p, 6, 1000, History(), now=0).limit is Limit.NONE  # needs 2, the minimum
+    assert decide(p, 2, 3001, History(), now=0).limit is Limit.TOO_MANY
+    assert decide(p, 6, 500, History(), now=0).limit is Limit.TOO_FEW
+    step = decide(policy(down=StepRule(0, 3)), 5, 1000, History(), now=0)
+    assert (step.desired, step.limit) == (2, Limit.NONE), "a scale-down within its step"
+
+
+def test_the_step_budget_counts_each_direction_apart() -> None:
+    """A scale-down in a period leaves the whole scale-up step, and the other way round."""
+    p = policy(up=StepRule(0, 2), down=StepRule(0, 2), period=100)
+    down = decide(p, 10, 4000, History(), now=0)  # needs 8: two down
+    assert down.desired == 8
+    up = decide(p, 8, 10_000, down.history, now=1)  # needs 20: two up, the removal not counted
+    assert up.desired == 10
+    again = decide(p, 10, 10_000, up.history, now=2)
+    assert again.desired == 10, "the up step of this period is spent"
+    up_first = decide(p, 10, 6000, History(), now=0)  # needs 12: two up
+    assert up_first.desired == 12
+    then_down = decide(p, 12, 0, up_first.history, now=1)
+    assert then_down.desired == 10
+
+
+def test_only_the_failed_rescale_is_given_back() -> None:
+    p = policy(up=StepRule(0, 2), down=StepRule(0, 2), period=100)
+    down = decide(p, 10, 4000, History(), now=0)
+    up = decide(p, 8, 10_000, down.history, now=1)
+    assert up.history.rescales == (Rescale(0, 10, 8), Rescale(1, 8, 10))
+    assert after(up, scaled=False).rescales == (Rescale(0, 10, 8),)
 
 
 def test_a_failed_rescale_does_not_spend_the_step_budget() -> None:
@@ -157,7 +223,7 @@ def test_policy_rejects_an_empty_range() -> None:
     ("target", "up_step", "down_step", "message"),
     [
         (0, 1, 1, "target per replica must be positive, got 0"),
-        (-1, 1, 1, "target per replica must be positive"),
+        (-1, 1, 1, "target per replica must be positive, got -1"),
         (500, 0, 1, "maxStepPods must be at least 1"),
         (500, 1, 0, "maxStepPods must be at least 1"),
     ],
@@ -165,7 +231,7 @@ def test_policy_rejects_an_empty_range() -> None:
 def test_policy_rejects_what_cannot_scale(
     target: float, up_step: int, down_step: int, message: str
 ) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         policy(target=target, up=StepRule(0, up_step), down=StepRule(0, down_step))
 
 

@@ -1,0 +1,163 @@
+"""A batch from its payload to its recorded outcome: parsing, poison, failures, retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from pymongo.errors import AutoReconnect
+
+from crypto_mine.common.batches import MAX_CLICKS, BatchApplier, parse
+from crypto_mine.common.events import EventSettings
+from crypto_mine.common.failures import PoisonJob, TransientFailure
+from crypto_mine.common.ledger import Applied, Click, Ledger
+from crypto_mine.common.names import Keys
+from crypto_mine.common.outcomes import Failure, Outcomes
+from crypto_mine.common.retry import Backoff
+
+
+def item(user: Any = "u1", key: Any = "k", clicks: Any = 1, at: Any = 7) -> dict[str, Any]:
+    return {"user": user, "key": key, "clicks": clicks, "at": at}
+
+
+def test_valid_clicks_are_parsed_in_order() -> None:
+    clicks, failures = parse([item(key="a", clicks=1), item(key="b", clicks=MAX_CLICKS, at=9)])
+    assert clicks == [Click("u1", "a", 1, 7), Click("u1", "b", MAX_CLICKS, 9)]
+    assert failures == []
+
+
+@pytest.mark.parametrize("count", [0, -1, MAX_CLICKS + 1, True, "1", 1.0, None])
+def test_an_invalid_count_fails_that_click_alone(count: Any) -> None:
+    clicks, failures = parse([item(key="bad", clicks=count), item(key="good")])
+    assert clicks == [Click("u1", "good", 1, 7)]
+    kept = count if isinstance(count, int) else 0
+    assert failures == [Failure(Click("u1", "bad", kept, 7), "invalid_click")]
+
+
+def test_a_time_that_is_no_integer_reads_as_zero() -> None:
+    clicks, _ = parse([item(at="yesterday"), item(key="k2", at=None)])
+    assert [click.accepted_ms for click in clicks] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("payload", "detail"),
+    [
+        ({"user": "u1"}, "expected a list of clicks, got dict"),
+        (None, "expected a list of clicks, got NoneType"),
+        (["u1"], "expected click objects, got 'u1'"),
+        ([item(user="")], "click without user or key"),
+        ([item(key="")], "click without user or key"),
+        ([{"key": "k", "clicks": 1}], "click without user or key"),
+        ([item(user=7)], "click without user or key"),
+        ([item(), {"user": "u1", "key": ["k"]}], "click without user or key"),
+    ],
+)
+def test_a_payload_that_names_no_clicks_is_poison(payload: Any, detail: str) -> None:
+    with pytest.raises(PoisonJob, match=detail) as caught:
+        parse(payload)
+    assert caught.value.error_code == "invalid_payload"
+
+
+class FailingLedger(Ledger):
+    """A ledger whose apply fails with ``error`` the first ``times`` calls."""
+
+    def __init__(self, ledger: Ledger, error: BaseException, times: int = 1000) -> None:
+        super().__init__(ledger.clicks.database, ledger.reward_per_click)
+        self.error = error
+        self.times = times
+        self.calls = 0
+
+    def apply(self, batch: str, clicks: list[Click]) -> Applied:
+        self.calls += 1
+        if self.calls <= self.times:
+            raise self.error
+        return super().apply(batch, clicks)
+
+
+class Timeout(BaseException):  # the shape of RQ's job timeout: not an Exception
+    pass
+
+
+def queued(client: redis.Redis, key: str) -> dict[str, Any]:
+    client.hset(Keys.click("u1", key), mapping={"s": "queued", "f": "x", "n": 1, "t": 7})
+    client.expire(Keys.click("u1", key), 3600)
+    return item(key=key)
+
+
+def applier_of(redis_client: redis.Redis, ledger: Ledger, budget: float = 1.0) -> BatchApplier:
+    outcomes = Outcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    return BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), budget, passthrough=(Timeout,))
+
+
+def test_a_batch_result_counts_fresh_duplicates_and_users(
+    redis_client: redis.Redis, ledger: Ledger
+) -> None:
+    applier = applier_of(redis_client, ledger)
+    first = applier.apply("b1", [queued(redis_client, "a"), item(user="u2", key="c", clicks=3)])
+    assert (first.clicks, first.fresh, first.duplicates, first.users) == (2, 4, 0, 2)
+    again = applier.apply("b2", [queued(redis_client, "a"), item(key="bad", clicks=0)])
+    assert (again.clicks, again.fresh, again.duplicates, again.users) == (1, 0, 1, 1)
+    assert again.failures == [Failure(Click("u1", "bad", 0, 7), "invalid_click")]
+    nothing = applier.apply("b3", [item(key="bad2", clicks=0)])
+    assert (nothing.applied, nothing.fresh, nothing.duplicates, nothing.users) == (None, 0, 0, 0)
+
+
+def test_poison_records_its_clicks_as_failed_and_counts_what_the_depth_lost(
+    redis_client: redis.Redis, ledger: Ledger
+) -> None:
+    redis_client.hset(Keys.queue_jobs, "b1", 3)
+    redis_client.set(Keys.queue_depth, 5)
+    with pytest.raises(PoisonJob) as caught:
+        applier_of(redis_client, ledger).apply("b1", "not a list")
+    assert caught.value.clicks == 3
+    assert redis_client.get(Keys.queue_depth) == "2"
+
+
+def test_a_ledger_error_that_is_not_transient_fails_every_click_once(
+    redis_client: redis.Redis, ledger: Ledger
+) -> None:
+    redis_client.hset(Keys.queue_jobs, "b1", 2)
+    redis_client.set(Keys.queue_depth, 2)
+    broken = FailingLedger(ledger, ValueError("no such thing"))
+    payload = [queued(redis_client, "a"), queued(redis_client, "z")]
+    payload[1]["clicks"] = 0
+    with pytest.raises(PoisonJob, match="internal_error: no such thing") as caught:
+        applier_of(redis_client, broken).apply("b1", payload)
+    assert broken.calls == 1, "not retried"
+    assert caught.value.clicks == 2
+    assert isinstance(caught.value.__cause__, ValueError)
+    for key, code in (("a", "internal_error"), ("z", "invalid_click")):
+        record = redis_client.hgetall(Keys.click("u1", key))
+        assert (record["s"], record["e"]) == ("failed", code)
+
+
+def test_a_transient_error_is_retried_within_the_budget(
+    redis_client: redis.Redis, ledger: Ledger
+) -> None:
+    flaky = FailingLedger(ledger, AutoReconnect("primary stepped down"), times=2)
+    result = applier_of(redis_client, flaky).apply("b1", [queued(redis_client, "a")])
+    assert flaky.calls == 3
+    assert result.fresh == 1
+    assert redis_client.hget(Keys.click("u1", "a"), "s") == "completed"
+
+
+def test_a_transient_error_past_the_budget_leaves_the_clicks_queued(
+    redis_client: redis.Redis, ledger: Ledger
+) -> None:
+    down = FailingLedger(ledger, AutoReconnect("no primary"))
+    with pytest.raises(TransientFailure) as caught:
+        applier_of(redis_client, down, budget=0.1).apply("b1", [queued(redis_client, "a")])
+    assert caught.value.error_code == "mongodb_unavailable"
+    assert down.calls >= 2
+    assert redis_client.hget(Keys.click("u1", "a"), "s") == "queued"
+
+
+def test_a_passthrough_exception_is_neither_retried_nor_poison(
+    redis_client: redis.Redis, ledger: Ledger
+) -> None:
+    stopped = FailingLedger(ledger, Timeout())
+    with pytest.raises(Timeout):
+        applier_of(redis_client, stopped).apply("b1", [queued(redis_client, "a")])
+    assert stopped.calls == 1
+    assert redis_client.hget(Keys.click("u1", "a"), "s") == "queued"
