@@ -45,7 +45,9 @@ async def clicks_again(api: Api, within: float) -> None:
 
 
 async def test_redis_down_then_back(start_api: Any, private_redis: RedisServer) -> None:
-    api: Api = await start_api(REDIS_URL=private_redis.url)
+    api: Api = await start_api(
+        REDIS_URL=private_redis.url, REDIS_CONNECT_TIMEOUT=0.5, REDIS_SOCKET_TIMEOUT=1
+    )
     assert (await api.click("u1", "a")).status_code == 202
     private_redis.stop()
 

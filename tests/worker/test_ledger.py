@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,8 @@ from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from crypto_mine.common.ledger import Click, Ledger, Swept
+from crypto_mine.common.ledger import Click, Ledger, Swept, last_click_ms, mark_ms, to_ms
+from crypto_mine.common.names import JOB_FAILURE_TTL
 from devstack.servers import MongoServer
 
 Db = Database[dict[str, Any]]
@@ -379,3 +380,112 @@ def test_the_last_click_time_follows_the_latest_batch(ledger: Ledger, database: 
     doc = database["balances"].find_one({"_id": "u"})
     assert doc is not None
     assert doc["lastClickMs"] == 1_700_000_005_000
+
+
+def test_mark_and_last_click_times_of_every_stored_form_are_read() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
+    ms = 1_767_323_045_678
+    assert mark_ms(ms) == ms
+    assert mark_ms(moment) == ms
+    assert mark_ms(moment.replace(tzinfo=None)) == ms  # a naive date is UTC
+    assert mark_ms(moment.astimezone(timezone(timedelta(hours=2)))) == ms
+    assert mark_ms("2026-01-02T03:04:05.678000") == ms  # its text, as older versions wrote it
+    assert mark_ms("not a time") == 0
+    assert last_click_ms({"lastClickMs": ms, "lastClickAt": datetime(2020, 1, 1, tzinfo=UTC)}) == ms
+    assert last_click_ms({"lastClickAt": moment}) == ms
+    assert last_click_ms({"lastClickAt": "2026-01-02"}) == 0
+    assert last_click_ms({}) == 0
+    assert last_click_ms(None) == 0
+
+
+def test_markers_live_as_long_as_a_failed_job_can_be_requeued(ledger: Ledger, database: Db) -> None:
+    indexes = database["batches"].index_information().values()
+    ttl = [index for index in indexes if index["key"] == [("at", 1)]]
+    assert [index.get("expireAfterSeconds") for index in ttl] == [JOB_FAILURE_TTL + 86_400]
+    unique = [
+        index for index in database["clicks"].index_information().values() if index.get("unique")
+    ]
+    assert [index["key"] for index in unique] == [[("user", 1), ("key", 1)]]
+
+
+def test_a_run_after_the_flush_applies_nothing_and_another_batchs_marker_changes_nothing(
+    ledger: Ledger, database: Db
+) -> None:
+    first = clicks_for(2, 2, prefix="a")
+    ledger.apply("b1", first)
+    ledger.flush()  # b1's marker written, its marks removed: only the marker guards b1 now
+    ledger.apply("b1", first)
+    assert balances(database) == expected([first])
+    # b2 was cut right after its insert; its run must apply it although b1 has a marker.
+    second = clicks_for(2, 1, prefix="b")
+    ledger._insert(
+        [
+            {
+                "user": c.user,
+                "key": c.key,
+                "clicks": c.clicks,
+                "reward": 2 * c.clicks,
+                "batch": "b2",
+                "acceptedAt": None,
+            }
+            for c in second
+        ]
+    )
+    ledger.apply("b2", second)
+    assert balances(database) == expected([first, second])
+
+
+def test_grouped_users_take_their_waiting_unmarks_along(database: Db) -> None:
+    ledger = Ledger(database, reward_per_click=2, flush_batches=1, flush_seconds=3600)
+    ledger.ensure_indexes()
+    users = [f"u{n}" for n in range(5)]  # equal shares: one update_many for all of them
+    ledger.apply("b1", [Click(user, "k1", 1, 0) for user in users])
+    assert marks_of(database) == {user: ["b1"] for user in users}  # marker written, marks wait
+    ledger.apply("b2", [Click(user, "k2", 1, 0) for user in users])
+    assert marks_of(database) == {user: ["b2"] for user in users}
+    ledger.apply("b2", [Click(user, "k2", 1, 0) for user in users])  # a repeat: refused
+    assert balances(database) == {user: (4, 2) for user in users}
+    ledger.flush()
+    assert marks_of(database) == {user: [] for user in users}
+
+
+def test_the_sweep_pages_through_balances_in_id_order(database: Db) -> None:
+    old = datetime.now(UTC) - timedelta(hours=1)
+    for user in ("u3", "u0", "u4", "u1", "u2"):  # stored out of order
+        database["balances"].insert_one({"_id": user, "applying": {"gone": to_ms(old)}})
+    sweeper = Ledger(database, reward_per_click=2)
+    pages, after = [], ""
+    while True:
+        step = sweeper.sweep(after, 3, datetime.now(UTC), lambda batches: set())
+        pages.append(step)
+        after = step.after
+        if not after:
+            break
+    assert pages == [Swept("u2", 3), Swept("", 2)]
+    assert marks_of(database) == {f"u{n}": [] for n in range(5)}
+
+
+def test_the_sweep_keeps_marks_made_at_the_cutoff(database: Db) -> None:
+    cutoff = datetime(2026, 1, 1, tzinfo=UTC)
+    at = to_ms(cutoff)
+    database["balances"].insert_one(
+        {"_id": "u1", "applying": {"at-cutoff": at, "just-before": at - 1}}
+    )
+    swept = Ledger(database, reward_per_click=2).sweep("", 10, cutoff, lambda batches: set())
+    assert swept == Swept("", 1)
+    assert marks_of(database) == {"u1": ["at-cutoff"]}
+
+
+def test_settling_after_a_lost_race_for_a_new_user(ledger: Ledger, database: Db) -> None:
+    """The second half of two batches creating one new user at once: the loser of the insert
+    (E11000) settles by reading the balance and writing again only if its batch is not there."""
+    ledger._settle("b1", "u1", [4, 2, 9])  # nobody won: it creates the balance
+    assert balances(database) == {"u1": (4, 2)}
+    ledger._settle("b1", "u1", [4, 2, 9])  # b1 already marked on u1: nothing
+    assert balances(database) == {"u1": (4, 2)}
+    database["batches"].insert_one({"_id": "b2", "at": datetime.now(UTC)})
+    ledger._settle("b2", "u1", [4, 2, 9])  # b2 is wholly done (its marker): nothing
+    assert balances(database) == {"u1": (4, 2)}
+    ledger._settle("b3", "u1", [6, 3, 9])  # the winner made the balance; b3 is added to it
+    assert balances(database) == {"u1": (10, 5)}
+    assert marks_of(database) == {"u1": ["b1", "b3"]}
