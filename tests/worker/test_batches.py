@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import orjson
 import pytest
 import redis
 from pymongo.errors import AutoReconnect
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from crypto_mine.common.batches import MAX_CLICKS, BatchApplier, parse
 from crypto_mine.common.events import EventSettings
@@ -133,12 +136,91 @@ def test_a_ledger_error_that_is_not_transient_fails_every_click_once(
 
 
 def test_a_transient_error_is_retried_within_the_budget(
-    redis_client: redis.Redis, ledger: Ledger
+    redis_client: redis.Redis, ledger: Ledger, caplog: pytest.LogCaptureFixture
 ) -> None:
     flaky = FailingLedger(ledger, AutoReconnect("primary stepped down"), times=2)
-    result = applier_of(redis_client, flaky).apply("b1", [queued(redis_client, "a")])
+    with caplog.at_level(logging.WARNING, "crypto_mine.common.retry"):
+        result = applier_of(redis_client, flaky).apply("b1", [queued(redis_client, "a")])
     assert flaky.calls == 3
     assert result.fresh == 1
+    assert redis_client.hget(Keys.click("u1", "a"), "s") == "completed"
+    retries = [r.getMessage() for r in caplog.records]
+    assert len(retries) == 2
+    assert all(m.startswith("mongodb failed (AutoReconnect); retrying in") for m in retries)
+
+
+class FlakyOutcomes(Outcomes):
+    """Outcomes whose first claim and first record find Redis away."""
+
+    claims = 0
+    records = 0
+
+    def claim(self, job_id: str) -> list[Any]:
+        self.claims += 1
+        if self.claims == 1:
+            raise RedisConnectionError("Connection refused")
+        return super().claim(job_id)
+
+    def record(self, job_id: str, applied: Applied | None, failures: list[Failure]) -> int:
+        self.records += 1
+        if self.records == 1:
+            raise RedisConnectionError("Connection refused")
+        return super().record(job_id, applied, failures)
+
+
+class CountingLedger(Ledger):
+    """A ledger whose first index creation finds MongoDB away, counting the creations."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__(ledger.clicks.database, ledger.reward_per_click)
+        self.index_calls = 0
+
+    def ensure_indexes(self) -> None:
+        self.index_calls += 1
+        if self.index_calls == 1:
+            raise AutoReconnect("not yet")
+        super().ensure_indexes()
+
+
+def test_indexes_are_made_once_per_applier_retrying_mongodb(
+    redis_client: redis.Redis, ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    counting = CountingLedger(ledger)
+    applier = applier_of(redis_client, counting)
+    with caplog.at_level(logging.WARNING, "crypto_mine.common.retry"):
+        applier.apply("b1", [queued(redis_client, "a")])
+        applier.apply("b2", [queued(redis_client, "b")])
+    assert counting.index_calls == 2  # one refused, one made; none for the second batch
+    assert [r.getMessage()[:32] for r in caplog.records] == ["mongodb failed (AutoReconnect); "]
+
+
+def test_poison_is_recorded_retrying_redis(
+    redis_client: redis.Redis, ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis_client.hset(Keys.queue_jobs, "b1", 4)
+    outcomes = FlakyOutcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    applier = BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), 1.0)
+    with (
+        caplog.at_level(logging.WARNING, "crypto_mine.common.retry"),
+        pytest.raises(PoisonJob) as caught,
+    ):
+        applier.apply("b1", {"not": "a list"})
+    assert (outcomes.records, caught.value.clicks) == (2, 4)
+    assert [r.getMessage()[:35] for r in caplog.records] == ["redis failed (ConnectionError); ret"]
+
+
+def test_a_job_claims_its_clicks_from_redis_retrying_it_too(
+    redis_client: redis.Redis, ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis_client.rpush(Keys.batch("j1"), orjson.dumps(queued(redis_client, "a")))
+    outcomes = FlakyOutcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    applier = BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), 1.0)
+    with caplog.at_level(logging.WARNING, "crypto_mine.common.retry"):
+        result = applier.apply_job("j1")
+    assert (outcomes.claims, outcomes.records, result.fresh) == (2, 2, 1)
+    assert [r.getMessage()[:35] for r in caplog.records] == [
+        "redis failed (ConnectionError); ret"
+    ] * 2
     assert redis_client.hget(Keys.click("u1", "a"), "s") == "completed"
 
 
@@ -149,6 +231,8 @@ def test_a_transient_error_past_the_budget_leaves_the_clicks_queued(
     with pytest.raises(TransientFailure) as caught:
         applier_of(redis_client, down, budget=0.1).apply("b1", [queued(redis_client, "a")])
     assert caught.value.error_code == "mongodb_unavailable"
+    assert str(caught.value) == "mongodb_unavailable: no primary"
+    assert isinstance(caught.value.__cause__, AutoReconnect)
     assert down.calls >= 2
     assert redis_client.hget(Keys.click("u1", "a"), "s") == "queued"
 
