@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,15 @@ from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from crypto_mine.common.ledger import Click, Ledger, Swept, last_click_ms, mark_ms, to_ms
+from crypto_mine.common.ledger import (
+    Click,
+    Ledger,
+    Swept,
+    last_click_ms,
+    mark_ms,
+    to_datetime,
+    to_ms,
+)
 from crypto_mine.common.names import JOB_FAILURE_TTL
 from devstack.servers import MongoServer
 
@@ -489,3 +499,68 @@ def test_settling_after_a_lost_race_for_a_new_user(ledger: Ledger, database: Db)
     ledger._settle("b3", "u1", [6, 3, 9])  # the winner made the balance; b3 is added to it
     assert balances(database) == {"u1": (10, 5)}
     assert marks_of(database) == {"u1": ["b1", "b3"]}
+
+
+@pytest.fixture
+def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is not UTC (nine hours ahead)."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_times_do_not_depend_on_the_machines_time_zone(tokyo: None) -> None:
+    ms = 1_767_323_045_678
+    assert to_datetime(ms) == datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
+    assert to_datetime(ms).utcoffset() == timedelta(0)
+    naive = datetime(2026, 1, 2, 3, 4, 5, 678_000)  # stored without a zone: UTC
+    assert mark_ms(naive) == ms
+    assert mark_ms("2026-01-02T03:04:05.678000") == ms
+
+
+def test_markers_carry_the_time_their_ttl_counts_from(
+    ledger: Ledger, database: Db, tokyo: None
+) -> None:
+    ledger.apply("b1", [Click("u1", "k1", 1, 0)])
+    before = datetime.now(UTC)
+    ledger.flush()
+    marker = database["batches"].find_one({"_id": "b1"})
+    assert marker is not None
+    at = marker["at"] if marker["at"].tzinfo else marker["at"].replace(tzinfo=UTC)
+    assert before - timedelta(seconds=1) <= at <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_a_marker_already_written_does_not_stop_the_others(ledger: Ledger, database: Db) -> None:
+    database["batches"].insert_one({"_id": "old", "at": datetime.now(UTC)})
+    ledger.apply("old", [Click("u1", "k1", 1, 0)])  # a repeat whose marker exists: written first
+    ledger.apply("new", [Click("u1", "k2", 1, 0)])
+    ledger.flush()
+    assert sorted(d["_id"] for d in database["batches"].find()) == ["new", "old"]
+
+
+def test_a_refused_grouped_write_gives_back_the_marks_riding_on_it(database: Db) -> None:
+    users = [f"u{n}" for n in range(5)]
+    ledger = Ledger(database, reward_per_click=2, flush_batches=1, flush_seconds=3600)
+    ledger.ensure_indexes()
+    ledger.apply("b0", [Click(user, "k0", 1, 0) for user in users])  # flushed: b0 marks wait
+    killed = Ledger(database, reward_per_click=2, flush_batches=1000, flush_seconds=3600)
+    killed.apply("bx", [Click(user, "kx", 1, 0) for user in users])  # applied, never flushed
+    ledger.apply("bx", [Click(user, "kx", 1, 0) for user in users])  # refused: all marked
+    assert balances(database) == {user: (4, 2) for user in users}
+    ledger.flush()
+    assert marks_of(database) == {user: [] for user in users}
+
+
+def test_settling_reads_the_users_own_balance_even_without_marks(
+    ledger: Ledger, database: Db
+) -> None:
+    database["balances"].insert_many(
+        [
+            {"_id": "u1", "balance": 2, "clicks": 1, "applying": {"b5": 1}},
+            {"_id": "u2", "balance": 5, "clicks": 5},  # written before marks existed
+        ]
+    )
+    ledger._settle("b5", "u2", [4, 2, 9])  # b5 is marked on u1, not on u2: applied to u2
+    assert balances(database) == {"u1": (2, 1), "u2": (9, 7)}
