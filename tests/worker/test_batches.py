@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
 import pytest
 import redis
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from crypto_mine.common.batches import MAX_CLICKS, BatchApplier, parse
 from crypto_mine.common.events import EventSettings
 from crypto_mine.common.failures import PoisonJob, TransientFailure
 from crypto_mine.common.ledger import Applied, Click, Ledger
-from crypto_mine.common.names import Keys
+from crypto_mine.common.metrics import REDIS_LATENCY
+from crypto_mine.common.names import Keys, Metrics
 from crypto_mine.common.outcomes import Failure, Outcomes
 from crypto_mine.common.retry import Backoff
 
@@ -117,22 +119,63 @@ def test_poison_records_its_clicks_as_failed_and_counts_what_the_depth_lost(
     assert redis_client.get(Keys.queue_depth) == "2"
 
 
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(ValueError("no such thing"), "internal_error"), (OperationFailure("bad"), "mongodb_error")],
+)
 def test_a_ledger_error_that_is_not_transient_fails_every_click_once(
-    redis_client: redis.Redis, ledger: Ledger
+    redis_client: redis.Redis,
+    ledger: Ledger,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+    code: str,
 ) -> None:
     redis_client.hset(Keys.queue_jobs, "b1", 2)
     redis_client.set(Keys.queue_depth, 2)
-    broken = FailingLedger(ledger, ValueError("no such thing"))
+    broken = FailingLedger(ledger, error)
     payload = [queued(redis_client, "a"), queued(redis_client, "z")]
     payload[1]["clicks"] = 0
-    with pytest.raises(PoisonJob, match="internal_error: no such thing") as caught:
-        applier_of(redis_client, broken).apply("b1", payload)
+    outcomes = FlakyOutcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    applier = BatchApplier(broken, outcomes, Backoff(0.01, 0.02), 1.0)
+    with caplog.at_level(logging.WARNING), pytest.raises(PoisonJob) as caught:
+        applier.apply("b1", payload)
+    assert str(caught.value) == f"{code}: {error}"
     assert broken.calls == 1, "not retried"
     assert caught.value.clicks == 2
-    assert isinstance(caught.value.__cause__, ValueError)
-    for key, code in (("a", "internal_error"), ("z", "invalid_click")):
+    assert caught.value.__cause__ is error
+    for key, recorded in (("a", code), ("z", "invalid_click")):
         record = redis_client.hgetall(Keys.click("u1", key))
-        assert (record["s"], record["e"]) == ("failed", code)
+        assert (record["s"], record["e"]) == ("failed", recorded)
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"batch b1 cannot be applied ({code})" in messages
+    assert [m[:35] for m in messages if "failed (" in m] == ["redis failed (ConnectionError); ret"]
+
+
+def completions() -> tuple[float, float]:
+    """How many outcome recordings the latency histogram counted, and their total ms."""
+    found = {
+        sample.name: sample.value
+        for metric in REDIS_LATENCY.collect()
+        for sample in metric.samples
+        if sample.labels.get("operation") == "complete"
+    }
+    return found.get(f"{Metrics.redis_latency}_count", 0.0), found.get(
+        f"{Metrics.redis_latency}_sum", 0.0
+    )
+
+
+def test_recording_the_outcome_is_timed_in_milliseconds(
+    redis_client: redis.Redis, ledger: Ledger
+) -> None:
+    applier = applier_of(redis_client, ledger)
+    applier.apply("b0", [queued(redis_client, "warm")])
+    count, total = completions()
+    began = time.perf_counter()
+    applier.apply("b1", [queued(redis_client, "a")])
+    elapsed_ms = 1000 * (time.perf_counter() - began)
+    after_count, after_total = completions()
+    assert after_count == count + 1
+    assert 0 < after_total - total <= elapsed_ms
 
 
 def test_a_transient_error_is_retried_within_the_budget(
@@ -218,6 +261,10 @@ def test_a_job_claims_its_clicks_from_redis_retrying_it_too(
     with caplog.at_level(logging.WARNING, "crypto_mine.common.retry"):
         result = applier.apply_job("j1")
     assert (outcomes.claims, outcomes.records, result.fresh) == (2, 2, 1)
+    assert not redis_client.exists(Keys.batch("j1")), "the job's click list is gone"
+    assert redis_client.exists(Keys.user_status("u1")), "the user's status is cached"
+    applied_ms = int(redis_client.hget(Keys.click("u1", "a"), "a") or 0)
+    assert abs(applied_ms - time.time() * 1000) < 60_000
     assert [r.getMessage()[:35] for r in caplog.records] == [
         "redis failed (ConnectionError); ret"
     ] * 2
@@ -245,3 +292,15 @@ def test_a_passthrough_exception_is_neither_retried_nor_poison(
         applier_of(redis_client, stopped).apply("b1", [queued(redis_client, "a")])
     assert stopped.calls == 1
     assert redis_client.hget(Keys.click("u1", "a"), "s") == "queued"
+
+
+def test_claiming_a_job_closes_it_to_new_clicks_only_if_it_is_the_open_one(
+    redis_client: redis.Redis,
+) -> None:
+    outcomes = Outcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    redis_client.set(Keys.open_job, "j2")
+    redis_client.rpush(Keys.batch("j1"), b'{"user": "u1"}', b"not json")
+    assert outcomes.claim("j1") == [{"user": "u1"}, "not json"]  # the parser rejects it
+    assert redis_client.get(Keys.open_job) == "j2", "another job is still open"
+    assert outcomes.claim("j2") == []
+    assert not redis_client.exists(Keys.open_job)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import AutoReconnect, PyMongoError
 
 from crypto_mine.common.ledger import (
     Click,
@@ -564,3 +564,55 @@ def test_settling_reads_the_users_own_balance_even_without_marks(
     )
     ledger._settle("b5", "u2", [4, 2, 9])  # b5 is marked on u1, not on u2: applied to u2
     assert balances(database) == {"u1": (2, 1), "u2": (9, 7)}
+
+
+def test_clicks_record_when_they_were_applied(ledger: Ledger, database: Db, tokyo: None) -> None:
+    before = datetime.now(UTC)
+    ledger.apply("b1", [Click("u1", "k1", 1, 0)])
+    doc = database["clicks"].find_one({"user": "u1", "key": "k1"})
+    assert doc is not None
+    at = doc["appliedAt"] if doc["appliedAt"].tzinfo else doc["appliedAt"].replace(tzinfo=UTC)
+    assert before - timedelta(seconds=1) <= at <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_a_duplicate_reports_the_reward_it_was_applied_with(ledger: Ledger) -> None:
+    ledger.apply("b1", [Click("u1", "k", 3, 0)])
+    # The same key much later (its record expired in Redis), now with one click.
+    later = ledger.apply("b2", [Click("u1", "k", 1, 0)])
+    assert [(o.duplicate, o.reward, o.balance) for o in later.outcomes] == [(True, 6, 6)]
+
+
+def test_clicks_after_a_duplicate_in_the_same_batch_are_inserted(
+    ledger: Ledger, database: Db
+) -> None:
+    ledger.apply("b1", [Click("u1", "old", 1, 0)])
+    ledger.apply("b2", [Click("u1", "old", 1, 0), Click("u1", "new", 1, 0)])
+    assert sorted(d["key"] for d in database["clicks"].find({"user": "u1"})) == ["new", "old"]
+    assert balances(database) == {"u1": (4, 2)}
+
+
+class FailingOnce:
+    """A collection whose next ``update_many`` fails as if MongoDB went away."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.failing = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def update_many(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failing:
+            self.failing = False
+            raise AutoReconnect("connection closed")
+        return self.inner.update_many(*args, **kwargs)
+
+
+def test_an_unmark_statement_that_fails_is_tried_again(ledger: Ledger, database: Db) -> None:
+    ledger.apply("b1", [Click("u1", "k1", 1, 0)])
+    ledger.balances = FailingOnce(ledger.balances)  # type: ignore[assignment]
+    with pytest.raises(AutoReconnect):
+        ledger.flush()  # the marker is written; removing the mark fails
+    assert marks_of(database) == {"u1": ["b1"]}
+    ledger.flush()
+    assert marks_of(database) == {"u1": []}
