@@ -99,7 +99,12 @@ class Stage:
         self.env = {**tmpdir(folder), "PYTHONPATH": str(folder / "src")}
 
     def path(self, script: Script) -> Path:
-        return self.folder / "src" / Path(*script.package_dir.parts[-2:]) / Path(script.path).name
+        """The staged copy of the script (it must exist: a mutation written elsewhere would
+        change nothing and every mutant would survive)."""
+        staged = self.folder / "src" / Path(script.path).relative_to(script.package_dir.parents[1])
+        if not staged.is_file():
+            raise SystemExit(f"{script.path}: no staged copy at {staged}")
+        return staged
 
     def check_imported(self, module: str) -> None:
         found = subprocess.run(
