@@ -95,7 +95,7 @@ bench: setup ## benchmark against baselines on its own servers (~4 min): table, 
 	@$(BIN)/python -m bench $(BENCH_ARGS)
 
 .PHONY: load
-load: setup ## k6 load test of the click path (BASE_URL, AUTH_TOKEN or AUTH_TOKENS_FILE, RPS, USERS, DURATION)
+load: setup ## k6 load test of the click path (BASE_URL, AUTH_TOKEN or AUTH_TOKENS_FILE, RPS, USERS, DURATION, P95_MS)
 	@AUTH_TOKENS_FILE="$(if $(AUTH_TOKENS_FILE),$(abspath $(AUTH_TOKENS_FILE)))" \
 		$(BIN)/k6 run tests/load/mining-clicks.js
 
@@ -110,6 +110,17 @@ overload: setup ## three times the sustainable click rate: only 202/200/429/503,
 .PHONY: fuzz
 fuzz: setup ## schemathesis against every operation of /openapi.json on a running stack
 	@$(BIN)/python -m tests.fuzz
+
+# mutmut runs in an environment of its own (the locked one plus mutmut): its setproctitle would
+# make RQ rename the worker processes the tests find by their command line.
+MUTMUT_VERSION := 3.8.1
+MUTATION_VENV := .local/mutation/venv
+
+.PHONY: mutation
+mutation: setup ## mutation testing of the core: mutmut + listed Lua mutants, score per module (MUTATION_ARGS)
+	@UV_PROJECT_ENVIRONMENT=$(MUTATION_VENV) $(UV) sync --all-packages --locked --inexact --quiet
+	@$(UV) pip install --quiet --python $(MUTATION_VENV)/bin/python "mutmut==$(MUTMUT_VERSION)"
+	@$(MUTATION_VENV)/bin/python -m tests.mutation $(MUTATION_ARGS)
 
 .PHONY: queue
 queue: setup ## show the click queue: depth, jobs in progress, dead letters, workers, lag

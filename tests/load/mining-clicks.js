@@ -15,10 +15,13 @@
 //                     Idempotent-Replayed expected
 //   POLL_RATIO        share of accepted clicks whose status is polled (default 0.2)
 //   READ_RATIO        share of iterations that read /api/mining/status with its ETag (0.1)
+//   P95_MS            latency goal of the p95 thresholds in ms (default 300); "off" drops them,
+//                     as `make test`'s short run does: its verdict must not depend on how fast
+//                     or busy the machine is (latency is measured by `make load` and `make bench`)
 //
 // 429 and 503 are the api's expected answers under load (limits, backpressure): they count as
 // answers, not as failures. Thresholds (the load's requests, not setup's): http_req_failed
-// < 1 %, http_req_duration p95 < 300 ms, also per endpoint; checks > 99 %.
+// < 1 %, checks > 99 %, and unless P95_MS=off http_req_duration p95 < P95_MS, also per endpoint.
 
 import http from "k6/http";
 import { check, sleep } from "k6";
@@ -31,6 +34,7 @@ const DURATION = __ENV.DURATION || "30s";
 const RETRY_RATIO = Number(__ENV.RETRY_RATIO || 0.1);
 const POLL_RATIO = Number(__ENV.POLL_RATIO || 0.2);
 const READ_RATIO = Number(__ENV.READ_RATIO || 0.1);
+const P95_MS = (__ENV.P95_MS || "300").trim();
 const TOKENS_FILE = __ENV.AUTH_TOKENS_FILE ? open(__ENV.AUTH_TOKENS_FILE) : "";
 
 const accepted = new Counter("clicks_accepted");
@@ -54,15 +58,25 @@ export const options = {
   // Only the load's requests count (not setup's sign-ups); per-endpoint lines for diagnosis.
   thresholds: {
     "http_req_failed{scenario:clicks}": ["rate<0.01"],
-    "http_req_duration{scenario:clicks}": ["p(95)<300"],
-    "http_req_duration{name:click}": ["p(95)<300"],
-    "http_req_duration{name:click status}": ["p(95)<300"],
-    "http_req_duration{name:status}": ["p(95)<300"],
     checks: ["rate>0.99"],
+    ...latencyThresholds(P95_MS),
   },
   setupTimeout: "120s",
   summaryTrendStats: ["avg", "med", "p(90)", "p(95)", "p(99)", "max"],
 };
+
+function latencyThresholds(goal) {
+  if (goal === "off") return {};
+  const ms = Number(goal);
+  if (!(ms > 0)) throw new Error(`P95_MS must be a positive number of ms or "off", got ${goal}`);
+  const p95 = [`p(95)<${ms}`];
+  return {
+    "http_req_duration{scenario:clicks}": p95,
+    "http_req_duration{name:click}": p95,
+    "http_req_duration{name:click status}": p95,
+    "http_req_duration{name:status}": p95,
+  };
+}
 
 function signUp() {
   const run = Date.now().toString(36);

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -14,6 +16,7 @@ from crypto_mine.operator.decision import (
     Limit,
     Policy,
     Recommendation,
+    Rescale,
     StepRule,
     after,
     clamp,
@@ -94,14 +97,78 @@ def test_current_outside_the_bounds_is_brought_back() -> None:
 def test_paused_changes_nothing() -> None:
     history = History((Recommendation(0, 7),))
     decision = decide(policy(paused=True), 3, 10**6, history, now=1)
-    assert (decision.desired, decision.history) == (3, history)
+    assert decision == Decision(3, 3, None, Limit.NONE, history, "paused")
 
 
 @pytest.mark.parametrize("depth", [None, float("nan"), float("inf")])
 def test_unreadable_metric_changes_nothing(depth: float | None) -> None:
     history = History((Recommendation(0, 7),))
     decision = decide(policy(), 30, depth, history, now=1)
-    assert (decision.desired, decision.recommendation, decision.history) == (30, None, history)
+    assert decision == Decision(30, 30, None, Limit.NONE, history, "queue depth unavailable")
+
+
+def test_reasons_say_what_bounded_limited_or_held_the_size() -> None:
+    plain = decide(policy(), 1, 1000, History(), now=0)
+    assert (plain.current, plain.desired, plain.limit) == (1, 2, Limit.NONE)
+    assert plain.reason == "queue depth 1000 at 500 per replica needs 2"
+    bounded = decide(
+        policy(min_replicas=2, max_replicas=6, up=StepRule(0, 100)), 2, 1e9, History(), 0
+    )
+    assert bounded.reason == (
+        "queue depth 1e+09 at 500 per replica needs 2000000, bounded to 6 by [2, 6]"
+    )
+    limited = decide(policy(), 1, 5000, History(), now=0)
+    assert (
+        limited.reason
+        == "queue depth 5000 at 500 per replica needs 10, limited to 5 by maxStepPods"
+    )
+    held = decide(policy(up=StepRule(30, 4)), 2, 5000, History.starting(2, 0), now=10)
+    assert held.reason == (
+        "queue depth 5000 at 500 per replica needs 10, held at 2 by the stabilization window"
+    )
+    history = History((Recommendation(0, 4),))
+    stabilized = decide(policy(up=StepRule(30, 100)), 2, 5000, history, now=10)
+    assert stabilized.desired == 4
+    assert stabilized.reason == "queue depth 5000 at 500 per replica needs 10, stabilized at 4"
+    down = decide(policy(down=StepRule(0, 1)), 5, 0, History(), now=0)
+    assert (down.desired, down.limit) == (4, Limit.SCALE_DOWN_LIMIT)
+    assert down.reason == (
+        "queue depth 0 at 500 per replica needs 0, bounded to 1 by [1, 20], "
+        "limited to 4 by maxStepPods"
+    )
+
+
+def test_a_recommendation_at_a_bound_is_not_limited() -> None:
+    p = policy(min_replicas=2, max_replicas=6, up=StepRule(0, 100), down=StepRule(0, 100))
+    assert decide(p, 2, 3000, History(), now=0).limit is Limit.NONE  # needs 6, the maximum
+    assert decide(p, 6, 1000, History(), now=0).limit is Limit.NONE  # needs 2, the minimum
+    assert decide(p, 2, 3001, History(), now=0).limit is Limit.TOO_MANY
+    assert decide(p, 6, 500, History(), now=0).limit is Limit.TOO_FEW
+    step = decide(policy(down=StepRule(0, 3)), 5, 1000, History(), now=0)
+    assert (step.desired, step.limit) == (2, Limit.NONE), "a scale-down within its step"
+
+
+def test_the_step_budget_counts_each_direction_apart() -> None:
+    """A scale-down in a period leaves the whole scale-up step, and the other way round."""
+    p = policy(up=StepRule(0, 2), down=StepRule(0, 2), period=100)
+    down = decide(p, 10, 4000, History(), now=0)  # needs 8: two down
+    assert down.desired == 8
+    up = decide(p, 8, 10_000, down.history, now=1)  # needs 20: two up, the removal not counted
+    assert up.desired == 10
+    again = decide(p, 10, 10_000, up.history, now=2)
+    assert again.desired == 10, "the up step of this period is spent"
+    up_first = decide(p, 10, 6000, History(), now=0)  # needs 12: two up
+    assert up_first.desired == 12
+    then_down = decide(p, 12, 0, up_first.history, now=1)
+    assert then_down.desired == 10
+
+
+def test_only_the_failed_rescale_is_given_back() -> None:
+    p = policy(up=StepRule(0, 2), down=StepRule(0, 2), period=100)
+    down = decide(p, 10, 4000, History(), now=0)
+    up = decide(p, 8, 10_000, down.history, now=1)
+    assert up.history.rescales == (Rescale(0, 10, 8), Rescale(1, 8, 10))
+    assert after(up, scaled=False).rescales == (Rescale(0, 10, 8),)
 
 
 def test_a_failed_rescale_does_not_spend_the_step_budget() -> None:
@@ -120,9 +187,52 @@ def test_starting_history_holds_off_scale_down_for_a_window() -> None:
     assert decide(p, 10, 0, history, now=1301).desired == 9
 
 
+def test_scale_up_waits_until_the_whole_window_asks_for_more() -> None:
+    p = policy(up=StepRule(30, 100), down=StepRule(0, 100))
+    history = History.starting(2, now=0)
+    spike = decide(p, 2, 5000, history, now=10)  # 10 replicas asked for, 2 at t=0
+    assert (spike.desired, spike.recommendation) == (2, 10)
+    assert "held at 2 by the stabilization window" in spike.reason
+    dip = decide(p, 2, 2000, spike.history, now=20)  # 4 now: the lowest of the window rules
+    assert dip.desired == 2
+    # t=0 leaves the window: the lowest of 10 (t=10), 4 (t=20) and 10 (t=31) is 4.
+    partly = decide(p, 2, 5000, dip.history, now=31)
+    assert (partly.desired, partly.limit) == (4, Limit.NONE)
+    assert "stabilized at 4" in partly.reason
+    # t=20 leaves it too: every recommendation of the last 30 s asks for 10.
+    full = decide(p, 4, 5000, partly.history, now=51)
+    assert full.desired == 10
+
+
+def test_a_brief_spike_inside_the_scale_up_window_adds_no_pods() -> None:
+    p = policy(up=StepRule(60, 4))
+    history = History.starting(3, now=0)
+    current = 3
+    for now, depth in [(5, 1500), (10, 10_000), (15, 1500), (20, 1500), (65, 1500), (70, 1500)]:
+        decision = decide(p, current, depth, history, now)
+        assert decision.desired == 3, f"scaled to {decision.desired} at t={now}"
+        history, current = decision.history, decision.desired
+
+
 def test_policy_rejects_an_empty_range() -> None:
     with pytest.raises(ValueError, match=r"\[5, 2\]"):
         policy(min_replicas=5, max_replicas=2)
+
+
+@pytest.mark.parametrize(
+    ("target", "up_step", "down_step", "message"),
+    [
+        (0, 1, 1, "target per replica must be positive, got 0"),
+        (-1, 1, 1, "target per replica must be positive, got -1"),
+        (500, 0, 1, "maxStepPods must be at least 1"),
+        (500, 1, 0, "maxStepPods must be at least 1"),
+    ],
+)
+def test_policy_rejects_what_cannot_scale(
+    target: float, up_step: int, down_step: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        policy(target=target, up=StepRule(0, up_step), down=StepRule(0, down_step))
 
 
 # -- properties -------------------------------------------------------------------------------
@@ -196,21 +306,64 @@ def test_never_more_than_the_step_limits(
         assert removed <= p.scale_down.max_step
 
 
-@settings(max_examples=300)
-@given(policies(), st.data(), steps)
-def test_no_scale_down_below_a_recommendation_of_the_window(
-    p: Policy, data: st.DataObject, moves: list[tuple[float, float | None]]
-) -> None:
-    start = data.draw(st.integers(p.min_replicas, p.max_replicas))
+def with_window(
+    p: Policy, start: int, moves: list[tuple[float, float | None]]
+) -> Iterator[tuple[Step, list[tuple[float, int]]]]:
+    """Every step of a run, with the (bounded) recommendations made until then."""
     made = [(0.0, start)]  # the starting history counts as a recommendation
     for step in simulate(p, start, moves):
         if step.decision.recommendation is not None:
             made.append(
                 (step.now, clamp(step.decision.recommendation, p.min_replicas, p.max_replicas))
             )
+        yield step, made
+
+
+@settings(max_examples=300)
+@given(policies(), st.data(), steps)
+def test_no_scale_down_below_a_recommendation_of_the_window(
+    p: Policy, data: st.DataObject, moves: list[tuple[float, float | None]]
+) -> None:
+    start = data.draw(st.integers(p.min_replicas, p.max_replicas))
+    window = p.scale_down.stabilization_window
+    for step, made in with_window(p, start, moves):
         if step.decision.desired < step.current:
-            window = p.scale_down.stabilization_window
             assert all(step.decision.desired >= r for at, r in made if step.now - at <= window)
+
+
+@settings(max_examples=300)
+@given(policies(), st.data(), steps)
+def test_no_scale_up_above_a_recommendation_of_the_window(
+    p: Policy, data: st.DataObject, moves: list[tuple[float, float | None]]
+) -> None:
+    """The mirror of the above: a spike shorter than the scale-up window adds no pods."""
+    start = data.draw(st.integers(p.min_replicas, p.max_replicas))
+    window = p.scale_up.stabilization_window
+    for step, made in with_window(p, start, moves):
+        if step.decision.desired > step.current:
+            assert all(step.decision.desired <= r for at, r in made if step.now - at <= window)
+
+
+@settings(max_examples=300)
+@given(policies(), st.data(), steps)
+def test_a_sustained_demand_is_met_once_the_window_and_steps_allow(
+    p: Policy, data: st.DataObject, moves: list[tuple[float, float | None]]
+) -> None:
+    """After any trace, a depth held steady long enough brings the size to its bounded
+    recommendation: stabilization and rate limits delay scaling, they never stop it."""
+    start = data.draw(st.integers(p.min_replicas, p.max_replicas))
+    trace = simulate(p, start, moves)
+    now = trace[-1].now
+    current, history = trace[-1].decision.desired, trace[-1].decision.history
+    depth = data.draw(st.integers(0, 10**6))
+    wanted = clamp(recommend(depth, p.target_per_replica), p.min_replicas, p.max_replicas)
+    window = max(p.scale_up.stabilization_window, p.scale_down.stabilization_window)
+    polls = int(window / p.period) + 2 + abs(wanted - current)
+    for _ in range(polls):
+        now += p.period
+        decision = decide(p, current, depth, history, now)
+        current, history = decision.desired, decision.history
+    assert current == wanted
 
 
 @settings(max_examples=300)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -21,6 +22,79 @@ from crypto_mine.operator.queue_depth import (
 from crypto_mine.operator.settings import OperatorSettings
 from crypto_mine.operator.spec import MetricSpec
 from devstack.servers import RedisServer, free_port
+from tests.e2e.prometheus import PrometheusServer
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """A real Prometheus scraping nothing: queries answer from PromQL alone."""
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets=[]).start()
+    yield server
+    server.stop()
+
+
+def query(prometheus: PrometheusServer, promql: str) -> float:
+    async def run() -> float:
+        async with aiohttp.ClientSession() as http:
+            return await query_prometheus(http, prometheus.url + "/", promql, 5.0)
+
+    return asyncio.run(run())
+
+
+def test_prometheus_vector_samples_are_summed(prometheus: PrometheusServer) -> None:
+    two_series = (
+        'label_replace(vector(3), "pod", "a", "", "")'
+        ' or label_replace(vector(4.5), "pod", "b", "", "")'
+    )
+    assert query(prometheus, two_series) == 7.5
+    assert query(prometheus, "vector(0)") == 0.0
+
+
+def test_prometheus_scalar_is_its_value(prometheus: PrometheusServer) -> None:
+    assert query(prometheus, "scalar(vector(42))") == 42.0
+
+
+def test_prometheus_rejecting_the_query_is_a_metric_error(prometheus: PrometheusServer) -> None:
+    with pytest.raises(MetricError, match=r"query 'sum\(' failed: .*parse error"):
+        query(prometheus, "sum(")
+
+
+def test_prometheus_empty_result_is_a_metric_error_not_an_empty_queue(
+    prometheus: PrometheusServer,
+) -> None:
+    # No worker exports the depth (none scraped yet, or the query names a wrong metric): the
+    # operator must not read that as "nothing waiting" and scale down.
+    with pytest.raises(MetricError, match="returned no series"):
+        query(prometheus, "sum(mining_click_queue_depth)")
+
+
+def test_prometheus_range_or_string_results_are_metric_errors(
+    prometheus: PrometheusServer,
+) -> None:
+    with pytest.raises(MetricError, match="returned a matrix, not a vector or scalar"):
+        query(prometheus, "vector(1)[1m:10s]")
+    with pytest.raises(MetricError, match="returned a string"):
+        query(prometheus, '"text"')
+
+
+@pytest.mark.parametrize(("promql", "shown"), [("vector(+Inf)", "inf"), ("vector(NaN)", "nan")])
+def test_prometheus_values_that_are_no_depth_are_metric_errors(
+    prometheus: PrometheusServer, promql: str, shown: str
+) -> None:
+    with pytest.raises(MetricError, match=f"returned {shown}$"):
+        query(prometheus, promql)
+
+
+def test_read_queue_depth_asks_prometheus_by_default(prometheus: PrometheusServer) -> None:
+    async def read(metric: MetricSpec, settings: OperatorSettings) -> float:
+        async with aiohttp.ClientSession() as http:
+            return await read_queue_depth(metric, settings, http)
+
+    from_settings = MetricSpec("prometheus", "vector(12)", None, None)
+    assert asyncio.run(read(from_settings, OperatorSettings(prometheus_url=prometheus.url))) == 12
+    own_url = MetricSpec("prometheus", "vector(13)", prometheus.url, None)
+    closed = f"http://127.0.0.1:{free_port()}"
+    assert asyncio.run(read(own_url, OperatorSettings(prometheus_url=closed))) == 13
 
 
 def test_missing_key_is_an_empty_queue(

@@ -35,6 +35,11 @@ def settings_factory(
             "MINING_RATE_LIMIT_USER_BURST": "100",
             "MINING_RATE_LIMIT_PER_IP": "1000",
             "MINING_RATE_LIMIT_IP_BURST": "1000",
+            # Production's timeouts (0.5 s to connect to Redis, 1 s a call, 2 s for admission)
+            # turn a busy machine into 503s; tests about timeouts set the ones they test.
+            "REDIS_CONNECT_TIMEOUT": "5",
+            "REDIS_SOCKET_TIMEOUT": "5",
+            "MINING_ADMISSION_TIMEOUT": "10",
         }
         environ.update({key: str(value) for key, value in overrides.items()})
         return ApiSettings.from_env(Env(environ))

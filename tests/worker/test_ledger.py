@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import AutoReconnect, PyMongoError
 
-from crypto_mine.common.ledger import Click, Ledger, Swept
+from crypto_mine.common.ledger import (
+    Click,
+    Ledger,
+    Swept,
+    last_click_ms,
+    mark_ms,
+    to_datetime,
+    to_ms,
+)
+from crypto_mine.common.names import JOB_FAILURE_TTL
 from devstack.servers import MongoServer
 
 Db = Database[dict[str, Any]]
@@ -379,3 +390,229 @@ def test_the_last_click_time_follows_the_latest_batch(ledger: Ledger, database: 
     doc = database["balances"].find_one({"_id": "u"})
     assert doc is not None
     assert doc["lastClickMs"] == 1_700_000_005_000
+
+
+def test_mark_and_last_click_times_of_every_stored_form_are_read() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
+    ms = 1_767_323_045_678
+    assert mark_ms(ms) == ms
+    assert mark_ms(moment) == ms
+    assert mark_ms(moment.replace(tzinfo=None)) == ms  # a naive date is UTC
+    assert mark_ms(moment.astimezone(timezone(timedelta(hours=2)))) == ms
+    assert mark_ms("2026-01-02T03:04:05.678000") == ms  # its text, as older versions wrote it
+    assert mark_ms("not a time") == 0
+    assert last_click_ms({"lastClickMs": ms, "lastClickAt": datetime(2020, 1, 1, tzinfo=UTC)}) == ms
+    assert last_click_ms({"lastClickAt": moment}) == ms
+    assert last_click_ms({"lastClickAt": "2026-01-02"}) == 0
+    assert last_click_ms({}) == 0
+    assert last_click_ms(None) == 0
+
+
+def test_markers_live_as_long_as_a_failed_job_can_be_requeued(ledger: Ledger, database: Db) -> None:
+    indexes = database["batches"].index_information().values()
+    ttl = [index for index in indexes if index["key"] == [("at", 1)]]
+    assert [index.get("expireAfterSeconds") for index in ttl] == [JOB_FAILURE_TTL + 86_400]
+    unique = [
+        index for index in database["clicks"].index_information().values() if index.get("unique")
+    ]
+    assert [index["key"] for index in unique] == [[("user", 1), ("key", 1)]]
+
+
+def test_a_run_after_the_flush_applies_nothing_and_another_batchs_marker_changes_nothing(
+    ledger: Ledger, database: Db
+) -> None:
+    first = clicks_for(2, 2, prefix="a")
+    ledger.apply("b1", first)
+    ledger.flush()  # b1's marker written, its marks removed: only the marker guards b1 now
+    ledger.apply("b1", first)
+    assert balances(database) == expected([first])
+    # b2 was cut right after its insert; its run must apply it although b1 has a marker.
+    second = clicks_for(2, 1, prefix="b")
+    ledger._insert(
+        [
+            {
+                "user": c.user,
+                "key": c.key,
+                "clicks": c.clicks,
+                "reward": 2 * c.clicks,
+                "batch": "b2",
+                "acceptedAt": None,
+            }
+            for c in second
+        ]
+    )
+    ledger.apply("b2", second)
+    assert balances(database) == expected([first, second])
+
+
+def test_grouped_users_take_their_waiting_unmarks_along(database: Db) -> None:
+    ledger = Ledger(database, reward_per_click=2, flush_batches=1, flush_seconds=3600)
+    ledger.ensure_indexes()
+    users = [f"u{n}" for n in range(5)]  # equal shares: one update_many for all of them
+    ledger.apply("b1", [Click(user, "k1", 1, 0) for user in users])
+    assert marks_of(database) == {user: ["b1"] for user in users}  # marker written, marks wait
+    ledger.apply("b2", [Click(user, "k2", 1, 0) for user in users])
+    assert marks_of(database) == {user: ["b2"] for user in users}
+    ledger.apply("b2", [Click(user, "k2", 1, 0) for user in users])  # a repeat: refused
+    assert balances(database) == {user: (4, 2) for user in users}
+    ledger.flush()
+    assert marks_of(database) == {user: [] for user in users}
+
+
+def test_the_sweep_pages_through_balances_in_id_order(database: Db) -> None:
+    old = datetime.now(UTC) - timedelta(hours=1)
+    for user in ("u3", "u0", "u4", "u1", "u2"):  # stored out of order
+        database["balances"].insert_one({"_id": user, "applying": {"gone": to_ms(old)}})
+    sweeper = Ledger(database, reward_per_click=2)
+    pages, after = [], ""
+    while True:
+        step = sweeper.sweep(after, 3, datetime.now(UTC), lambda batches: set())
+        pages.append(step)
+        after = step.after
+        if not after:
+            break
+    assert pages == [Swept("u2", 3), Swept("", 2)]
+    assert marks_of(database) == {f"u{n}": [] for n in range(5)}
+
+
+def test_the_sweep_keeps_marks_made_at_the_cutoff(database: Db) -> None:
+    cutoff = datetime(2026, 1, 1, tzinfo=UTC)
+    at = to_ms(cutoff)
+    database["balances"].insert_one(
+        {"_id": "u1", "applying": {"at-cutoff": at, "just-before": at - 1}}
+    )
+    swept = Ledger(database, reward_per_click=2).sweep("", 10, cutoff, lambda batches: set())
+    assert swept == Swept("", 1)
+    assert marks_of(database) == {"u1": ["at-cutoff"]}
+
+
+def test_settling_after_a_lost_race_for_a_new_user(ledger: Ledger, database: Db) -> None:
+    """The second half of two batches creating one new user at once: the loser of the insert
+    (E11000) settles by reading the balance and writing again only if its batch is not there."""
+    ledger._settle("b1", "u1", [4, 2, 9])  # nobody won: it creates the balance
+    assert balances(database) == {"u1": (4, 2)}
+    ledger._settle("b1", "u1", [4, 2, 9])  # b1 already marked on u1: nothing
+    assert balances(database) == {"u1": (4, 2)}
+    database["batches"].insert_one({"_id": "b2", "at": datetime.now(UTC)})
+    ledger._settle("b2", "u1", [4, 2, 9])  # b2 is wholly done (its marker): nothing
+    assert balances(database) == {"u1": (4, 2)}
+    ledger._settle("b3", "u1", [6, 3, 9])  # the winner made the balance; b3 is added to it
+    assert balances(database) == {"u1": (10, 5)}
+    assert marks_of(database) == {"u1": ["b1", "b3"]}
+
+
+@pytest.fixture
+def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is not UTC (nine hours ahead)."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_times_do_not_depend_on_the_machines_time_zone(tokyo: None) -> None:
+    ms = 1_767_323_045_678
+    assert to_datetime(ms) == datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
+    assert to_datetime(ms).utcoffset() == timedelta(0)
+    naive = datetime(2026, 1, 2, 3, 4, 5, 678_000)  # stored without a zone: UTC
+    assert mark_ms(naive) == ms
+    assert mark_ms("2026-01-02T03:04:05.678000") == ms
+
+
+def test_markers_carry_the_time_their_ttl_counts_from(
+    ledger: Ledger, database: Db, tokyo: None
+) -> None:
+    ledger.apply("b1", [Click("u1", "k1", 1, 0)])
+    before = datetime.now(UTC)
+    ledger.flush()
+    marker = database["batches"].find_one({"_id": "b1"})
+    assert marker is not None
+    at = marker["at"] if marker["at"].tzinfo else marker["at"].replace(tzinfo=UTC)
+    assert before - timedelta(seconds=1) <= at <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_a_marker_already_written_does_not_stop_the_others(ledger: Ledger, database: Db) -> None:
+    database["batches"].insert_one({"_id": "old", "at": datetime.now(UTC)})
+    ledger.apply("old", [Click("u1", "k1", 1, 0)])  # a repeat whose marker exists: written first
+    ledger.apply("new", [Click("u1", "k2", 1, 0)])
+    ledger.flush()
+    assert sorted(d["_id"] for d in database["batches"].find()) == ["new", "old"]
+
+
+def test_a_refused_grouped_write_gives_back_the_marks_riding_on_it(database: Db) -> None:
+    users = [f"u{n}" for n in range(5)]
+    ledger = Ledger(database, reward_per_click=2, flush_batches=1, flush_seconds=3600)
+    ledger.ensure_indexes()
+    ledger.apply("b0", [Click(user, "k0", 1, 0) for user in users])  # flushed: b0 marks wait
+    killed = Ledger(database, reward_per_click=2, flush_batches=1000, flush_seconds=3600)
+    killed.apply("bx", [Click(user, "kx", 1, 0) for user in users])  # applied, never flushed
+    ledger.apply("bx", [Click(user, "kx", 1, 0) for user in users])  # refused: all marked
+    assert balances(database) == {user: (4, 2) for user in users}
+    ledger.flush()
+    assert marks_of(database) == {user: [] for user in users}
+
+
+def test_settling_reads_the_users_own_balance_even_without_marks(
+    ledger: Ledger, database: Db
+) -> None:
+    database["balances"].insert_many(
+        [
+            {"_id": "u1", "balance": 2, "clicks": 1, "applying": {"b5": 1}},
+            {"_id": "u2", "balance": 5, "clicks": 5},  # written before marks existed
+        ]
+    )
+    ledger._settle("b5", "u2", [4, 2, 9])  # b5 is marked on u1, not on u2: applied to u2
+    assert balances(database) == {"u1": (2, 1), "u2": (9, 7)}
+
+
+def test_clicks_record_when_they_were_applied(ledger: Ledger, database: Db, tokyo: None) -> None:
+    before = datetime.now(UTC)
+    ledger.apply("b1", [Click("u1", "k1", 1, 0)])
+    doc = database["clicks"].find_one({"user": "u1", "key": "k1"})
+    assert doc is not None
+    at = doc["appliedAt"] if doc["appliedAt"].tzinfo else doc["appliedAt"].replace(tzinfo=UTC)
+    assert before - timedelta(seconds=1) <= at <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_a_duplicate_reports_the_reward_it_was_applied_with(ledger: Ledger) -> None:
+    ledger.apply("b1", [Click("u1", "k", 3, 0)])
+    # The same key much later (its record expired in Redis), now with one click.
+    later = ledger.apply("b2", [Click("u1", "k", 1, 0)])
+    assert [(o.duplicate, o.reward, o.balance) for o in later.outcomes] == [(True, 6, 6)]
+
+
+def test_clicks_after_a_duplicate_in_the_same_batch_are_inserted(
+    ledger: Ledger, database: Db
+) -> None:
+    ledger.apply("b1", [Click("u1", "old", 1, 0)])
+    ledger.apply("b2", [Click("u1", "old", 1, 0), Click("u1", "new", 1, 0)])
+    assert sorted(d["key"] for d in database["clicks"].find({"user": "u1"})) == ["new", "old"]
+    assert balances(database) == {"u1": (4, 2)}
+
+
+class FailingOnce:
+    """A collection whose next ``update_many`` fails as if MongoDB went away."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.failing = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def update_many(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failing:
+            self.failing = False
+            raise AutoReconnect("connection closed")
+        return self.inner.update_many(*args, **kwargs)
+
+
+def test_an_unmark_statement_that_fails_is_tried_again(ledger: Ledger, database: Db) -> None:
+    ledger.apply("b1", [Click("u1", "k1", 1, 0)])
+    ledger.balances = FailingOnce(ledger.balances)  # type: ignore[assignment]
+    with pytest.raises(AutoReconnect):
+        ledger.flush()  # the marker is written; removing the mark fails
+    assert marks_of(database) == {"u1": ["b1"]}
+    ledger.flush()
+    assert marks_of(database) == {"u1": []}
