@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 
 from crypto_mine.common.logs import configure_logging
 from crypto_mine.common.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
-from crypto_mine.common.settings import Env
+from crypto_mine.common.settings import Env, SettingsError
 
 from .head_limit import limit_from_env
 from .settings import ApiSettings
@@ -14,8 +16,11 @@ from .settings import ApiSettings
 
 def main() -> None:
     env = Env()
-    settings = ApiSettings.from_env(env)  # fail fast, with the variable's name
-    limit_from_env()
+    try:
+        settings = ApiSettings.from_env(env)  # fail fast, with the variable's name
+        limit_from_env()
+    except SettingsError as error:
+        sys.exit(f"crypto-mine-api: bad settings: {error}")
     configure_logging("api", settings.log_level)
     workers = env.int("WEB_CONCURRENCY", 1, min=1)
     if workers > 1 or env.optional(MULTIPROC_ENV):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from crypto_mine.common.events import EventSettings
 from crypto_mine.common.names import Ttl
@@ -16,6 +17,19 @@ class Bucket:
     name: str
     rate: float
     burst: int
+
+
+def origin(variable: str, value: str) -> str:
+    """``scheme://host[:port]`` of an http(s) URL with nothing after it, lowercased."""
+    parts = urlsplit(value.strip().rstrip("/"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"{variable} must be an http(s) URL like https://host, got {value!r}.")
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise SettingsError(
+            f"{variable} must be scheme://host[:port] with no path, query or credentials, "
+            f"got {value!r}."
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,7 @@ class ApiSettings:
     events_max_streams_per_user: int
     events_heartbeat_seconds: float
     gzip_min_bytes: int
+    cdn_base_url: str | None
     log_level: str
 
     @classmethod
@@ -73,6 +88,7 @@ class ApiSettings:
         secret = env.optional("JWT_SECRET") or ""
         if "HS256" in algorithms and len(secret) < 32:
             raise SettingsError("JWT_SECRET is missing or shorter than 32 characters.")
+        cdn = env.optional("CDN_BASE_URL")
         jwks_url = env.optional("JWT_JWKS_URL")
         if "RS256" in algorithms and not jwks_url:
             raise SettingsError("JWT_JWKS_URL is missing, and RS256 is in JWT_ALGORITHMS.")
@@ -134,5 +150,6 @@ class ApiSettings:
             ),
             events_heartbeat_seconds=env.float("MINING_EVENTS_HEARTBEAT", 15.0, min=0.2, max=300),
             gzip_min_bytes=env.int("GZIP_MIN_BYTES", 1024, min=0),
+            cdn_base_url=origin("CDN_BASE_URL", cdn) if cdn else None,
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )

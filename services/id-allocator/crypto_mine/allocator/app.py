@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from crypto_mine.common.metrics import exposition
-from crypto_mine.common.mongo import Document, async_mongo_client
+from crypto_mine.common.mongo import Document, async_mongo_client, primary
 from crypto_mine.common.names import Collections
 
 from . import metrics
@@ -74,7 +74,8 @@ class Service:
 
 def build_service(settings: AllocatorSettings) -> Service:
     client = async_mongo_client(settings.mongo)
-    collection = client[settings.mongo.database][Collections.counters]
+    # The counter's reads decide its next write: from the primary only.
+    collection = primary(client[settings.mongo.database][Collections.counters])
     counter = Counter(collection, settings.counter_name, settings.start, settings.retry)
     allocator: Allocator
     if settings.mode == SEGMENT:
