@@ -105,6 +105,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/api/health", health.health, methods=["GET"]),
+        Route("/health", health.health, methods=["GET"]),  # the scaling guide's path
         Route("/api/metrics", health.metrics, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/", page.index, methods=["GET"]),

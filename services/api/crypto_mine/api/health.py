@@ -59,10 +59,16 @@ class HealthEndpoints:
         )
 
     async def health(self, _: Request) -> Response:
+        """``/api/health`` and ``/health`` (the scaling guide's path): the performance summary.
+
+        Carries the guide's field names: ``performance.avgResponseTime`` (ms), ``errorRate``,
+        ``totalRequests``; ``queue.pending`` (clicks waiting) and ``queue.workers``.
+        """
         checks = await self.dependencies()
         queue: dict[str, Any] | None = None
         if checks["redis"] == "ok":
-            queue = (await read_stats(self.redis)).to_json()
+            stats = await read_stats(self.redis)
+            queue = {**stats.to_json(), "pending": stats.depth}
         healthy = all(state == "ok" for state in checks.values())
         return JSONResponse(
             {

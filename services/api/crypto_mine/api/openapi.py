@@ -175,6 +175,10 @@ SCHEMAS: dict[str, Any] = {
             "performance": {
                 "type": "object",
                 "properties": {
+                    "avgResponseTime": {
+                        "type": "number",
+                        "description": "Milliseconds (the scaling guide's name).",
+                    },
                     "avgResponseTimeMs": {"type": "number"},
                     "p95ResponseTimeMs": {"type": "number"},
                     "errorRate": {"type": "number"},
@@ -183,7 +187,26 @@ SCHEMAS: dict[str, Any] = {
                     "uptimeSeconds": {"type": "number"},
                 },
             },
-            "queue": {"oneOf": [_ref("QueueStats"), {"type": "null"}]},
+            "queue": {
+                "oneOf": [
+                    {
+                        "allOf": [
+                            _ref("QueueStats"),
+                            {
+                                "type": "object",
+                                "required": ["pending"],
+                                "properties": {
+                                    "pending": {
+                                        "type": "integer",
+                                        "description": "Clicks waiting (= depth).",
+                                    }
+                                },
+                            },
+                        ]
+                    },
+                    {"type": "null"},
+                ]
+            },
         },
     },
 }
@@ -454,6 +477,12 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
         "/api/health": {
             "get": {
                 "summary": "Performance summary of this process, dependencies and queue",
+                "responses": {"200": _json(_ref("Health"), "Summary.")},
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "The same as /api/health (the scaling guide's path)",
                 "responses": {"200": _json(_ref("Health"), "Summary.")},
             }
         },

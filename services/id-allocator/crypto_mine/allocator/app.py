@@ -1,4 +1,7 @@
-"""HTTP interface: ``POST /v1/ids``, ``/healthz``, ``/readyz``, ``/metrics``.
+"""HTTP interface: ``POST /v1/ids``, ``/healthz``, ``/readyz``, ``/health``, ``/metrics``.
+
+``/healthz`` (liveness) allocates nothing; ``/health`` is the user-id guide's check, which
+generates one id to prove generation works (each call uses up an id: a gap in user ids).
 
 Every 4xx/5xx answer is a JSON body ``{"error": <code>, "detail": <text>}``; no stack trace ever
 reaches a client.
@@ -11,6 +14,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -59,9 +63,15 @@ class JSONResponse(Response):
 
 
 def error(
-    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    /,
+    **extra: Any,
 ) -> Response:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+    body = {"error": code, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 @dataclass
@@ -98,6 +108,28 @@ def parse_count(request: Request) -> int | str:
     return int(raw)
 
 
+async def generate(service: Service, count: int) -> list[IdRange]:
+    """``count`` new ids, counted in the metrics whether they come or not."""
+    try:
+        ranges = await service.allocator.allocate(count)
+    except Exception:
+        metrics.generation_errors.inc()
+        raise
+    metrics.ids_issued.labels(service.allocator.mode).inc(count)
+    metrics.generated.inc(count)
+    return ranges
+
+
+def unavailable(service: Service, exc: CounterUnavailable, **extra: Any) -> Response:
+    return error(
+        503,
+        "unavailable",
+        f"the id counter could not be reached: {exc}; retry later",
+        {"Retry-After": str(service.settings.retry_after_seconds)},
+        **extra,
+    )
+
+
 async def allocate_ids(request: Request) -> Response:
     service: Service = request.app.state.service
     count = parse_count(request)
@@ -105,20 +137,35 @@ async def allocate_ids(request: Request) -> Response:
         metrics.requests.labels("bad_request").inc()
         return error(400, "invalid_count", count)
     try:
-        ranges = await service.allocator.allocate(count)
+        ranges = await generate(service, count)
     except CounterUnavailable as exc:
         metrics.requests.labels("unavailable").inc()
-        return error(
-            503,
-            "unavailable",
-            f"the id counter could not be reached: {exc}; retry later",
-            {"Retry-After": str(service.settings.retry_after_seconds)},
-        )
+        return unavailable(service, exc)
     ids = [i for segment in ranges for i in segment.ids()]
     metrics.requests.labels("ok").inc()
-    metrics.ids_issued.labels(service.allocator.mode).inc(count)
     return JSONResponse(
         {"ids": ids, "ranges": [[segment.first, segment.last] for segment in ranges]}
+    )
+
+
+async def health(request: Request) -> Response:
+    """The user-id guide's health check: generate one id, say so."""
+    service: Service = request.app.state.service
+    timestamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        [segment] = await generate(service, 1)
+    except CounterUnavailable as exc:
+        return unavailable(
+            service, exc, status="unhealthy", timestamp=timestamp, user_id_generation="failing"
+        )
+    return JSONResponse(
+        {
+            "status": "healthy",
+            "timestamp": timestamp,
+            "user_id_generation": "working",
+            "test_id": str(segment.first),
+        },
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -177,6 +224,7 @@ def create_app(settings: AllocatorSettings) -> Starlette:
             Route("/v1/ids", allocate_ids, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
