@@ -35,6 +35,7 @@ def fuzz_stack(folder: Path) -> Stack:
             "MINING_RATE_LIMIT_IP_BURST": LIMITS,
             "LOGIN_MAX_ATTEMPTS": LIMITS,
             "REGISTER_MAX_ATTEMPTS": LIMITS,
+            "API_RATE_LIMIT": "0",
         },
         worker_pods=1,
         web_concurrency=2,

@@ -32,6 +32,7 @@ def settings_factory(
             "MINING_RATE_LIMIT_USER_BURST": "100",
             "MINING_RATE_LIMIT_PER_IP": "1000",
             "MINING_RATE_LIMIT_IP_BURST": "1000",
+            "API_RATE_LIMIT": "0",  # the general limit (its own tests: test_api_limit.py)
         }
         environ.update({key: str(value) for key, value in overrides.items()})
         return ApiSettings.from_env(Env(environ))

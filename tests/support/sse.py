@@ -27,6 +27,7 @@ GENEROUS_LIMITS = {
     "MINING_RATE_LIMIT_USER_BURST": "100",
     "MINING_RATE_LIMIT_PER_IP": "1000",
     "MINING_RATE_LIMIT_IP_BURST": "1000",
+    "API_RATE_LIMIT": "0",  # the general limit (its own tests: tests/api/test_api_limit.py)
 }
 
 

@@ -21,6 +21,7 @@ from crypto_mine.common.redis import async_redis_client
 
 from .accounts import AccountEndpoints
 from .admission import Admitter
+from .api_limit import ApiLimitMiddleware
 from .auth import Authenticator
 from .body_limit import BodyLimitMiddleware
 from .clicks import ClickEndpoints
@@ -111,8 +112,17 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Route("/", page.index, methods=["GET"]),
         Route("/static/{asset}", page.asset, methods=["GET"]),
     ]
-    middleware = [
-        Middleware(TimingMiddleware, performance=performance),
+    middleware = [Middleware(TimingMiddleware, performance=performance)]
+    if settings.api_bucket is not None:
+        middleware.append(
+            Middleware(
+                ApiLimitMiddleware,
+                redis=redis,
+                bucket=settings.api_bucket,
+                trusted_proxies=settings.trusted_proxies,
+            )
+        )
+    middleware += [
         Middleware(Compression, minimum_size=settings.gzip_min_bytes),
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
     ]

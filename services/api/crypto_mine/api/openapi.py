@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .api_limit import limited_path
 from .idempotency import MAX_LENGTH
 
 
@@ -243,6 +244,23 @@ def click_request(max_clicks: int) -> dict[str, Any]:
     schema: dict[str, Any] = copy.deepcopy(SCHEMAS["ClickRequest"])
     schema["properties"]["clicks"]["maximum"] = max_clicks
     return schema
+
+
+API_LIMITED = "The general api limit (API_RATE_LIMIT per client IP) is exhausted."
+
+
+def general_limit(paths: dict[str, Any]) -> None:
+    """Every operation under the general limit (``api_limit.py``) may answer its ``429``."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if not limited_path({"type": "http", "path": path, "method": method.upper()}):
+                continue
+            own = operation["responses"].get("429")
+            if own is None:
+                operation["responses"]["429"] = _error(API_LIMITED, ["Retry-After", *LIMIT_HEADERS])
+            else:
+                own["description"] += " Or: " + API_LIMITED
+                own["headers"].update(_error("", LIMIT_HEADERS)["headers"])
 
 
 def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
@@ -504,6 +522,7 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
             }
         },
     }
+    general_limit(paths)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -45,6 +45,7 @@ class ApiSettings:
     global_bucket: Bucket
     user_bucket: Bucket
     ip_bucket: Bucket
+    api_bucket: Bucket | None
     queue_max_depth: int
     idempotency_ttl_seconds: int
     max_clicks_per_request: int
@@ -89,6 +90,8 @@ class ApiSettings:
         if "HS256" in algorithms and len(secret) < 32:
             raise SettingsError("JWT_SECRET is missing or shorter than 32 characters.")
         cdn = env.optional("CDN_BASE_URL")
+        api_limit = env.int("API_RATE_LIMIT", 100, min=0)
+        api_window = env.int("API_RATE_LIMIT_WINDOW", 60, min=1)
         jwks_url = env.optional("JWT_JWKS_URL")
         if "RS256" in algorithms and not jwks_url:
             raise SettingsError("JWT_JWKS_URL is missing, and RS256 is in JWT_ALGORITHMS.")
@@ -116,6 +119,7 @@ class ApiSettings:
                 env.float("MINING_RATE_LIMIT_PER_IP", 20, min=0.001),
                 env.int("MINING_RATE_LIMIT_IP_BURST", 40, min=1),
             ),
+            api_bucket=Bucket("api", api_limit / api_window, api_limit) if api_limit else None,
             queue_max_depth=env.int("MINING_QUEUE_MAX_DEPTH", 5_000, min=1),
             idempotency_ttl_seconds=env.int(
                 "MINING_IDEMPOTENCY_TTL_SECONDS", Ttl.idempotency, min=60
