@@ -13,6 +13,9 @@ from crypto_mine.common.settings import Env, SettingsError
 from .head_limit import limit_from_env
 from .settings import ApiSettings
 
+# /api/mining/ws only sends: what a client sends is read and ignored, and kept this small.
+WS_MAX_MESSAGE_BYTES = 4096
+
 
 def main() -> None:
     env = Env()
@@ -36,6 +39,10 @@ def main() -> None:
         log_config=None,
         proxy_headers=False,
         server_header=False,
+        # wsproto: its refusals of a handshake (401, 403, 429 with a JSON body) end cleanly;
+        # uvicorn's websockets-sansio protocol logs each one as an error.
+        ws="wsproto",
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
         timeout_graceful_shutdown=10,
     )
 

@@ -1,5 +1,7 @@
 """JWT authentication: ``Authorization: Bearer`` or the ``auth-token`` cookie; ``sub`` is the user.
 
+A WebSocket may also carry its token in a subprotocol (``live_socket.py``), never in the URL.
+
 HS256 with ``JWT_SECRET``; RS256 with keys from a JWKS URL. Verified tokens are cached until
 they expire, so a busy client costs one signature check, not one per click.
 """
@@ -10,7 +12,7 @@ import time
 
 import anyio.to_thread
 import jwt
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from .errors import ApiError
 from .settings import ApiSettings
@@ -31,8 +33,9 @@ class Authenticator:
         self.jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
         self._verified: dict[str, tuple[str, float]] = {}
 
-    async def user_id(self, request: Request) -> str:
-        token = self._token(request)
+    async def user_id(self, request: HTTPConnection, token: str | None = None) -> str:
+        """The user of a request's token (``token``, else its header, else its cookie)."""
+        token = token or self._token(request)
         cached = self._verified.get(token)
         if cached is not None:
             user_id, expires = cached
@@ -46,7 +49,7 @@ class Authenticator:
         self._verified[token] = (user_id, float(str(claims["exp"])))
         return user_id
 
-    def _token(self, request: Request) -> str:
+    def _token(self, request: HTTPConnection) -> str:
         header = request.headers.get("authorization")
         if header:
             scheme, _, token = header.partition(" ")

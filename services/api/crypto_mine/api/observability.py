@@ -23,7 +23,7 @@ HTTP_DURATION = Histogram(
 )
 EVENT_STREAMS = Gauge(
     "mining_events_streams_open",
-    "Event streams (GET /api/mining/events) open now.",
+    "Live event connections open now: streams (GET /api/mining/events) and WebSockets.",
     multiprocess_mode="livesum",
 )
 EVENTS_SENT = Counter("mining_events_sent_total", "Events sent on event streams.", ["event"])

@@ -237,6 +237,7 @@ HEADERS: dict[str, Any] = {
         "schema": {"type": "string"},
     },
     "Cache-Control": {"description": "Caching policy.", "schema": {"type": "string"}},
+    "Upgrade": {"description": "`websocket`.", "schema": {"type": "string"}},
 }
 
 
@@ -408,6 +409,33 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                         "content": {"text/event-stream": {"schema": _ref("ServerSentEvent")}},
                     },
                     "401": UNAUTHORIZED,
+                    "429": _error("Too many open streams for this user.", ["Retry-After"]),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/api/mining/ws": {
+            "get": {
+                "summary": "The events of /api/mining/events over a WebSocket",
+                "description": (
+                    "Open with `Upgrade: websocket`. Auth: a bearer token, the auth-token "
+                    "cookie, or the subprotocols `crypto-mine.v1` + `bearer.<token>` (the "
+                    "answer names `crypto-mine.v1`); never a token in the URL. A browser's "
+                    "Origin must be the api's own or one of CORS_ORIGIN. Resume: "
+                    "`Last-Event-ID` or `?lastEventId=`. Messages (JSON text): `{id, event, "
+                    "data}` as the event stream's, and `{event: heartbeat}`."
+                ),
+                "security": SECURED,
+                "parameters": [
+                    {"name": "lastEventId", "in": "query", "schema": {"type": "string"}},
+                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "101": {"description": "Switching Protocols: the socket is open."},
+                    "400": _error("Bad subprotocols (a token without crypto-mine.v1)."),
+                    "401": UNAUTHORIZED,
+                    "403": _error("The browser origin is not allowed (CORS_ORIGIN)."),
+                    "426": _error("A plain GET: this path is a WebSocket.", ["Upgrade"]),
                     "429": _error("Too many open streams for this user.", ["Retry-After"]),
                     "503": UNAVAILABLE,
                 },

@@ -32,6 +32,19 @@ def origin(variable: str, value: str) -> str:
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
+def cors_origins(value: str | None) -> tuple[str, ...]:
+    """``CORS_ORIGIN``: the browser origins, besides the api's own, allowed to use it."""
+    if not value:
+        return ()
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if "*" in items:
+        raise SettingsError(
+            "CORS_ORIGIN may not be '*': it would let any site use a signed-in visitor's "
+            "session; list the origins, e.g. https://game.example.com,https://m.example.com."
+        )
+    return tuple(dict.fromkeys(origin("CORS_ORIGIN", item) for item in items))
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     redis: RedisSettings
@@ -77,6 +90,7 @@ class ApiSettings:
     events_heartbeat_seconds: float
     gzip_min_bytes: int
     cdn_base_url: str | None
+    cors_origins: tuple[str, ...]
     log_level: str
 
     @classmethod
@@ -155,5 +169,6 @@ class ApiSettings:
             events_heartbeat_seconds=env.float("MINING_EVENTS_HEARTBEAT", 15.0, min=0.2, max=300),
             gzip_min_bytes=env.int("GZIP_MIN_BYTES", 1024, min=0),
             cdn_base_url=origin("CDN_BASE_URL", cdn) if cdn else None,
+            cors_origins=cors_origins(env.optional("CORS_ORIGIN")),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
