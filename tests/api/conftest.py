@@ -27,7 +27,7 @@ def serve_api(
 
     def start(**env: object) -> ApiProcess:
         folder = tmp_path / f"api-{len(started)}"
-        api = ApiProcess(folder, redis_server.url, mongo_server.uri, mongo_db, **env)
+        api = ApiProcess(folder, redis_server.url, mongo_server.uri, mongo_db, None, **env)
         started.append(api)
         return api.start()
 

@@ -73,7 +73,13 @@ async def test_mobile_metadata_from_environment(start_api: Any) -> None:
         MOBILE_APK_BUILD_DATE="2026-11-01",
         MOBILE_APK_RELEASE_NOTES="Faster mining.",
     )
-    body = (await api.client.get("/api/mobile-app/apk")).json()
+    answer = await api.client.get("/api/mobile-app/apk")
+    again = await api.client.get(
+        "/api/mobile-app/apk", headers={"If-None-Match": answer.headers["ETag"]}
+    )
+    assert again.status_code == 304  # a revalidation of an unchanged release
+    assert again.headers["ETag"] == answer.headers["ETag"]
+    body = answer.json()
     assert body == {
         "available": True,
         "downloadUrl": "https://cdn.example.com/app-release.apk",

@@ -35,9 +35,15 @@ class ApiProcess(Process):
     """``crypto-mine-api`` on a free loopback port against the given Redis and MongoDB."""
 
     def __init__(
-        self, folder: Path, redis_url: str, mongo_uri: str, database: str, **env: object
+        self,
+        folder: Path,
+        redis_url: str,
+        mongo_uri: str,
+        database: str,
+        port: int | None = None,
+        **env: object,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         environ = {
             **os.environ,
             "REDIS_URL": redis_url,

@@ -502,7 +502,13 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
         "/api/mobile-app/apk": {
             "get": {
                 "summary": "Mobile release metadata",
-                "responses": {"200": _json(_ref("MobileApk"), "Metadata.")},
+                "parameters": [
+                    {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json(_ref("MobileApk"), "Metadata.", ["ETag", "Cache-Control"]),
+                    "304": {"description": "Not modified."},
+                },
             }
         },
         "/healthz": {
