@@ -180,7 +180,8 @@ class EventHub:
                 subscription.position, subscription.cursor = position, entry_id
 
 
-Event = tuple[str, str | None, dict[str, Any] | None]  # entry id, name, body (None: unknown)
+# Entry id (None: a snapshot with no place in the stream), name and body (None: unknown kind).
+Event = tuple[str | None, str | None, dict[str, Any] | None]
 
 
 def decoded(user_id: str, entries: list[Entry]) -> list[Event]:
@@ -305,7 +306,7 @@ class EventFeeds:
     async def _snapshot(self, user_id: str, entry_id: str | None) -> Event:
         status = await self.status.lookup(user_id)
         EVENTS_SENT.labels(events.BALANCE).inc()
-        return cast(Event, (entry_id, events.BALANCE, status.to_json()))
+        return entry_id, events.BALANCE, status.to_json()
 
     async def renew(self, leases: str, connection: str) -> None:
         try:
