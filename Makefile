@@ -95,6 +95,11 @@ overload: setup ## three times the sustainable click rate: only 202/200/429/503,
 fuzz: setup ## schemathesis against every operation of /openapi.json on a running stack
 	@$(BIN)/python -m tests.fuzz
 
+.PHONY: dashboard-image
+dashboard-image: setup ## draw the mining dashboard from a live run into docs/monitoring/ (~5 min)
+	@scripts/ensure-apt.sh prometheus redis-server
+	@$(BIN)/python -m grafana.screenshot
+
 .PHONY: queue
 queue: setup ## show the click queue: depth, jobs in progress, dead letters, workers, lag
 	@$(BIN)/crypto-mine-queue
