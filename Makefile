@@ -122,6 +122,11 @@ mutation: setup ## mutation testing of the core: mutmut + listed Lua mutants, sc
 	@$(UV) pip install --quiet --python $(MUTATION_VENV)/bin/python "mutmut==$(MUTMUT_VERSION)"
 	@$(MUTATION_VENV)/bin/python -m tests.mutation $(MUTATION_ARGS)
 
+.PHONY: dashboard-image
+dashboard-image: setup ## draw the mining dashboard from a live run into docs/monitoring/ (~5 min)
+	@scripts/ensure-apt.sh prometheus redis-server
+	@$(BIN)/python -m grafana.screenshot
+
 .PHONY: queue
 queue: setup ## show the click queue: depth, jobs in progress, dead letters, workers, lag
 	@$(BIN)/crypto-mine-queue

@@ -109,8 +109,10 @@ def run() -> int:
         started.append(redis)
         mongo = MongoServer(STATE / "mongo", mongo_port).start()
         started.append(mongo)
+        # REDIS_PORT names this stack's Redis; the services get its whole URL instead.
+        inherited = {k: v for k, v in os.environ.items() if k not in ("REDIS_HOST", "REDIS_PORT")}
         env = {
-            **os.environ,
+            **inherited,
             "REDIS_URL": redis.url,
             "MONGODB_URI": mongo.uri,
             "JWT_SECRET": jwt_secret(),
@@ -123,7 +125,7 @@ def run() -> int:
                 "id-allocator",
                 [str(BIN / "crypto-mine-id-allocator")],
                 STATE / "id-allocator.log",
-                {**env, "PORT": str(allocator_port), "METRICS_PORT": str(allocator_metrics)},
+                {**env, "PORT": str(allocator_port), "ID_METRICS_PORT": str(allocator_metrics)},
             ),
             Process(
                 "worker",

@@ -42,7 +42,7 @@ def test_values_are_read() -> None:
                 "PORT": "9000",
                 "MONGODB_URI": "mongodb://db:27017",
                 "ID_REQUEST_DEADLINE_MS": "2500",
-                "METRICS_PORT": "9200",
+                "ID_METRICS_PORT": "9200",
                 **TOKEN,
             }
         )
@@ -76,7 +76,7 @@ def test_values_are_read() -> None:
         ({"PORT": "0"}, "PORT"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"DB_MAX_POOL_SIZE": "0"}, "DB_MAX_POOL_SIZE"),
-        ({"METRICS_PORT": "70000"}, "METRICS_PORT"),
+        ({"ID_METRICS_PORT": "70000"}, "ID_METRICS_PORT"),
         ({"ID_ALLOCATOR_TOKEN": ""}, "ID_ALLOCATOR_TOKEN"),
         ({"ID_ALLOCATOR_TOKEN": "short"}, "ID_ALLOCATOR_TOKEN"),
     ],

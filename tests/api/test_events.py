@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -14,48 +13,19 @@ import redis
 
 from crypto_mine.api.auth import COOKIE, issue_token
 from crypto_mine.common.names import Keys
-from devstack.servers import MongoServer, RedisServer, wait_until
+from devstack.servers import wait_until
+from tests.api.conftest import StartApi
 from tests.support.sse import ApiProcess, Block, balance_reached, open_stream
 from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
-StartApi = Callable[..., ApiProcess]
-
 
 @pytest.fixture
-def start_api(
-    tmp_path: Path,
-    redis_server: RedisServer,
-    mongo_server: MongoServer,
-    mongo_db: str,
-    redis_client: redis.Redis,
-) -> Iterator[StartApi]:
-    started: list[ApiProcess] = []
-
-    def start(**env: object) -> ApiProcess:
-        folder = tmp_path / f"api-{len(started)}"
-        api = ApiProcess(folder, redis_server.url, mongo_server.uri, mongo_db, **env)
-        started.append(api)
-        return api.start()
-
-    yield start
-    for api in started:
-        api.stop()
-
-
-@pytest.fixture
-def worker(
-    tmp_path: Path,
-    redis_server: RedisServer,
-    mongo_server: MongoServer,
-    mongo_db: str,
-    redis_client: redis.Redis,
-) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(tmp_path / "worker", redis_server.url, mongo_server.uri, mongo_db)
-    yield process.start()
-    process.stop()
+def start_api(serve_api: StartApi) -> StartApi:
+    """Real api processes (tests/api/conftest.py)."""
+    return serve_api
 
 
 async def click(

@@ -243,7 +243,7 @@ class LoadGenerator:
             self.ledger.status_checks[label_of(response)] += 1
             if response.status_code in (200, 202):
                 return
-            if response.status_code == 503:
+            if response.status_code in (429, 503):  # the general api limit, or Redis away
                 await self._pause(response, attempt)
                 continue
             self.ledger.unexpected.append(f"status of {key}: {response.status_code}")

@@ -209,7 +209,7 @@ def test_the_allocator_takes_the_service_token_and_shows_metrics_to_monitoring_o
     assert api_env(docs)["ID_ALLOCATOR_TOKEN"]["secretKeyRef"] == token_ref
     allocator = named(docs, "Deployment", "-id-allocator")["spec"]["template"]["spec"]
     assert env_of(allocator["containers"][0])["ID_ALLOCATOR_TOKEN"]["secretKeyRef"] == token_ref
-    assert env_of(allocator["containers"][0])["METRICS_PORT"] == "9101"
+    assert env_of(allocator["containers"][0])["ID_METRICS_PORT"] == "9101"
     ports = {p["name"]: p["containerPort"] for p in allocator["containers"][0]["ports"]}
     assert ports == {"http": 8081, "metrics": 9101}
 

@@ -37,6 +37,7 @@ def fuzz_stack(folder: Path) -> Stack:
             "LOGIN_MAX_ATTEMPTS": LIMITS,
             "LOGIN_IP_MAX_ATTEMPTS": LIMITS,
             "REGISTER_MAX_ATTEMPTS": LIMITS,
+            "API_RATE_LIMIT": "0",
         },
         worker_pods=1,
         web_concurrency=2,

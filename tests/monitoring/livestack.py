@@ -208,7 +208,7 @@ class LiveStack:
         allocator = {
             **env,
             "PORT": str(self.ports["id-allocator"]),
-            "METRICS_PORT": str(self.ports["id-allocator-metrics"]),
+            "ID_METRICS_PORT": str(self.ports["id-allocator-metrics"]),
         }
         self._start(
             Process(

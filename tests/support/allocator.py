@@ -29,7 +29,7 @@ class AllocatorProcess(Process):
                 "MONGODB_URI": mongo_uri,
                 "HOST": "127.0.0.1",
                 "PORT": str(self.port),
-                "METRICS_PORT": str(self.metrics_port),
+                "ID_METRICS_PORT": str(self.metrics_port),
                 "ID_ALLOCATOR_TOKEN": TOKEN,
                 "LOG_LEVEL": "INFO",
                 "DB_SERVER_SELECTION_TIMEOUT": "2000",

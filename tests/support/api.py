@@ -40,6 +40,7 @@ def settings_factory(
             "REDIS_CONNECT_TIMEOUT": "5",
             "REDIS_SOCKET_TIMEOUT": "5",
             "MINING_ADMISSION_TIMEOUT": "10",
+            "API_RATE_LIMIT": "0",  # the general limit (its own tests: test_api_limit.py)
         }
         environ.update({key: str(value) for key, value in overrides.items()})
         return ApiSettings.from_env(Env(environ))

@@ -115,7 +115,9 @@ class Stack:
         self.allocator = AllocatorProcess(
             self.folder, self.mongo.uri, {**shared, **self.allocator_env}, name="id-allocator"
         )
-        self.started.append(self.allocator.start().wait_ready())
+        # Listed once started, before waiting: a process that never gets ready is stopped too.
+        self.started.append(self.allocator.start())
+        self.allocator.wait_ready()
         self.workers = [
             WorkerProcess(
                 self.folder / f"worker-{n}",
@@ -127,7 +129,8 @@ class Stack:
             for n in range(self.worker_pods)
         ]
         for worker in self.workers:
-            self.started.append(worker.start())
+            self.started.append(worker)  # its start() waits for its metrics
+            worker.start()
         self.api = ApiProcess(
             self.folder,
             {
@@ -142,7 +145,8 @@ class Stack:
                 **self.api_env,
             },
         )
-        self.started.append(self.api.start().wait_ready())
+        self.started.append(self.api.start())
+        self.api.wait_ready()
 
     def stop(self) -> None:
         for process in reversed(self.started):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crypto_mine.common.settings import Env
+from crypto_mine.common.settings import Env, redis_url
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class OperatorSettings:
         raw_namespaces = env.optional("WATCH_NAMESPACE") or ""
         return cls(
             namespaces=tuple(n.strip() for n in raw_namespaces.split(",") if n.strip()),
-            redis_url=env.optional("REDIS_URL"),
+            redis_url=redis_url(env),
             prometheus_url=env.optional("PROMETHEUS_URL"),
             metric_timeout=env.float("METRIC_TIMEOUT", cls.metric_timeout, min=0.1, max=60),
             metrics_port=env.int("METRICS_PORT", cls.metrics_port, min=0, max=65535),

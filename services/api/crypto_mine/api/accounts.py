@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crypto_mine.common.ids import AllocatorError, AllocatorUnavailable, IdAllocatorClient
+from crypto_mine.common.mongo import primary
 from crypto_mine.common.names import Collections
 
 from . import jsonbody
@@ -204,7 +205,7 @@ class AccountEndpoints:
             await self.users.insert_one(user)
         except DuplicateKeyError:
             mine = {"_id": user["_id"], "usernameKey": user["usernameKey"]}
-            return await self.users.find_one(mine, {"_id": 1}) is not None
+            return await primary(self.users).find_one(mine, {"_id": 1}) is not None
         return True
 
     async def _new_user_id(self) -> str:

@@ -44,9 +44,10 @@ log = logging.getLogger(__name__)
 STEPS = ("clock", "limits", "idempotency", "backpressure", "enqueue", "admit")
 
 
-def load_script() -> str:
+def load_script(steps: tuple[str, ...] = STEPS) -> str:
+    """The Lua files of ``steps``, in order, as one script."""
     folder = resources.files(__package__) / "lua"
-    return "\n".join((folder / f"{step}.lua").read_text() for step in STEPS)
+    return "\n".join((folder / f"{step}.lua").read_text() for step in steps)
 
 
 class Outcome(IntEnum):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from crypto_mine.common.ids import IdAllocatorClient
@@ -21,15 +20,18 @@ from crypto_mine.common.redis import async_redis_client
 
 from .accounts import AccountEndpoints
 from .admission import Admitter
+from .api_limit import ApiLimitMiddleware
 from .auth import Authenticator
 from .body_limit import BodyLimitMiddleware
 from .clicks import ClickEndpoints
 from .compression import Compression
+from .cors import with_cors
 from .errors import EXCEPTION_HANDLERS, JSONResponse
-from .events import EventEndpoint, EventHub
+from .events import EventEndpoint, EventFeeds, EventHub
 from .health import HealthEndpoints
 from .hot_path import ClickHotPath
 from .inline import InlineApplier
+from .live_socket import LiveSocket
 from .logout import LogoutEndpoint
 from .mobile import MobileEndpoint
 from .observability import Performance, TimingMiddleware
@@ -43,21 +45,16 @@ log = logging.getLogger(__name__)
 
 
 class Api(Starlette):
-    """Starlette, with one path answered before all of its layers (``ClickHotPath``) and the
-    headers of every answer (``SecurityHeaders``) outside of both."""
+    """Starlette, with layers before all of its own: one path answered there (``ClickHotPath``),
+    CORS around everything when ``CORS_ORIGIN`` names origins, and outside of all the headers
+    of every answer (``SecurityHeaders``)."""
 
-    def __init__(
-        self,
-        hot_path: Callable[[ASGIApp], ASGIApp],
-        outermost: Callable[[ASGIApp], ASGIApp],
-        **kwargs: Any,
-    ) -> None:
-        self.hot_path = hot_path
-        self.outermost = outermost
+    def __init__(self, outer: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self.outer = outer
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return self.outermost(self.hot_path(super().build_middleware_stack()))
+        return self.outer(super().build_middleware_stack())
 
 
 def create_app(settings: ApiSettings | None = None) -> Starlette:
@@ -78,8 +75,10 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     clicks = ClickEndpoints(settings, auth, admitter, redis, inline)
     status = StatusEndpoint(settings, auth, redis, database)
     hub = EventHub(settings.redis, redis)
-    events = EventEndpoint(settings, auth, redis, hub, status)
-    page = DemoPage()
+    feeds = EventFeeds(settings, redis, hub, status)
+    events = EventEndpoint(auth, feeds)
+    live = LiveSocket(settings, auth, feeds)
+    page = DemoPage(settings.cdn_base_url)
     allocator = IdAllocatorClient(
         settings.id_allocator_url,
         settings.id_allocator_timeout,
@@ -115,33 +114,50 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Route("/api/mining/click/status", clicks.status, methods=["GET"]),
         Route("/api/mining/status", status.get),
         Route("/api/mining/events", events.stream, methods=["GET"]),
+        WebSocketRoute("/api/mining/ws", live.connect),
+        Route("/api/mining/ws", live.upgrade_required, methods=["GET"]),
         Route("/api/queue/stats", health.queue_stats, methods=["GET"]),
         Route("/api/mobile-app/apk", MobileEndpoint(settings).get),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/api/health", health.health, methods=["GET"]),
+        Route("/health", health.health, methods=["GET"]),  # the scaling guide's path
         Route("/api/metrics", health.metrics, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/", page.index, methods=["GET"]),
         Route("/static/{asset}", page.asset, methods=["GET"]),
     ]
-    middleware = [
-        Middleware(TimingMiddleware, performance=performance),
+    middleware = [Middleware(TimingMiddleware, performance=performance)]
+    if settings.api_bucket is not None:
+        middleware.append(
+            Middleware(
+                ApiLimitMiddleware,
+                redis=redis,
+                bucket=settings.api_bucket,
+                trusted_proxies=settings.trusted_proxies,
+            )
+        )
+    middleware += [
         Middleware(Compression, minimum_size=settings.gzip_min_bytes),
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
     ]
-    return Api(
-        partial(
-            ClickHotPath,
+
+    def outer(app: ASGIApp) -> ASGIApp:
+        hot = ClickHotPath(
+            app,
             endpoint=clicks.click,
             performance=performance,
             max_body_bytes=settings.max_body_bytes,
-        ),
-        partial(
-            SecurityHeaders,
+        )
+        with_cors_or_not = with_cors(hot, settings.cors_origins) if settings.cors_origins else hot
+        return SecurityHeaders(
+            with_cors_or_not,
             hsts_max_age=settings.hsts_max_age,
             trusted_proxies=settings.trusted_proxies,
-        ),
+        )
+
+    return Api(
+        outer,
         routes=routes,
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,

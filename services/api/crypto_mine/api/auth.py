@@ -1,5 +1,7 @@
 """JWT authentication: ``Authorization: Bearer`` or the ``auth-token`` cookie; ``sub`` is the user.
 
+A WebSocket may also carry its token in a subprotocol (``live_socket.py``), never in the URL.
+
 HS256 with ``JWT_SECRET``; RS256 with keys from a JWKS URL. Verified tokens are cached until
 they expire, so a busy client costs one signature check, not one per click.
 """
@@ -14,7 +16,7 @@ from typing import NamedTuple
 
 import anyio.to_thread
 import jwt
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from .errors import ApiError
 from .origin import require_same_site
@@ -77,12 +79,13 @@ class Authenticator:
         self.jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
         self._verified: dict[str, Identity] = {}
 
-    async def user_id(self, request: Request) -> str:
-        return (await self.identity(request)).user_id
+    async def user_id(self, request: HTTPConnection, token: str | None = None) -> str:
+        """The user of a request's token (``token``, else its header, else its cookie)."""
+        return (await self.identity(request, token)).user_id
 
-    async def identity(self, request: Request) -> Identity:
+    async def identity(self, request: HTTPConnection, token: str | None = None) -> Identity:
         """The caller's user id, and the token it came with (``401`` without a valid one)."""
-        token = self._token(request)
+        token = token or self._token(request)
         cached = self._verified.get(token)
         if cached is not None:
             if cached.expires > time.time():
@@ -95,7 +98,7 @@ class Authenticator:
         self._verified[token] = identity
         return identity
 
-    def _token(self, request: Request) -> str:
+    def _token(self, request: HTTPConnection) -> str:
         header = request.headers.get("authorization")
         if header:
             scheme, _, token = header.partition(" ")
@@ -104,7 +107,8 @@ class Authenticator:
             return token.strip()
         cookie = request.cookies.get(COOKIE)
         if cookie:
-            require_same_site(request)
+            if isinstance(request, Request):  # a WebSocket's origin is checked by live_socket
+                require_same_site(request)
             return cookie
         raise unauthorized("A bearer token or the auth-token cookie is required.")
 

@@ -76,11 +76,17 @@ class HealthEndpoints:
         )
 
     async def health(self, _: Request) -> Response:
+        """``/api/health`` and ``/health`` (the scaling guide's path): the performance summary.
+
+        Carries the guide's field names: ``performance.avgResponseTime`` (ms), ``errorRate``,
+        ``totalRequests``; ``queue.pending`` (clicks waiting) and ``queue.workers``.
+        """
         checks = await self.dependencies()
         queue: dict[str, Any] | None = None
         redis: dict[str, Any] | None = None
         if checks["redis"] != "unavailable":
-            queue = (await read_stats(self.redis)).to_json()
+            stats = await read_stats(self.redis)
+            queue = {**stats.to_json(), "pending": stats.depth}
             with contextlib.suppress(ResponseError):  # INFO refused by an ACL
                 redis = await durability(self.redis)
         healthy = all(state == "ok" for state in checks.values())

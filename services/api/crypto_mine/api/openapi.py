@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .api_limit import limited_path
 from .idempotency import MAX_LENGTH
 
 
@@ -177,6 +178,10 @@ SCHEMAS: dict[str, Any] = {
             "performance": {
                 "type": "object",
                 "properties": {
+                    "avgResponseTime": {
+                        "type": "number",
+                        "description": "Milliseconds (the scaling guide's name).",
+                    },
                     "avgResponseTimeMs": {"type": "number"},
                     "p95ResponseTimeMs": {"type": "number"},
                     "errorRate": {"type": "number"},
@@ -185,7 +190,26 @@ SCHEMAS: dict[str, Any] = {
                     "uptimeSeconds": {"type": "number"},
                 },
             },
-            "queue": {"oneOf": [_ref("QueueStats"), {"type": "null"}]},
+            "queue": {
+                "oneOf": [
+                    {
+                        "allOf": [
+                            _ref("QueueStats"),
+                            {
+                                "type": "object",
+                                "required": ["pending"],
+                                "properties": {
+                                    "pending": {
+                                        "type": "integer",
+                                        "description": "Clicks waiting (= depth).",
+                                    }
+                                },
+                            },
+                        ]
+                    },
+                    {"type": "null"},
+                ]
+            },
         },
     },
 }
@@ -215,6 +239,7 @@ HEADERS: dict[str, Any] = {
         "schema": {"type": "string"},
     },
     "Cache-Control": {"description": "Caching policy.", "schema": {"type": "string"}},
+    "Upgrade": {"description": "`websocket`.", "schema": {"type": "string"}},
 }
 
 
@@ -222,6 +247,23 @@ def click_request(max_clicks: int) -> dict[str, Any]:
     schema: dict[str, Any] = copy.deepcopy(SCHEMAS["ClickRequest"])
     schema["properties"]["clicks"]["maximum"] = max_clicks
     return schema
+
+
+API_LIMITED = "The general api limit (API_RATE_LIMIT per client IP) is exhausted."
+
+
+def general_limit(paths: dict[str, Any]) -> None:
+    """Every operation under the general limit (``api_limit.py``) may answer its ``429``."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if not limited_path({"type": "http", "path": path, "method": method.upper()}):
+                continue
+            own = operation["responses"].get("429")
+            if own is None:
+                operation["responses"]["429"] = _error(API_LIMITED, ["Retry-After", *LIMIT_HEADERS])
+            else:
+                own["description"] += " Or: " + API_LIMITED
+                own["headers"].update(_error("", LIMIT_HEADERS)["headers"])
 
 
 def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
@@ -420,6 +462,33 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 },
             }
         },
+        "/api/mining/ws": {
+            "get": {
+                "summary": "The events of /api/mining/events over a WebSocket",
+                "description": (
+                    "Open with `Upgrade: websocket`. Auth: a bearer token, the auth-token "
+                    "cookie, or the subprotocols `crypto-mine.v1` + `bearer.<token>` (the "
+                    "answer names `crypto-mine.v1`); never a token in the URL. A browser's "
+                    "Origin must be the api's own or one of CORS_ORIGIN. Resume: "
+                    "`Last-Event-ID` or `?lastEventId=`. Messages (JSON text): `{id, event, "
+                    "data}` as the event stream's, and `{event: heartbeat}`."
+                ),
+                "security": SECURED,
+                "parameters": [
+                    {"name": "lastEventId", "in": "query", "schema": {"type": "string"}},
+                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "101": {"description": "Switching Protocols: the socket is open."},
+                    "400": _error("Bad subprotocols (a token without crypto-mine.v1)."),
+                    "401": UNAUTHORIZED,
+                    "403": _error("The browser origin is not allowed (CORS_ORIGIN)."),
+                    "426": _error("A plain GET: this path is a WebSocket.", ["Upgrade"]),
+                    "429": _error("Too many open streams for this user.", ["Retry-After"]),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
         "/": {
             "get": {
                 "summary": "The demo page: sign up or in, mine, watch the balance live",
@@ -481,7 +550,13 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
         "/api/mobile-app/apk": {
             "get": {
                 "summary": "Mobile release metadata",
-                "responses": {"200": _json(_ref("MobileApk"), "Metadata.")},
+                "parameters": [
+                    {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json(_ref("MobileApk"), "Metadata.", ["ETag", "Cache-Control"]),
+                    "304": {"description": "Not modified."},
+                },
             }
         },
         "/healthz": {
@@ -505,6 +580,12 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 "responses": {"200": _json(_ref("Health"), "Summary.")},
             }
         },
+        "/health": {
+            "get": {
+                "summary": "The same as /api/health (the scaling guide's path)",
+                "responses": {"200": _json(_ref("Health"), "Summary.")},
+            }
+        },
         "/api/metrics": {
             "get": {
                 "summary": "Prometheus metrics",
@@ -523,6 +604,7 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
             }
         },
     }
+    general_limit(paths)
     return {
         "openapi": "3.1.0",
         "info": {

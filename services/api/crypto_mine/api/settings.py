@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from crypto_mine.common.events import EventSettings
 from crypto_mine.common.names import Ttl
@@ -18,6 +19,32 @@ class Bucket:
     burst: int
 
 
+def origin(variable: str, value: str) -> str:
+    """``scheme://host[:port]`` of an http(s) URL with nothing after it, lowercased."""
+    parts = urlsplit(value.strip().rstrip("/"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"{variable} must be an http(s) URL like https://host, got {value!r}.")
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise SettingsError(
+            f"{variable} must be scheme://host[:port] with no path, query or credentials, "
+            f"got {value!r}."
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def cors_origins(value: str | None) -> tuple[str, ...]:
+    """``CORS_ORIGIN``: the browser origins, besides the api's own, allowed to use it."""
+    if not value:
+        return ()
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if "*" in items:
+        raise SettingsError(
+            "CORS_ORIGIN may not be '*': it would let any site use a signed-in visitor's "
+            "session; list the origins, e.g. https://game.example.com,https://m.example.com."
+        )
+    return tuple(dict.fromkeys(origin("CORS_ORIGIN", item) for item in items))
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     redis: RedisSettings
@@ -31,6 +58,7 @@ class ApiSettings:
     global_bucket: Bucket
     user_bucket: Bucket
     ip_bucket: Bucket
+    api_bucket: Bucket | None
     queue_max_depth: int
     idempotency_ttl_seconds: int
     max_clicks_per_request: int
@@ -66,6 +94,8 @@ class ApiSettings:
     events_max_streams_per_user: int
     events_heartbeat_seconds: float
     gzip_min_bytes: int
+    cdn_base_url: str | None
+    cors_origins: tuple[str, ...]
     log_level: str
 
     @classmethod
@@ -78,6 +108,9 @@ class ApiSettings:
         secret = env.optional("JWT_SECRET") or ""
         if "HS256" in algorithms and len(secret) < 32:
             raise SettingsError("JWT_SECRET is missing or shorter than 32 characters.")
+        cdn = env.optional("CDN_BASE_URL")
+        api_limit = env.int("API_RATE_LIMIT", 100, min=0)
+        api_window = env.int("API_RATE_LIMIT_WINDOW", 60, min=1)
         jwks_url = env.optional("JWT_JWKS_URL")
         if "RS256" in algorithms and not jwks_url:
             raise SettingsError("JWT_JWKS_URL is missing, and RS256 is in JWT_ALGORITHMS.")
@@ -105,6 +138,7 @@ class ApiSettings:
                 env.float("MINING_RATE_LIMIT_PER_IP", 20, min=0.001),
                 env.int("MINING_RATE_LIMIT_IP_BURST", 40, min=1),
             ),
+            api_bucket=Bucket("api", api_limit / api_window, api_limit) if api_limit else None,
             queue_max_depth=env.int("MINING_QUEUE_MAX_DEPTH", 5_000, min=1),
             idempotency_ttl_seconds=env.int(
                 "MINING_IDEMPOTENCY_TTL_SECONDS", Ttl.idempotency, min=60
@@ -146,5 +180,7 @@ class ApiSettings:
             ),
             events_heartbeat_seconds=env.float("MINING_EVENTS_HEARTBEAT", 15.0, min=0.2, max=300),
             gzip_min_bytes=env.int("GZIP_MIN_BYTES", 1024, min=0),
+            cdn_base_url=origin("CDN_BASE_URL", cdn) if cdn else None,
+            cors_origins=cors_origins(env.optional("CORS_ORIGIN")),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )

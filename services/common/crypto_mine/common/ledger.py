@@ -55,6 +55,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from .mongo import Document, primary
 from .names import JOB_FAILURE_TTL, Collections
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,6 @@ DUPLICATE_KEY = 11000
 SETTLE_ATTEMPTS = 10
 # Users with equal shares of a batch updated by one statement, from this many on.
 GROUPED = 4
-
-Document = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +161,10 @@ class Ledger:
         flush_batches: int = 64,
         flush_seconds: float = 5.0,
     ) -> None:
-        self.clicks: Collection[Document] = database[Collections.clicks]
-        self.balances: Collection[Document] = database[Collections.balances]
-        self.batches: Collection[Document] = database[Collections.batches]
+        # Every read here decides a write: from the primary only (mongo.primary).
+        self.clicks: Collection[Document] = primary(database[Collections.clicks])
+        self.balances: Collection[Document] = primary(database[Collections.balances])
+        self.batches: Collection[Document] = primary(database[Collections.batches])
         self.reward_per_click = reward_per_click
         self.flush_batches = flush_batches
         self.flush_seconds = flush_seconds

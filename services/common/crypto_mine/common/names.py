@@ -64,6 +64,11 @@ class Keys:
         return f"{KEY_TAG}:rl:ip:{ip}"
 
     @staticmethod
+    def api_bucket(ip: str) -> str:
+        """The general limit of the /api/* routes for one client IP."""
+        return f"{KEY_TAG}:rl:api:{ip}"
+
+    @staticmethod
     def click(user_id: str, idempotency_key: str) -> str:
         """The idempotency record of one click, which is also its status."""
         return f"{KEY_TAG}:click:{key_part(user_id)}:{idempotency_key}"

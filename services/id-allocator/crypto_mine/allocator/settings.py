@@ -97,15 +97,21 @@ class AllocatorSettings:
                 ),
             ),
             retry=RetryPolicy(
-                retries=env.int("ID_RETRIES", RetryPolicy.retries, min=0, max=10),
-                base_seconds=env.int("ID_RETRY_BASE_MS", 100, min=1, max=10_000) / 1000,
+                # MAX_RETRIES and RETRY_DELAY: the user-id guide's names.
+                retries=env.int(
+                    "ID_RETRIES", RetryPolicy.retries, min=0, max=10, alias="MAX_RETRIES"
+                ),
+                base_seconds=env.int(
+                    "ID_RETRY_BASE_MS", 100, min=1, max=10_000, alias="RETRY_DELAY"
+                )
+                / 1000,
                 attempt_timeout=env.int("ID_MONGO_TIMEOUT_MS", 1000, min=10, max=60_000) / 1000,
                 deadline=env.int("ID_REQUEST_DEADLINE_MS", 4000, min=10, max=120_000) / 1000,
             ),
             retry_after_seconds=env.int("ID_RETRY_AFTER_SECONDS", cls.retry_after_seconds, min=0),
             host=env.str("HOST", cls.host),
             port=env.int("PORT", cls.port, min=1, max=65_535),
-            metrics_port=env.int("METRICS_PORT", cls.metrics_port, min=0, max=65_535),
+            metrics_port=env.int("ID_METRICS_PORT", cls.metrics_port, min=0, max=65_535),
             token=service_token(env),
             log_level=_log_level(env),
             mongo=MongoSettings.from_env(env),
