@@ -13,8 +13,8 @@ import pytest
 
 from devstack.servers import MongoServer, wait_until
 from tests.allocator.processes import AllocatorProcess, counter_value, metric_value
-from tests.support.allocator import AUTH
 from tests.monitoring.livestack import Prometheus
+from tests.support.allocator import AUTH
 
 GENERATED = "user_id_generation_total"
 ERRORS = "user_id_generation_errors_total"
