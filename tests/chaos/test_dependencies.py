@@ -106,8 +106,10 @@ def test_mongodb_lost_keeps_every_click_queued_until_it_returns(
     try:
         for n in range(5):
             assert click(http, token, f"m{n}", 2).status_code == 202
+        # The click path stays in its Service: readiness needs only Redis with the queue,
+        # and still reports MongoDB's state.
         ready = http.get("/readyz")
-        assert ready.status_code == 503
+        assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["mongodb"].startswith("unavailable")
         # Longer than the worker's retry budget: the job goes back to the queue, not away.
         time.sleep(6)
