@@ -301,3 +301,44 @@ def test_helm_test_hook_checks_readyz() -> None:
 def test_generated_files_are_current() -> None:
     stale = [str(p.relative_to(ROOT)) for p in drifted()]
     assert stale == [], f"run `make generate`: {stale}"
+
+
+def test_operator_egress_reaches_only_its_dependencies() -> None:
+    docs = render(values=CHART / "ci" / "dev-values.yaml")
+    policy = named(docs, "NetworkPolicy", "-operator")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert ports == {(443, "TCP"), (6443, "TCP"), (53, "UDP"), (53, "TCP"), (9090, "TCP"),
+                     (6379, "TCP")}  # fmt: skip
+    assert all(rule["ports"] for rule in policy["egress"]), "a rule without ports opens them all"
+    peers = {p["port"]: rule.get("to") for rule in policy["egress"] for p in rule["ports"]}
+    # The in-chart Redis of the dev scenario, by its pod labels; Prometheus and DNS by theirs.
+    assert peers[6379] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "crypto-mine", "app.kubernetes.io/instance": "crypto-mine",
+        "app.kubernetes.io/component": "redis"}}}]  # fmt: skip
+    assert peers[9090][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    assert peers[53][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    narrowed = render(
+        "--set-json",
+        'networkPolicy.operatorEgress.apiServer.to=[{"ipBlock":{"cidr":"10.0.0.1/32"}}]',
+    )
+    api_rule = named(narrowed, "NetworkPolicy", "-operator")["spec"]["egress"][0]
+    assert api_rule["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+
+
+def test_operator_fetches_only_allowed_metric_urls() -> None:
+    docs = render(
+        "--set",
+        "operator.metricUrlAllowlist={https://thanos.example/query},"
+        "autoscaling.metric.prometheusUrl=http://prometheus.monitoring:9090",
+    )
+    operator = named(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    env = env_of(operator["containers"][0])
+    assert env["METRIC_URL_ALLOWLIST"] == (
+        "https://thanos.example/query,http://prometheus.monitoring:9090"
+    )
+    assert "METRIC_URL_ALLOWLIST" not in env_of(
+        named(render(), "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
+    )
+    with pytest.raises(RuntimeError, match="metricUrlAllowlist"):
+        render("--set", "operator.metricUrlAllowlist={http://user:pw@host:9090}")

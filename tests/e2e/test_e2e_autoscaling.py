@@ -204,7 +204,7 @@ def test_scales_with_the_queue_depth_in_prometheus(
     query = f"sum({Metrics.queue_depth})"
     exporter.set(0)
     eventually(lambda: prometheus.query(query) == 0, 30, "Prometheus scraping the exporter")
-    operator = start_operator()
+    operator = start_operator(METRIC_URL_ALLOWLIST=prometheus.url)
     metric = {"source": "prometheus", "prometheusUrl": prometheus.url, "query": query}
     cluster.apply(
         worker_deployment("worker", 1),
@@ -226,12 +226,16 @@ def test_unreadable_metric_and_bad_specs_change_nothing(
     namespace: str,
     start_operator: Callable[..., RunningOperator],
 ) -> None:
-    start_operator()
     dead = {"source": "prometheus", "prometheusUrl": f"http://127.0.0.1:{free_port()}"}
+    start_operator(METRIC_URL_ALLOWLIST=dead["prometheusUrl"])
+    elsewhere = {"source": "prometheus", "prometheusUrl": "http://169.254.169.254/latest"}
     cluster.apply(
         worker_deployment("worker", 3),
         worker_deployment("other", 3),
         queue_autoscaler("worker", scaling_spec(dead)),
+        queue_autoscaler(
+            "elsewhere", {**scaling_spec(elsewhere), "scaleTargetRef": {"name": "other"}}
+        ),
         # Valid to the schema (it cannot compare two fields in v1.20), not to the operator.
         queue_autoscaler(
             "inverted",
@@ -266,6 +270,11 @@ def test_unreadable_metric_and_bad_specs_change_nothing(
     )
     assert (orphan["status"], orphan["reason"]) == ("False", "FailedGetScale")
     assert "missing" in orphan["message"]
+    refused = eventually(
+        lambda: condition(cluster, namespace, "elsewhere", "ScalingActive"), 10, "refused URL"
+    )
+    assert (refused["status"], refused["reason"]) == ("False", "MetricUrlNotAllowed")
+    assert "http://169.254.169.254/latest is not in" in refused["message"]
 
     time.sleep(2 * POLL)
     assert replicas(apps, namespace, "worker") == 3
@@ -276,6 +285,7 @@ def test_unreadable_metric_and_bad_specs_change_nothing(
     assert ("worker", "FailedGetMetric", "Warning") in reasons
     assert ("inverted", "InvalidSpec", "Warning") in reasons
     assert ("orphan", "FailedGetScale", "Warning") in reasons
+    assert ("elsewhere", "MetricUrlNotAllowed", "Warning") in reasons
     assert not any(reason == "SuccessfulRescale" for _, reason, _ in reasons)
     # One Event per failure, not one per poll.
     assert sum(1 for e in cluster.events(namespace) if e["reason"] == "FailedGetMetric") == 1

@@ -123,12 +123,12 @@ async def reconcile(
         return float(spec.poll_interval)
 
     depth: float | None = None
-    metric_error: str | None = None
+    metric_error: MetricError | None = None
     if not spec.paused:
         try:
             depth = await read_queue_depth(spec.metric, memo.settings, memo.http)
         except MetricError as error:
-            metric_error = str(error)
+            metric_error = error
             metrics.metric_errors_total.labels(namespace, name, spec.metric.source).inc()
 
     now = time.monotonic()
@@ -209,7 +209,7 @@ def _conditions(
     spec: AutoscalerSpec,
     decision: Decision,
     depth: float | None,
-    metric_error: str | None,
+    metric_error: MetricError | None,
     scale_error: str | None,
     scaled: bool,
 ) -> list[Condition]:
@@ -225,7 +225,7 @@ def _conditions(
     if spec.paused:
         active = Condition(SCALING_ACTIVE, False, "ScalingDisabled", "spec.paused is true")
     elif metric_error is not None:
-        active = Condition(SCALING_ACTIVE, False, "FailedGetMetric", metric_error)
+        active = Condition(SCALING_ACTIVE, False, metric_error.reason, str(metric_error))
     else:
         active = Condition(
             SCALING_ACTIVE,

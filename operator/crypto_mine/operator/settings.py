@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from crypto_mine.common.settings import Env
+from crypto_mine.common.settings import Env, SettingsError
+from crypto_mine.operator.allowlist import AllowList, AllowListError
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,9 @@ class OperatorSettings:
     # Used when a QueueAutoscaler names no URL of its own: credentials stay out of the spec.
     redis_url: str | None = None
     prometheus_url: str | None = None
+    # Where a QueueAutoscaler's own metric.prometheusUrl / metric.redisUrl may point
+    # (METRIC_URL_ALLOWLIST, comma-separated, plus the two URLs above).
+    metric_urls: AllowList = field(default_factory=AllowList)
     # Bound on one reading of the metric (Prometheus query or Redis GET).
     metric_timeout: float = 3.0
     metrics_port: int = 8000
@@ -25,10 +29,20 @@ class OperatorSettings:
     @classmethod
     def from_env(cls, env: Env) -> OperatorSettings:
         raw_namespaces = env.optional("WATCH_NAMESPACE") or ""
+        redis_url = env.optional("REDIS_URL")
+        prometheus_url = env.optional("PROMETHEUS_URL")
+        entries = (env.optional("METRIC_URL_ALLOWLIST") or "").split(",")
+        try:
+            metric_urls = AllowList.of(
+                (e.strip() for e in entries), own=(prometheus_url, redis_url)
+            )
+        except AllowListError as error:
+            raise SettingsError(f"METRIC_URL_ALLOWLIST: {error}.") from None
         return cls(
             namespaces=tuple(n.strip() for n in raw_namespaces.split(",") if n.strip()),
-            redis_url=env.optional("REDIS_URL"),
-            prometheus_url=env.optional("PROMETHEUS_URL"),
+            redis_url=redis_url,
+            prometheus_url=prometheus_url,
+            metric_urls=metric_urls,
             metric_timeout=env.float("METRIC_TIMEOUT", cls.metric_timeout, min=0.1, max=60),
             metrics_port=env.int("METRICS_PORT", cls.metrics_port, min=0, max=65535),
             liveness_endpoint=env.str("LIVENESS_ENDPOINT", cls.liveness_endpoint),
