@@ -54,14 +54,8 @@ def condition(cluster: Cluster, namespace: str, name: str, kind: str) -> dict[st
     return found[0] if found else None
 
 
-def scale_up_and_back_down(
-    cluster: Cluster,
-    apps: kubernetes.client.AppsV1Api,
-    namespace: str,
-    operator: RunningOperator,
-    set_depth: Callable[[float], None],
-) -> None:
-    """Depth 450 -> 5 replicas within two polls; depth 0 -> back to 1, but only after the window."""
+def wait_reading(cluster: Cluster, namespace: str) -> None:
+    """Until the QueueAutoscaler "worker" has read its metric (ScalingActive=True)."""
     eventually(
         lambda: (
             (c := condition(cluster, namespace, "worker", "ScalingActive"))
@@ -70,6 +64,17 @@ def scale_up_and_back_down(
         3 * POLL + SLACK,
         "the operator reading the metric",
     )
+
+
+def scale_up_and_back_down(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    operator: RunningOperator,
+    set_depth: Callable[[float], None],
+) -> None:
+    """Depth 450 -> 5 replicas within two polls; depth 0 -> back to 1, but only after the window."""
+    wait_reading(cluster, namespace)
     assert replicas(apps, namespace) == 1
 
     set_depth(450)
@@ -368,3 +373,65 @@ def test_paused_leaves_the_target_alone(
         "-p", '{"spec":{"paused":false}}',
     )  # fmt: skip
     eventually(lambda: replicas(apps, namespace) == 5, 2 * POLL + SLACK, "scale up after unpausing")
+
+
+def test_a_backlog_starts_the_first_worker_within_one_poll_and_a_quiet_queue_stops_it(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    start_operator: Callable[..., RunningOperator],
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+) -> None:
+    start_operator(REDIS_URL=redis_server.url)
+    spec = {
+        **scaling_spec({"source": "redis"}),
+        "minReplicas": 0,
+        "activationThreshold": 10,
+        "cooldownPeriodSeconds": 6,
+    }
+    cluster.apply(
+        worker_deployment(TARGET, 0), queue_autoscaler("worker", spec), namespace=namespace
+    )
+    redis_client.set(Keys.queue_depth, 10)  # at the threshold: not active
+    wait_reading(cluster, namespace)
+    time.sleep(POLL)
+    assert replicas(apps, namespace) == 0
+    redis_client.set(Keys.queue_depth, 11)
+    woken = time.monotonic()
+    eventually(lambda: replicas(apps, namespace) == 1, POLL + SLACK, "the first worker")
+    assert time.monotonic() - woken <= POLL + SLACK
+    redis_client.set(Keys.queue_depth, 0)
+    quiet = time.monotonic()
+    eventually(lambda: replicas(apps, namespace) == 0, 6 + 2 * POLL + SLACK, "back to zero")
+    # Not before the cooldown (counted from the last reading over the threshold).
+    assert time.monotonic() - quiet >= 6 - POLL
+    message = max(
+        (e for e in cluster.events(namespace) if e["reason"] == "SuccessfulRescale"),
+        key=lambda e: e["lastTimestamp"] or "",
+    )["message"]
+    assert message.startswith("New size: 0; reason: queue depth 0")
+    assert "inactive for the cooldown of 6s" in message
+
+
+def test_fallback_replicas_once_the_metric_fails_in_a_row(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    start_operator: Callable[..., RunningOperator],
+) -> None:
+    dead = {"source": "prometheus", "prometheusUrl": f"http://127.0.0.1:{free_port()}"}
+    start_operator(METRIC_URL_ALLOWLIST=dead["prometheusUrl"], METRIC_TIMEOUT="0.5")
+    spec = {**scaling_spec(dead), "fallback": {"failureThreshold": 2, "replicas": 4}}
+    cluster.apply(
+        worker_deployment(TARGET, 1), queue_autoscaler("worker", spec), namespace=namespace
+    )
+    eventually(lambda: replicas(apps, namespace) == 4, 4 * POLL + SLACK, "the fallback size")
+
+    def fallback_condition() -> dict[str, Any] | None:
+        found = condition(cluster, namespace, "worker", "ScalingActive")
+        return found if found and "fallback" in found["message"] else None
+
+    failing = eventually(fallback_condition, 2 * POLL + SLACK, "the condition naming the fallback")
+    assert failing["reason"] == "FailedGetMetric"
+    assert failing["message"].endswith("running the fallback of 4 replicas")

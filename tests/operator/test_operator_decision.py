@@ -72,7 +72,7 @@ def test_scale_down_waits_for_the_window_then_steps_once_per_window() -> None:
     high = decide(p, 1, Observation(4000), History(), now=0)
     assert high.desired == 5
     history = high.history
-    for now in (5, 30, 60):
+    for now in (5, 30, 59.9):
         held = decide(p, 5, Observation(0), history, now=now)
         assert held.desired == 5, f"scaled down at t={now}, inside the window"
         history = held.history
@@ -175,11 +175,11 @@ def test_back_to_zero_after_the_cooldown_in_one_step() -> None:
     busy = decide(p, 0, Observation(2000), History.starting(0, -1), now=0)
     assert busy.desired == 4
     history = busy.history
-    for now in range(5, 305, 5):
+    for now in range(5, 300, 5):
         held = decide(p, 4, Observation(0), history, now=now)
         assert held.desired == 4, now
         history = held.history
-    last = decide(p, 4, Observation(0), history, now=301)
+    last = decide(p, 4, Observation(0), history, now=300)
     assert (last.desired, last.limit) == (0, Limit.NONE)
     assert "inactive for the cooldown of 300s" in last.reason
 
@@ -190,8 +190,8 @@ def test_zero_waits_for_the_cooldown_when_it_is_the_longer() -> None:
     down = decide(p, 1, Observation(0), history, now=300)
     assert down.desired == 1
     assert "kept at 1 or more until the cooldown ends" in down.reason
-    assert decide(p, 1, Observation(0), down.history, now=600).desired == 1
-    assert decide(p, 1, Observation(0), down.history, now=601).desired == 0
+    assert decide(p, 1, Observation(0), down.history, now=599).desired == 1
+    assert decide(p, 1, Observation(0), down.history, now=600).desired == 0
 
 
 def test_minimum_one_ignores_activation() -> None:
@@ -199,17 +199,48 @@ def test_minimum_one_ignores_activation() -> None:
     assert decide(p, 1, Observation(1500), History(), now=0).desired == 3
 
 
-def test_drain_time_target_uses_the_rate_per_ready_replica() -> None:
-    p = policy(target=1000, target_drain_seconds=60, up=StepRule(0, None))
-    # 3 ready replicas apply 30 clicks/s (10 each): 6000 clicks in 60 s need 10 replicas.
-    slow = decide(p, 3, Observation(6000, ready=3, drain_rate=30), History(), now=0)
-    assert (slow.desired, slow.recommendation) == (10, 10)
-    assert "drained within 60s at 10/s per replica needs 10" in slow.reason
-    # Fast replicas: the depth target (6 replicas) asks for more than the drain time (2).
-    fast = decide(p, 3, Observation(6000, ready=3, drain_rate=150), History(), now=0)
-    assert fast.desired == 6
-    # No rate measured (no replica ready yet): the depth target alone.
-    assert decide(p, 0, Observation(6000, ready=0, drain_rate=0), History(), now=0).desired == 6
+def test_drain_time_target_learns_the_capacity_while_every_replica_is_busy() -> None:
+    p = policy(target=100, target_drain_seconds=5, up=StepRule(0, None))
+    # 150 waiting for 3 replicas is under the target per replica: they may be idle at times,
+    # so their apply rate says nothing of what they can do. The depth target alone.
+    idle = decide(p, 3, Observation(150, ready=3, drain_rate=20), History(), now=0)
+    assert (idle.recommendation, idle.history.capacity) == (2, ())
+    # 300 waiting keeps the 3 busy: 150 clicks/s is 50 per replica. 150 arrive each second and
+    # draining 300 within 5 s takes 60 more: 210 / 50 -> 5 replicas, where the depth says 3.
+    busy = decide(p, 3, Observation(300, ready=3, drain_rate=150), History(), now=0)
+    assert busy.history.capacity == ((0, 50.0),)
+    assert (busy.desired, busy.recommendation) == (5, 5)
+    assert busy.reason.startswith(
+        "arrivals 150/s and queue depth 300 drained within 5s at 50/s per replica need 5"
+    )
+    # 5 s later the depth has grown by 200: 40/s more arrive than are applied (190 + 100) / 50.
+    growing = decide(p, 5, Observation(500, ready=3, drain_rate=150), busy.history, now=5)
+    assert "arrivals 190/s and queue depth 500" in growing.reason
+    assert growing.recommendation == 6
+
+
+def test_drain_time_target_keeps_up_with_the_arrivals_when_the_queue_is_empty() -> None:
+    """Where the depth alone would shed the replicas that keep the queue empty."""
+    p = policy(target=100, target_drain_seconds=30, up=StepRule(0, None), down=StepRule(0, None))
+    history = decide(p, 8, Observation(800, ready=8, drain_rate=400), History(), now=0).history
+    assert history.capacity == ((0, 50.0),)
+    steady = decide(p, 8, Observation(0, ready=8, drain_rate=300), history, now=5)
+    # 300 clicks/s arrive (the queue went 800 -> 0 in 5 s while 300/s were applied: the slope
+    # says 160/s left, arrivals = max(0, 300 - 160) = 140/s): 140 / 50 -> 3.
+    assert steady.desired == 3
+    later = decide(p, 3, Observation(0, ready=3, drain_rate=300), steady.history, now=70)
+    assert (later.desired, later.recommendation) == (6, 6)  # 300 / 50, the depth says 0
+    no_rate = decide(p, 3, Observation(0, ready=3, drain_rate=None), steady.history, now=70)
+    assert (no_rate.recommendation, no_rate.desired) == (0, 1)  # the depth alone; minReplicas
+
+
+def test_capacity_is_forgotten_after_ten_minutes() -> None:
+    p = policy(target=100, target_drain_seconds=30)
+    history = decide(p, 2, Observation(400, ready=2, drain_rate=100), History(), now=0).history
+    assert decide(p, 2, Observation(0, ready=2, drain_rate=40), history, now=600).history.capacity
+    assert not decide(
+        p, 2, Observation(0, ready=2, drain_rate=40), history, now=601
+    ).history.capacity
 
 
 def test_lag_only_ever_asks_for_more() -> None:
@@ -377,7 +408,8 @@ def test_zero_only_after_a_quiet_cooldown_and_woken_by_a_backlog(
                 )
                 assert step.now >= p.cooldown
         depth = step.observed.depth
-        if step.current == 0 and depth is not None and math.isfinite(depth):
+        immediate = p.scale_up.stabilization_window == 0  # else the window delays it
+        if immediate and step.current == 0 and depth is not None and math.isfinite(depth):
             woken = depth > p.activation and p.max_replicas > 0
             assert (step.decision.desired > 0) is woken or p.min_replicas > 0
 

@@ -4,9 +4,9 @@ Pure: no I/O and no clock; time is a number of seconds passed in by the caller. 
 HorizontalPodAutoscaler's behaviour model, with KEDA's scale-to-zero and fallback:
 
 1. the recommendation is the largest of ``ceil(depth / targetDepthPerReplica)``, the replicas
-   that drain the backlog within ``targetDrainSeconds`` at the apply rate measured per ready
-   replica, and (when the oldest job waits longer than ``targetLagSeconds``) the ready replicas
-   scaled by lag / target; clamped to [min, max];
+   that keep up with the arrivals and drain the backlog within ``targetDrainSeconds`` (see
+   ``_drain``), and (when the oldest job waits longer than ``targetLagSeconds``) the ready
+   replicas scaled by lag / target; clamped to [min, max];
 2. with ``minReplicas: 0``, a target at zero wakes only when the depth exceeds the activation
    threshold, and returns to zero only after the queue has been inactive for the cooldown
    (KEDA's ``activationThreshold`` and ``cooldownPeriod``); in between, at least one replica;
@@ -28,6 +28,10 @@ from enum import StrEnum
 
 # A lag within 10 % of its target asks for nothing (the HPA's default tolerance).
 LAG_TOLERANCE = 0.1
+# How long a measured per-replica capacity is remembered, and over how long a span the depth's
+# slope is taken (the span of the default drain-rate query, rate(...[1m])).
+CAPACITY_MEMORY = 600.0
+SLOPE_SPAN = 60.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,10 @@ class History:
     last_active: float | None = None
     # Metric readings failed in a row.
     failures: int = 0
+    # (at, clicks/s per ready replica) measured while every replica had work waiting.
+    capacity: tuple[tuple[float, float], ...] = ()
+    # (at, depth) of the last SLOPE_SPAN seconds: how fast the backlog grows or shrinks.
+    depths: tuple[tuple[float, float], ...] = ()
 
     @classmethod
     def starting(cls, current: int, now: float) -> History:
@@ -199,8 +207,9 @@ def decide(
 
     active = depth > policy.activation
     last_active = now if active else history.last_active
-    seen = replace(history, failures=0, last_active=last_active)
-    raw, reason = _recommendation(policy, current, observed, depth)
+    seen = _remember(policy, current, observed, depth, replace(history, failures=0), now)
+    seen = replace(seen, last_active=last_active)
+    raw, reason = _recommendation(policy, current, observed, depth, seen, now)
     to_zero = False
     if policy.min_replicas == 0:
         if current == 0 and not active:
@@ -208,7 +217,7 @@ def decide(
             reason += f", not above the activation threshold {policy.activation:g}"
         elif not active:
             # At least one replica until the cooldown ends: that is this step's window.
-            to_zero = last_active is None or now - last_active > policy.cooldown
+            to_zero = last_active is None or now - last_active >= policy.cooldown
             raw = max(raw, 1)
             reason += (
                 f", inactive for the cooldown of {policy.cooldown:g}s"
@@ -220,25 +229,32 @@ def decide(
     return _stabilize(policy, current, raw, seen, now, reason, history, to_zero=to_zero)
 
 
+def _remember(
+    policy: Policy, current: int, observed: Observation, depth: float, history: History, now: float
+) -> History:
+    """The history with this reading's depth and, when every replica was busy, its capacity."""
+    depths = (*(d for d in history.depths if now - d[0] <= SLOPE_SPAN), (now, depth))
+    capacity = tuple(c for c in history.capacity if now - c[0] <= CAPACITY_MEMORY)
+    ready = current if observed.ready is None else observed.ready
+    rate = observed.drain_rate
+    # A backlog of at least the target per replica keeps every replica busy: the apply rate is
+    # then what the replicas can do, not what little they were given.
+    busy = ready > 0 and depth >= policy.target_per_replica * ready
+    if busy and rate is not None and math.isfinite(rate) and rate / ready > 0:
+        capacity = (*capacity, (now, rate / ready))
+    return replace(history, depths=depths, capacity=capacity)
+
+
 def _recommendation(
-    policy: Policy, current: int, observed: Observation, depth: float
+    policy: Policy, current: int, observed: Observation, depth: float, history: History, now: float
 ) -> tuple[int, str]:
     """The largest of what the depth, the drain time and the lag call for, with the reason."""
     raw = recommend(depth, policy.target_per_replica)
     reason = f"queue depth {depth:g} at {policy.target_per_replica:g} per replica needs {raw}"
     ready = current if observed.ready is None else observed.ready
-    rate = observed.drain_rate
-    drain = policy.target_drain_seconds
-    measured = rate is not None and math.isfinite(rate) and rate > 0
-    if drain is not None and rate is not None and measured and ready > 0 and depth > 0:
-        per_replica = rate / ready
-        by_drain = _replicas(depth * ready / (rate * drain))
-        if by_drain > raw:
-            raw = by_drain
-            reason = (
-                f"queue depth {depth:g} drained within {drain:g}s at {per_replica:.3g}/s "
-                f"per replica needs {raw}"
-            )
+    drain = _drain(policy, observed, depth, history, now)
+    if drain is not None and drain[0] > raw:
+        raw, reason = drain
     lag, target_lag = observed.lag, policy.target_lag_seconds
     late = lag is not None and math.isfinite(lag) and lag > (target_lag or 0) * (1 + LAG_TOLERANCE)
     if target_lag is not None and lag is not None and late:
@@ -247,6 +263,31 @@ def _recommendation(
             raw = by_lag
             reason = f"lag {lag:.3g}s over the target {target_lag:g}s needs {raw}"
     return raw, reason
+
+
+def _drain(
+    policy: Policy, observed: Observation, depth: float, history: History, now: float
+) -> tuple[int, str] | None:
+    """Replicas that apply the arrivals and the backlog within ``targetDrainSeconds``.
+
+    The backlog shrinks at (replicas x capacity - arrivals), so draining ``depth`` within T takes
+    ``(arrivals + depth / T) / capacity`` replicas: with no backlog, just enough for the
+    arrivals. Arrivals = the measured apply rate + the depth's slope; capacity = the highest
+    apply rate per ready replica measured while every replica was busy in the last
+    CAPACITY_MEMORY seconds (never measured: no recommendation from the drain time).
+    """
+    target, rate = policy.target_drain_seconds, observed.drain_rate
+    if target is None or rate is None or not math.isfinite(rate) or not history.capacity:
+        return None
+    capacity = max(c for _, c in history.capacity)
+    since, before = history.depths[0]
+    slope = (depth - before) / (now - since) if now > since else 0.0
+    arrivals = max(0.0, rate + slope)
+    replicas = _replicas((arrivals + depth / target) / capacity)
+    return replicas, (
+        f"arrivals {arrivals:.4g}/s and queue depth {depth:g} drained within {target:g}s "
+        f"at {capacity:.4g}/s per replica need {replicas}"
+    )
 
 
 def _stabilize(
@@ -267,14 +308,14 @@ def _stabilize(
     """
     bounded = clamp(raw, policy.min_replicas, policy.max_replicas)
     up, down = policy.scale_up, policy.scale_down
+    # Past recommendations count while younger than the window (as the HPA's cutoff), so a
+    # window of 0 is this recommendation alone, even one made at this very instant.
     keep = max(up.stabilization_window, down.stabilization_window)
-    recommendations = (
-        *(r for r in history.recommendations if now - r.at <= keep),
-        Recommendation(now, bounded),
-    )
-    up_floor = min(r.replicas for r in recommendations if now - r.at <= up.stabilization_window)
+    past = tuple(r for r in history.recommendations if now - r.at < keep)
+    recommendations = (*past, Recommendation(now, bounded))
+    up_floor = min([bounded, *(r.replicas for r in past if now - r.at < up.stabilization_window)])
     down_ceiling = max(
-        r.replicas for r in recommendations if now - r.at <= down.stabilization_window
+        [bounded, *(r.replicas for r in past if now - r.at < down.stabilization_window)]
     )
     stabilized = min(max(current, up_floor), down_ceiling)
     if stabilized != bounded:
