@@ -13,7 +13,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import kubernetes
 import pytest
@@ -26,10 +25,14 @@ from .kube import (
     PLURAL,
     Cluster,
     KubectlError,
+    queue_autoscaler,
     rbac_documents,
     service_account_of,
     token_kubeconfig,
+    worker_deployment,
 )
+
+__all__ = ["queue_autoscaler", "worker_deployment"]
 from .prometheus import PrometheusServer, QueueDepthExporter
 
 QAS = f"{PLURAL}.autoscaling.crypto-mine.io"
@@ -171,30 +174,3 @@ def prometheus(
     ).start()
     yield server
     server.stop()
-
-
-def worker_deployment(name: str, replicas: int) -> dict[str, Any]:
-    """A Deployment whose Pods stay Pending without a kubelet: only its replicas matter."""
-    labels = {"app.kubernetes.io/name": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "worker", "image": "crypto-mine-worker:e2e"}]},
-            },
-        },
-    }
-
-
-def queue_autoscaler(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "autoscaling.crypto-mine.io/v1alpha1",
-        "kind": "QueueAutoscaler",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
