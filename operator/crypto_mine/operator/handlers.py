@@ -152,13 +152,9 @@ async def reconcile(
         history = History.starting(current, now)
         memo.history_target = spec.target_name
     decision = decide(spec.policy, current, observed, history, now)
-    scale_error: str | None = None
-    if decision.desired != current:
-        try:
-            await kube.scale(namespace, spec.target_name, decision.desired)
-        except TargetError as error:
-            scale_error = str(error)
-            metrics.scale_errors_total.labels(namespace, name).inc()
+    if elector is not None and not elector.leading():
+        return 1.0  # the readings took longer than the Lease was renewed for
+    scale_error = await _scale(kube, namespace, name, spec.target_name, decision)
     scaled = decision.desired != current and scale_error is None
     memo.history = after(decision, scaled=scaled)
     depth = observed.depth
@@ -176,6 +172,20 @@ async def reconcile(
         fields["lastScaleTime"] = _now()
     await _write_status(kube, body, namespace, name, previous, fields, conditions)
     return float(spec.poll_interval)
+
+
+async def _scale(
+    kube: KubeApi, namespace: str, name: str, target: str, decision: Decision
+) -> str | None:
+    """Set the target's replicas to the decision's; why it failed, if it did."""
+    if decision.desired == decision.current:
+        return None
+    try:
+        await kube.scale(namespace, target, decision.desired)
+    except TargetError as error:
+        metrics.scale_errors_total.labels(namespace, name).inc()
+        return str(error)
+    return None
 
 
 async def _observe(
