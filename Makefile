@@ -107,6 +107,12 @@ chaos: setup ## whole-stack fault run: processes SIGKILLed, Redis and MongoDB re
 overload: setup ## three times the sustainable click rate: only 202/200/429/503, bounded queue and memory
 	@$(BIN)/python -m tests.chaos.overload
 
+.PHONY: autoscaling
+autoscaling: setup ## autoscaling experiment (~15 min): square wave and ramp through the operator, vs the HPA and KEDA replayed
+	@scripts/ensure-apt.sh prometheus etcd-server openssl
+	@scripts/cluster.sh build
+	@$(BIN)/python -m tests.autoscaling $(AUTOSCALING_ARGS)
+
 .PHONY: fuzz
 fuzz: setup ## schemathesis against every operation of /openapi.json on a running stack
 	@$(BIN)/python -m tests.fuzz

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +13,34 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from crypto_mine.common.queue_stats import QueueKeys
 from devstack.generate import CHART, ROOT, drifted, run_helm, template
 
 from .conftest import SCENARIOS, documents
 
 KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
 CHECKOV_CONFIG = CHART / "ci" / "checkov.yaml"
-CUSTOM_KINDS = {"QueueAutoscaler", "ServiceMonitor", "PrometheusRule", "CustomResourceDefinition"}
+CUSTOM_KINDS = {
+    "QueueAutoscaler",
+    "ScaledObject",
+    "ServiceMonitor",
+    "PrometheusRule",
+    "CustomResourceDefinition",
+}
+# KEDA's ScaledObject schema as published (two releases: the oldest supported, a recent one).
+KEDA_SCHEMAS = sorted((Path(__file__).parent / "keda").glob("scaledobject-*.schema.yaml"))
+# Trigger metadata KEDA's scalers read (docs: keda.sh/docs/2.12/scalers/prometheus/ and
+# /redis-lists/); KEDA's CRD leaves metadata free, so a misspelt key would pass the schema.
+TRIGGER_KEYS = {
+    "prometheus": {
+        "serverAddress",
+        "query",
+        "threshold",
+        "activationThreshold",
+        "ignoreNullValues",
+    },
+    "redis": {"address", "listName", "listLength", "databaseIndex", "enableTLS"},
+}
 DEFAULT = CHART / "ci" / "default-values.yaml"
 
 
@@ -42,7 +64,12 @@ def env_of(container: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_scenario_is_covered() -> None:
     names = {p.name for p in SCENARIOS}
-    assert {"default-values.yaml", "dev-values.yaml", "hpa-values.yaml"} <= names
+    assert {
+        "default-values.yaml",
+        "dev-values.yaml",
+        "hpa-values.yaml",
+        "keda-values.yaml",
+    } <= names
     assert {"static-values.yaml", "production-values.yaml"} <= names
 
 
@@ -82,6 +109,9 @@ def test_custom_resources_match_their_schemas(rendered: dict[str, Path]) -> None
             seen.add(str(kind))
             if kind == "QueueAutoscaler":
                 jsonschema.validate(doc, schema)
+            elif kind == "ScaledObject":
+                for keda in KEDA_SCHEMAS:
+                    jsonschema.validate(doc, yaml.safe_load(keda.read_text()))
             elif kind == "ServiceMonitor":
                 endpoint = doc["spec"]["endpoints"][0]
                 assert endpoint["port"] in {"http", "metrics"}
@@ -94,6 +124,7 @@ def test_custom_resources_match_their_schemas(rendered: dict[str, Path]) -> None
         "ServiceMonitor",
         "PrometheusRule",
         "HorizontalPodAutoscaler",
+        "ScaledObject",
     } <= seen
 
 
@@ -402,3 +433,159 @@ def test_helm_test_hook_checks_readyz() -> None:
 def test_generated_files_are_current() -> None:
     stale = [str(p.relative_to(ROOT)) for p in drifted()]
     assert stale == [], f"run `make generate`: {stale}"
+
+
+def test_operator_egress_reaches_only_its_dependencies() -> None:
+    docs = render(values=CHART / "ci" / "dev-values.yaml")
+    policy = named(docs, "NetworkPolicy", "-operator")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert ports == {(443, "TCP"), (6443, "TCP"), (53, "UDP"), (53, "TCP"), (9090, "TCP"),
+                     (6379, "TCP")}  # fmt: skip
+    assert all(rule["ports"] for rule in policy["egress"]), "a rule without ports opens them all"
+    peers = {p["port"]: rule.get("to") for rule in policy["egress"] for p in rule["ports"]}
+    # The in-chart Redis of the dev scenario, by its pod labels; Prometheus and DNS by theirs.
+    assert peers[6379] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "crypto-mine", "app.kubernetes.io/instance": "crypto-mine",
+        "app.kubernetes.io/component": "redis"}}}]  # fmt: skip
+    assert peers[9090][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    assert peers[53][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    narrowed = render(
+        "--set-json",
+        'networkPolicy.operatorEgress.apiServer.to=[{"ipBlock":{"cidr":"10.0.0.1/32"}}]',
+    )
+    api_rule = named(narrowed, "NetworkPolicy", "-operator")["spec"]["egress"][0]
+    assert api_rule["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+
+
+def test_operator_fetches_only_allowed_metric_urls() -> None:
+    docs = render(
+        "--set",
+        "operator.metricUrlAllowlist={https://thanos.example/query},"
+        "autoscaling.metric.prometheusUrl=http://prometheus.monitoring:9090",
+    )
+    operator = named(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    env = env_of(operator["containers"][0])
+    assert env["METRIC_URL_ALLOWLIST"] == (
+        "https://thanos.example/query,http://prometheus.monitoring:9090"
+    )
+    assert "METRIC_URL_ALLOWLIST" not in env_of(
+        named(render(), "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
+    )
+    with pytest.raises(RuntimeError, match="metricUrlAllowlist"):
+        render("--set", "operator.metricUrlAllowlist={http://user:pw@host:9090}")
+
+
+def keda_schemas() -> list[dict[str, Any]]:
+    assert [p.name for p in KEDA_SCHEMAS] == [
+        "scaledobject-v2.12.0.schema.yaml",
+        "scaledobject-v2.20.2.schema.yaml",
+    ]
+    return [yaml.safe_load(p.read_text()) for p in KEDA_SCHEMAS]
+
+
+@pytest.mark.parametrize("trigger", ["prometheus", "redis"])
+def test_keda_mode_renders_a_scaled_object_valid_for_keda(trigger: str) -> None:
+    setting = f"autoscaling.keda.trigger={trigger},autoscaling.keda.redis.address=redis:6379"
+    docs = render("--set", setting, values=CHART / "ci" / "keda-values.yaml")
+    assert by_kind(docs, "QueueAutoscaler") == by_kind(docs, "HorizontalPodAutoscaler") == []
+    worker = named(docs, "Deployment", "-worker")
+    assert "replicas" not in worker["spec"]
+    scaled = named(docs, "ScaledObject", "-worker")
+    for schema in keda_schemas():
+        jsonschema.validate(scaled, schema)
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"]["name"] == worker["metadata"]["name"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (0, 30)
+    assert (spec["pollingInterval"], spec["cooldownPeriod"]) == (5, 600)
+    assert spec["fallback"] == {"failureThreshold": 3, "replicas": 4}
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["policies"] == [
+        {"type": "Percent", "value": 100, "periodSeconds": 15}
+    ]
+    [found] = spec["triggers"]
+    assert found["type"] == trigger
+    assert set(found["metadata"]) == TRIGGER_KEYS[trigger]
+    assert all(isinstance(v, str) for v in found["metadata"].values())
+    if trigger == "prometheus":
+        assert found["metadata"]["query"] == "sum(mining_click_queue_depth)"
+        assert found["metadata"]["threshold"] == "500"
+        assert found["metadata"]["ignoreNullValues"] == "false"
+    else:
+        assert found["metadata"]["listName"] == QueueKeys.queue
+        assert found["metadata"]["address"] == "redis:6379"
+
+
+def test_a_paused_keda_scaled_object_carries_kedas_annotation() -> None:
+    scaled = named(
+        render("--set", "autoscaling.mode=keda,autoscaling.paused=true"), "ScaledObject", "-worker"
+    )
+    assert scaled["metadata"]["annotations"] == {"autoscaling.keda.sh/paused": "true"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ("operator.enabled=false", "autoscaling.mode operator needs the operator"),
+        ("operator.watchNamespace=team-a", "leaves out the release namespace crypto-mine"),
+        (
+            "autoscaling.minReplicas=0,api.enabled=false",
+            "autoscaling.minReplicas 0 on a Prometheus metric needs api.enabled",
+        ),
+        (
+            "autoscaling.mode=keda,autoscaling.minReplicas=0,api.enabled=false",
+            "autoscaling.minReplicas 0 on a Prometheus metric needs api.enabled",
+        ),
+        (
+            "autoscaling.mode=keda,autoscaling.keda.trigger=redis",
+            "needs autoscaling.keda.redis.address",
+        ),
+        (
+            "autoscaling.targetDrainSeconds=60,operator.prometheusUrl=",
+            "autoscaling.targetDrainSeconds reads the apply rate from Prometheus",
+        ),
+        ("autoscaling.mode=hpa,autoscaling.minReplicas=0", "minReplicas"),
+        ("autoscaling.fallback.failureThreshold=2", "replicas"),
+        ("autoscaling.mode=keda,autoscaling.minReplicas=3,autoscaling.maxReplicas=2", "exceeds"),
+    ],
+)
+def test_autoscaling_values_that_cannot_work_are_refused(settings: str, message: str) -> None:
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        render("--set", settings)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        "operator.enabled=false,autoscaling.externalOperator=true",
+        "operator.watchNamespace=team-a\\,crypto-mine",
+        "autoscaling.minReplicas=0,api.enabled=false,autoscaling.metric.source=redis",
+        "autoscaling.mode=keda,autoscaling.minReplicas=0,api.enabled=false,"
+        "autoscaling.keda.trigger=redis,autoscaling.keda.redis.address=redis:6379",
+    ],
+)
+def test_autoscaling_values_that_work_together_render(settings: str) -> None:
+    docs = render("--set", settings)
+    assert by_kind(docs, "QueueAutoscaler") or by_kind(docs, "ScaledObject")
+
+
+def test_the_operator_may_scale_only_its_targets() -> None:
+    docs = render()
+    worker = named(docs, "Deployment", "-worker")["metadata"]["name"]
+    operator = named(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    assert env_of(operator["containers"][0])["SCALE_TARGETS"] == worker
+    role = named(docs, "Role", "-operator")
+    deployment_rules = [r for r in role["rules"] if r["apiGroups"] == ["apps"]]
+    assert deployment_rules == [
+        {"apiGroups": ["apps"], "resources": ["deployments/status"], "verbs": ["get"],
+         "resourceNames": [worker]},
+        {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"],
+         "resourceNames": [worker]},
+    ]  # fmt: skip
+    more = render("--set", "operator.scaleTargets={crypto-mine-worker,batch-worker}")
+    operator = named(more, "Deployment", "-operator")["spec"]["template"]["spec"]
+    assert env_of(operator["containers"][0])["SCALE_TARGETS"] == "crypto-mine-worker,batch-worker"
+    rules = named(more, "Role", "-operator")["rules"]
+    assert {tuple(r.get("resourceNames", ())) for r in rules if r["apiGroups"] == ["apps"]} == {
+        ("crypto-mine-worker", "batch-worker")
+    }

@@ -270,6 +270,7 @@ class LiveStack:
             "METRICS_PORT": str(self.ports["operator"]),
             "LIVENESS_ENDPOINT": f"http://127.0.0.1:{self.ports['health']}/healthz",
             "METRIC_TIMEOUT": "0.5",
+            "LEASE_NAMESPACE": self.namespace,
         }
         self._start(
             Process(

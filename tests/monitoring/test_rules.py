@@ -299,9 +299,14 @@ def test_switched_off_parts_have_no_rules_and_no_absent() -> None:
         "MiningRedisAofWriteFailing",
         "MiningMongoDown",
         "MiningExporterDown",
+        "MiningAutoscalerNotServed",
     }
     hpa = by_alert(rendered('autoscaling.mode="hpa"'))
-    assert set(everything) - set(hpa) == {"MiningOperatorScaleLimited"}
+    assert set(everything) - set(hpa) == {"MiningOperatorScaleLimited", "MiningAutoscalerNotServed"}
+    # Another release's operator serves the QueueAutoscaler: its absence still alerts here.
+    external = by_alert(rendered("operator.enabled=false", "autoscaling.externalOperator=true"))
+    assert "MiningAutoscalerNotServed" in external
+    assert not [a for a in external if a.startswith("MiningOperator")]
     without_api = rendered("api.enabled=false")
     assert not [a for a in by_alert(without_api) if a.startswith(("MiningApi", "MiningClick"))]
     assert "api" not in expr_of(without_api, "MiningMongoSlow").replace("crypto-mine-", "")

@@ -298,3 +298,91 @@ topologySpreadConstraints:
 priorityClassName: {{ . }}
 {{- end }}
 {{- end }}
+
+{{/*
+Deployments the operator may scale, as a JSON list: operator.scaleTargets, else the chart's
+worker Deployment. Feeds the operator's SCALE_TARGETS and its RBAC resourceNames.
+*/}}
+{{- define "crypto-mine.scaleTargets" -}}
+{{- $targets := .Values.operator.scaleTargets -}}
+{{- if not $targets -}}
+{{- $targets = list (include "crypto-mine.componentName" (dict "root" . "component" "worker")) -}}
+{{- end -}}
+{{- toJson $targets -}}
+{{- end }}
+
+{{/*
+Refuse autoscaling values that cannot work together (rendered by each mode's template):
+- mode operator with no operator to serve the QueueAutoscaler (unless another release's
+  operator does: autoscaling.externalOperator), or one that does not watch this namespace;
+- scale to zero (minReplicas 0) on a Prometheus metric with no api to export it: the queue
+  depth comes from whichever api or worker pod holds the reporter lease, so with no api and no
+  worker it vanishes and nothing would start the first worker;
+- a drain-time target without a Prometheus to read the apply rate from;
+- mode keda on the Redis trigger without an address.
+*/}}
+{{- define "crypto-mine.checkAutoscaling" -}}
+{{- $a := .Values.autoscaling -}}
+{{- if gt (int $a.minReplicas) (int $a.maxReplicas) -}}
+{{- fail (printf "autoscaling.minReplicas (%v) exceeds autoscaling.maxReplicas (%v)" $a.minReplicas $a.maxReplicas) -}}
+{{- end -}}
+{{- if eq $a.mode "operator" -}}
+{{- if and (not .Values.operator.enabled) (not $a.externalOperator) -}}
+{{- fail "autoscaling.mode operator needs the operator: set operator.enabled=true, or autoscaling.externalOperator=true when another release's operator watches this namespace, or pick autoscaling.mode keda, hpa or none" -}}
+{{- end -}}
+{{- $watched := .Values.operator.watchNamespace | default .Release.Namespace -}}
+{{- if and .Values.operator.enabled (ne $watched "*") (not (has .Release.Namespace (splitList "," $watched | compact))) -}}
+{{- fail (printf "operator.watchNamespace (%s) leaves out the release namespace %s: nothing would serve the worker's QueueAutoscaler" $watched .Release.Namespace) -}}
+{{- end -}}
+{{- if and (gt (int $a.targetDrainSeconds) 0) (not (or $a.metric.prometheusUrl .Values.operator.prometheusUrl)) -}}
+{{- fail "autoscaling.targetDrainSeconds reads the apply rate from Prometheus: set autoscaling.metric.prometheusUrl or operator.prometheusUrl" -}}
+{{- end -}}
+{{- end -}}
+{{- $prometheus := or (and (eq $a.mode "operator") (eq $a.metric.source "prometheus")) (and (eq $a.mode "keda") (eq $a.keda.trigger "prometheus")) -}}
+{{- if and (eq (int $a.minReplicas) 0) $prometheus (not .Values.api.enabled) -}}
+{{- fail "autoscaling.minReplicas 0 on a Prometheus metric needs api.enabled: with no api and no worker running, mining_click_queue_depth vanishes and the workers would stay at zero (use metric.source redis, or keda.trigger redis)" -}}
+{{- end -}}
+{{- if and (eq $a.mode "keda") (eq $a.keda.trigger "redis") (not $a.keda.redis.address) -}}
+{{- fail "autoscaling.keda.trigger redis needs autoscaling.keda.redis.address (host:port)" -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The behavior of a HorizontalPodAutoscaler (mode hpa, and KEDA's in mode keda) from
+autoscaling.behavior: maxStepPods per 15 s; scaleDown.maxStepPods 0 = no limit (100 %).
+*/}}
+{{- define "crypto-mine.hpaBehavior" -}}
+scaleUp:
+  stabilizationWindowSeconds: {{ .scaleUp.stabilizationWindowSeconds }}
+  policies:
+    - type: Pods
+      value: {{ .scaleUp.maxStepPods }}
+      periodSeconds: 15
+scaleDown:
+  stabilizationWindowSeconds: {{ .scaleDown.stabilizationWindowSeconds }}
+  policies:
+    {{- if gt (int .scaleDown.maxStepPods) 0 }}
+    - type: Pods
+      value: {{ .scaleDown.maxStepPods }}
+      periodSeconds: 15
+    {{- else }}
+    - type: Percent
+      value: 100
+      periodSeconds: 15
+    {{- end }}
+{{- end }}
+
+{{/*
+RQ's Redis list of the click jobs waiting (what KEDA's Redis trigger counts): RQ's prefix and
+the queue name of crypto_mine.common.names (QUEUE_NAME); tests/chart checks they agree.
+*/}}
+{{- define "crypto-mine.jobListName" -}}
+rq:queue:mining-clicks
+{{- end }}
+
+{{/*
+Name of the operator's leader Lease: operator.leaderElection.leaseName, else "<fullname>-operator".
+*/}}
+{{- define "crypto-mine.leaseName" -}}
+{{- .Values.operator.leaderElection.leaseName | default (include "crypto-mine.componentName" (dict "root" . "component" "operator")) -}}
+{{- end }}

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import kopf
@@ -49,6 +50,12 @@ def load_config() -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient()
 
 
+@dataclass(frozen=True)
+class Target:
+    replicas: int
+    ready: int
+
+
 class KubeApi:
     """Scale subresource of the target Deployment, status of the QueueAutoscaler."""
 
@@ -56,14 +63,18 @@ class KubeApi:
         self.apps = kubernetes.client.AppsV1Api(client)
         self.custom = kubernetes.client.CustomObjectsApi(client)
 
-    async def read_replicas(self, namespace: str, name: str) -> int:
-        scale = await self._call(
-            f"reading the scale of Deployment {namespace}/{name}",
-            self.apps.read_namespaced_deployment_scale,
+    async def read_target(self, namespace: str, name: str) -> Target:
+        """Replicas and ready replicas, from the status subresource (what RBAC grants)."""
+        deployment = await self._call(
+            f"reading Deployment {namespace}/{name}",
+            self.apps.read_namespaced_deployment_status,
             name,
             namespace,
         )
-        return int(scale.spec.replicas or 0) if scale.spec is not None else 0
+        spec, status = deployment.spec, deployment.status
+        replicas = int(spec.replicas or 0) if spec is not None else 0
+        ready = int(status.ready_replicas or 0) if status is not None else 0
+        return Target(replicas, ready)
 
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
         await self._call(

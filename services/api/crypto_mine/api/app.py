@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp
 
 from crypto_mine.common.ids import IdAllocatorClient
 from crypto_mine.common.mongo import async_mongo_client
+from crypto_mine.common.queue_reporter import AsyncQueueReporter
 from crypto_mine.common.redis import async_redis_client
 
 from .accounts import AccountEndpoints
@@ -86,7 +88,9 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     )
     accounts = AccountEndpoints(settings, redis, database, allocator)
     logout = LogoutEndpoint(settings, auth, redis)
-    health = HealthEndpoints(settings, redis, database, performance)
+    # Every process of the pod shares the pod's identity (see AsyncQueueReporter).
+    reporter = AsyncQueueReporter(redis, f"api:{socket.gethostname()}")
+    health = HealthEndpoints(settings, redis, database, performance, reporter)
     openapi = document(settings.max_clicks_per_request)
 
     async def openapi_json(_: Request) -> Response:
@@ -94,9 +98,11 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        reporter.start()
         try:
             yield
         finally:
+            await reporter.stop()
             await admitter.close()
             await hub.close()
             if inline is not None:

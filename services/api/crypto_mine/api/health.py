@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crypto_mine.common.metrics import exposition
+from crypto_mine.common.queue_reporter import AsyncQueueReporter
 from crypto_mine.common.queue_stats import read_stats
 
 from .errors import JSONResponse
@@ -33,7 +34,9 @@ class HealthEndpoints:
         redis: Redis,
         database: AsyncDatabase[dict[str, Any]],
         performance: Performance,
+        reporter: AsyncQueueReporter,
     ) -> None:
+        self.reporter = reporter
         self.settings = settings
         self.redis = redis
         self.database = database
@@ -105,4 +108,4 @@ class HealthEndpoints:
 
     async def metrics(self, _: Request) -> Response:
         body, content_type = exposition()
-        return Response(body, media_type=content_type)
+        return Response(body + await self.reporter.exposition(), media_type=content_type)
