@@ -31,6 +31,7 @@ from rq.serializers import JSONSerializer
 from bench.probes import cpu_seconds
 from crypto_mine.api.admission import Admitter, Click
 from crypto_mine.api.settings import ApiSettings
+from crypto_mine.common.ledger import click_id
 from crypto_mine.common.names import QUEUE_NAME, Keys
 from crypto_mine.common.redis import async_redis_client
 from crypto_mine.common.settings import Env
@@ -130,6 +131,7 @@ def raw_insert(
     now = datetime.now(UTC)
     docs = [
         {
+            "_id": click_id(f"u{n % users}", f"k{n}"),
             "user": f"u{n % users}",
             "key": f"k{n}",
             "clicks": 1,

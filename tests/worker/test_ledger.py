@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from crypto_mine.common.ledger import Click, Ledger, Swept
+from crypto_mine.common.ledger import Click, Ledger, Swept, click_id, to_datetime, to_ms
 from devstack.servers import MongoServer
 
 Db = Database[dict[str, Any]]
@@ -379,3 +381,83 @@ def test_the_last_click_time_follows_the_latest_batch(ledger: Ledger, database: 
     doc = database["balances"].find_one({"_id": "u"})
     assert doc is not None
     assert doc["lastClickMs"] == 1_700_000_005_000
+
+
+@given(
+    st.tuples(st.text(max_size=6), st.text(max_size=6)),
+    st.tuples(st.text(max_size=6), st.text(max_size=6)),
+)
+def test_no_two_clicks_share_an_id(one: tuple[str, str], other: tuple[str, str]) -> None:
+    """``:`` in a user id or a key cannot make two (user, key) pairs one document."""
+    assume(one != other)
+    assert click_id(*one) != click_id(*other)
+
+
+def test_ids_of_users_and_keys_holding_the_separator() -> None:
+    assert len({click_id("a:b", "c"), click_id("a", "b:c"), click_id("a:b:c", "")}) == 3
+
+
+def test_what_mongodb_keeps_is_what_the_outcomes_said(ledger: Ledger, database: Db) -> None:
+    """Click documents by (user, key) id, with the outcome's applied time; the batch's marker
+    with each user's balance right after it: an answer given from MongoDB later is the same."""
+    ledger.apply("b0", [Click("u1", "early", 2, 1_700_000_000_123)])
+    result = ledger.apply(
+        "b1", [Click("u1", "k:1", 1, 1_700_000_000_456), Click("u:2", "k", 3, 1_700_000_000_789)]
+    )
+    ledger.flush()
+    docs = {doc["_id"]: doc for doc in database["clicks"].find()}
+    for outcome in result.outcomes:
+        doc = docs[click_id(outcome.click.user, outcome.click.key)]
+        assert (doc["user"], doc["key"], doc["batch"]) == (
+            outcome.click.user,
+            outcome.click.key,
+            "b1",
+        )
+        assert to_ms(doc["appliedAt"]) == outcome.applied_ms
+        assert to_ms(doc["acceptedAt"]) == outcome.click.accepted_ms
+    marker = database["batches"].find_one({"_id": "b1"})
+    assert marker is not None
+    assert sorted(map(tuple, marker["balances"])) == sorted(
+        {(o.click.user, o.balance) for o in result.outcomes}
+    )
+    assert {o.click.user: o.balance for o in result.outcomes} == {"u1": 6, "u:2": 6}
+
+
+def test_a_duplicate_answers_with_the_original_document(ledger: Ledger, database: Db) -> None:
+    first = ledger.apply("b1", [Click("u1", "k", 3, 1_700_000_000_000)])
+    again = ledger.apply("b2", [Click("u1", "k", 3, 1_700_000_099_000)])
+    (original,), (duplicate,) = first.outcomes, again.outcomes
+    assert duplicate.duplicate
+    assert (duplicate.reward, duplicate.applied_ms) == (original.reward, original.applied_ms)
+    assert balances(database) == {"u1": (6, 3)}
+
+
+def test_a_document_written_without_the_derived_id_is_still_found(
+    ledger: Ledger, database: Db
+) -> None:
+    """Clicks stored before their ``_id`` came from (user, key) still make a repeat a duplicate
+    (the unique index refuses it; the lookup falls back to the user and key fields)."""
+    database["clicks"].insert_one(
+        {
+            "user": "u1",
+            "key": "old",
+            "clicks": 2,
+            "reward": 4,
+            "batch": "before",
+            "acceptedAt": to_datetime(1_600_000_000_000),
+            "appliedAt": to_datetime(1_600_000_000_500),
+        }
+    )
+    result = ledger.apply(
+        "b1", [Click("u1", "old", 2, 1_700_000_000_000), Click("u1", "new", 1, 0)]
+    )
+    old, new = result.outcomes
+    assert (old.duplicate, old.reward, old.applied_ms) == (True, 4, 1_600_000_000_500)
+    assert not new.duplicate
+    assert balances(database) == {"u1": (2, 1)}
+
+
+def test_dates_are_exact_to_the_millisecond() -> None:
+    for ms in (0, 1, 999, 1_733_412_345_679, 1_700_000_000_001):
+        assert to_ms(to_datetime(ms)) == ms
+    assert to_ms(datetime(2024, 1, 1, 0, 0, 0, 999_999, tzinfo=UTC)) == 1_704_067_200_999

@@ -15,7 +15,9 @@ off at any point; every step below is a single-document atomic write or is idemp
    (under load: the clicks of one admission call) take one ``update_many`` with the same guard
    and ``_id: {$in: users}``; each document's update is still atomic, and the users it did not
    match (no balance yet, or already marked) are told apart by one read.
-3. Insert the marker ``{_id: B}`` into ``batches``: every user's share of ``B`` is applied.
+3. Insert the marker ``{_id: B, balances}`` into ``batches``: every user's share of ``B`` is
+   applied; ``balances`` holds each of those users' balance right after ``B`` (what the
+   click outcomes said), for answers about a click given from MongoDB later.
 4. ``$unset`` ``applying.B`` on those users, so their ``applying`` maps stay small.
 
 Steps 3 and 4 are deferred and gathered: every ``flush_batches`` batches or ``flush_seconds``
@@ -47,7 +49,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
@@ -83,6 +85,7 @@ class Outcome:
     reward: int
     balance: int
     duplicate: bool  # the click was applied before, by another batch
+    applied_ms: int  # when its document was written (by the batch that applied it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,18 +112,36 @@ class Applied:
     fresh: int  # clicks of this batch applied now (not duplicates)
 
 
+def click_id(user: str, key: str) -> str:
+    """The ``_id`` of the click document of (user, key): both in one string, never the same for
+    two pairs (the user's length comes first, so a ``:`` inside either cannot move the split).
+
+    Lookups by ``_id`` use the one index every MongoDB server keeps, and read one document.
+    """
+    return f"{len(user)}:{user}:{key}"
+
+
 def one_batch(expected: int) -> int:
     """A cursor batch size that brings ``expected`` documents in the first reply: the server's
     default first batch is 101 documents, and every further one is a ``getMore`` round trip."""
     return max(expected, 1) + 1
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+
+
 def to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    """Epoch ms as a date, exactly (MongoDB keeps dates to the millisecond)."""
+    return EPOCH + ms * MILLISECOND
 
 
 def to_ms(moment: datetime | None) -> int:
-    return int(moment.timestamp() * 1000) if moment else 0
+    """A date in epoch ms, exactly (floored to the millisecond, as MongoDB stores it)."""
+    if not moment:
+        return 0
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (aware - EPOCH) // MILLISECOND
 
 
 def now_ms() -> int:
@@ -168,8 +189,8 @@ class Ledger:
         self.reward_per_click = reward_per_click
         self.flush_batches = flush_batches
         self.flush_seconds = flush_seconds
-        # Finished batches whose markers wait for the next flush: batch -> users.
-        self._finished: dict[str, list[str]] = {}
+        # Finished batches whose markers wait for the next flush: batch -> user -> balance.
+        self._finished: dict[str, dict[str, int]] = {}
         # Users still marked by batches whose markers are written: user -> those batches. Each
         # is unmarked by its next balance write, or by a flush if none comes for a flush period.
         self._unmark: dict[str, set[str]] = {}
@@ -184,9 +205,10 @@ class Ledger:
         self.batches.create_index("at", expireAfterSeconds=JOB_FAILURE_TTL + 86_400)
 
     def apply(self, batch: str, clicks: list[Click]) -> Applied:
-        now = datetime.now(UTC)
+        now = to_datetime(now_ms())
         docs: list[Document] = [
             {
+                "_id": click_id(click.user, click.key),
                 "user": click.user,
                 "key": click.key,
                 "clicks": click.clicks,
@@ -206,17 +228,19 @@ class Ledger:
             total[0] += doc["reward"]
             total[1] += doc["clicks"]
             total[2] = max(total[2], to_ms(doc["acceptedAt"]))
-        if totals:
-            if not (existing and self._done(batch)):
-                self._apply_balances(batch, totals)
-            self._finish(batch, sorted(totals))
+        if totals and not (existing and self._done(batch)):
+            self._apply_balances(batch, totals)
         users = self._totals({click.user for click in clicks})
+        if totals:
+            self._finish(batch, {user: users[user].balance for user in sorted(totals)})
+        applied_ms = to_ms(now)
         outcomes = []
         for click in clicks:
             original = existing.get((click.user, click.key))
             duplicate = original is not None and original["batch"] != batch
             reward = original["reward"] if original else click.clicks * self.reward_per_click
-            outcomes.append(Outcome(click, reward, users[click.user].balance, duplicate))
+            when = mark_ms(original["appliedAt"]) if original else applied_ms
+            outcomes.append(Outcome(click, reward, users[click.user].balance, duplicate, when))
         fresh = sum(doc["clicks"] for doc in ours)
         return Applied(outcomes, list(users.values()), fresh)
 
@@ -231,14 +255,19 @@ class Ledger:
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
             pairs = {(docs[e["index"]]["user"], docs[e["index"]]["key"]) for e in errors}
-            found = self.clicks.find(
-                {
-                    "user": {"$in": sorted({user for user, _ in pairs})},
-                    "key": {"$in": sorted({key for _, key in pairs})},
-                },
-                batch_size=one_batch(len(pairs)),
-            )
+            ids = sorted(click_id(user, key) for user, key in pairs)
+            found = self.clicks.find({"_id": {"$in": ids}}, batch_size=one_batch(len(ids)))
             existing = {(doc["user"], doc["key"]): doc for doc in found}
+            older = pairs - set(existing)
+            if older:  # documents written before their _id came from (user, key)
+                found = self.clicks.find(
+                    {
+                        "user": {"$in": sorted({user for user, _ in older})},
+                        "key": {"$in": sorted({key for _, key in older})},
+                    },
+                    batch_size=one_batch(len(older)),
+                )
+                existing.update(((doc["user"], doc["key"]), doc) for doc in found)
             return {pair: existing[pair] for pair in pairs}
         return {}
 
@@ -380,11 +409,11 @@ class Ledger:
             return
         raise RuntimeError(f"balance of user {user!r} for batch {batch!r} did not settle")
 
-    def _finish(self, batch: str, users: list[str]) -> None:
+    def _finish(self, batch: str, balances: dict[str, int]) -> None:
         with self._lock:
             if not self._finished:
                 self._since = time.monotonic()
-            self._finished[batch] = users
+            self._finished[batch] = balances
             due = (
                 len(self._finished) >= self.flush_batches
                 or time.monotonic() - self._since >= self.flush_seconds
@@ -405,7 +434,7 @@ class Ledger:
             waited = {} if final else self._take_unmark(self._aged)
         try:
             if finished:
-                self._insert_markers(list(finished))
+                self._insert_markers(finished)
         except Exception:
             with self._lock:  # try again at the next flush
                 self._finished = {**finished, **self._finished}
@@ -438,11 +467,16 @@ class Ledger:
             if user in self._unmark
         }
 
-    def _insert_markers(self, batches: list[str]) -> None:
+    def _insert_markers(self, batches: dict[str, dict[str, int]]) -> None:
         now = datetime.now(UTC)
+        # Balances as [user, balance] pairs: a user id is no safe field name (it may hold a ".").
         try:
             self.batches.insert_many(
-                [{"_id": batch, "at": now} for batch in batches], ordered=False
+                [
+                    {"_id": batch, "at": now, "balances": [list(pair) for pair in users.items()]}
+                    for batch, users in batches.items()
+                ],
+                ordered=False,
             )
         except BulkWriteError as error:  # a marker already there is the one we meant to write
             if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):

@@ -6,7 +6,6 @@ Field names of the click record are those of ``crypto_mine.common.records.Field`
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -66,7 +65,6 @@ class Outcomes:
         def stream(user: str) -> int:
             return streams.setdefault(user, len(streams) + 1)
 
-        applied_ms = int(time.time() * 1000)
         keys = [Keys.queue_depth, Keys.queue_jobs, Keys.batch(job_id)]
         keys += [Keys.click(o.click.user, o.click.key) for o in outcomes]
         keys += [Keys.click(f.click.user, f.click.key) for f in failures]
@@ -81,7 +79,7 @@ class Outcomes:
             self.events.ttl_seconds,
         ]
         for o in outcomes:
-            args += [o.click.key, o.reward, o.balance, applied_ms, int(o.duplicate)]
+            args += [o.click.key, o.reward, o.balance, o.applied_ms, int(o.duplicate)]
             args.append(stream(o.click.user))
         for f in failures:
             args += [f.click.key, f.error_code, stream(f.click.user)]
