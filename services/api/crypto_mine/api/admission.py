@@ -6,6 +6,10 @@ Lua steps in ``lua/`` atomically; the accepted clicks join the job still waiting
 of the RQ queue, or a new one (``lua/enqueue.lua``), so jobs grow to ``job_max_clicks`` while
 workers are busy. A click is answered ``202`` only after that call returned, so it is in
 Redis, with its idempotency record, in the same atomic step.
+
+Before its script runs, a batch's keys are looked up in MongoDB (``applied.py``, one read):
+Redis holds records for a window only, and a key repeated after it is found there and
+answered with its stored outcome by the same script, instead of being taken as new.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from crypto_mine.common.names import (
     Keys,
 )
 
+from .applied import AppliedClicks
 from .settings import ApiSettings, Bucket
 
 log = logging.getLogger(__name__)
@@ -68,7 +73,6 @@ class Click:
     ip: str
     key: str
     clicks: int
-    fingerprint: str
 
 
 class Admission(NamedTuple):
@@ -137,9 +141,10 @@ def _expire(future: asyncio.Future[Admission]) -> None:
 class Admitter:
     """Runs the admission script for batches of concurrent clicks."""
 
-    def __init__(self, redis: Redis, settings: ApiSettings) -> None:
+    def __init__(self, redis: Redis, settings: ApiSettings, applied: AppliedClicks) -> None:
         self.redis = redis
         self.settings = settings
+        self.applied = applied
         self.script = redis.register_script(load_script())
         self.template = JobTemplate(settings)
         self.policies = (settings.global_bucket, settings.user_bucket, settings.ip_bucket)
@@ -210,7 +215,9 @@ class Admitter:
         return batch
 
     async def _run(self, clicks: list[Click]) -> list[Admission]:
+        stored = await self.applied.find([(click.user_id, click.key) for click in clicks]) or {}
         job_id = uuid.uuid4().hex
+        at = int(time.time() * 1000)
         fields = self.template.fields()
         keys = [
             Keys.global_bucket,
@@ -231,9 +238,10 @@ class Admitter:
             sum(click.clicks for click in clicks),
             len(fields) // 2,
             Keys.batch_prefix,
+            self.settings.idempotency_window_seconds,
+            at,
             *fields,
         ]
-        at = int(time.time() * 1000)
         for click in clicks:
             keys += [
                 Keys.user_bucket(click.user_id),
@@ -241,7 +249,12 @@ class Admitter:
                 Keys.click(click.user_id, click.key),
             ]
             payload = {"user": click.user_id, "key": click.key, "clicks": click.clicks, "at": at}
-            args += [click.fingerprint, click.clicks, orjson.dumps(payload)]
+            record = stored.get((click.user_id, click.key))
+            args += [
+                click.clicks,
+                orjson.dumps(payload),
+                " ".join(record.fields()) if record else "",
+            ]
         started = time.perf_counter()
         depth, enqueued, results = await self.script(keys=keys, args=args)
         REDIS_LATENCY.labels("admit").observe((time.perf_counter() - started) * 1000)

@@ -21,6 +21,7 @@ from crypto_mine.common.redis import async_redis_client
 
 from .accounts import AccountEndpoints
 from .admission import Admitter
+from .applied import AppliedClicks
 from .auth import Authenticator
 from .body_limit import BodyLimitMiddleware
 from .clicks import ClickEndpoints
@@ -57,7 +58,8 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     mongo = async_mongo_client(settings.mongo)
     database = mongo[settings.mongo.database]
     auth = Authenticator(settings)
-    admitter = Admitter(redis, settings)
+    applied = AppliedClicks(database, settings.idempotency_lookup_timeout)
+    admitter = Admitter(redis, settings, applied)
     performance = Performance()
     inline = None
     if not settings.use_queue:
@@ -66,7 +68,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             "for development and tests only"
         )
         inline = InlineApplier(settings)
-    clicks = ClickEndpoints(settings, auth, admitter, redis, inline)
+    clicks = ClickEndpoints(settings, auth, admitter, redis, applied, inline)
     status = StatusEndpoint(settings, auth, redis, database)
     hub = EventHub(settings.redis, redis)
     events = EventEndpoint(settings, auth, redis, hub, status)

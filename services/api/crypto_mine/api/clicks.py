@@ -23,9 +23,10 @@ from crypto_mine.common.records import COMPLETED, FAILED, QUEUED, ClickRecord, F
 
 from . import idempotency, limits
 from .admission import Admission, Admitter, Click, Outcome
+from .applied import AppliedClicks
 from .auth import Authenticator
 from .clientip import client_ip
-from .errors import ApiError, JSONResponse
+from .errors import ApiError, JSONResponse, unavailable
 from .inline import InlineApplier
 from .settings import ApiSettings
 
@@ -80,12 +81,14 @@ class ClickEndpoints:
         auth: Authenticator,
         admitter: Admitter,
         redis: Any,
+        applied: AppliedClicks,
         inline: InlineApplier | None = None,
     ) -> None:
         self.settings = settings
         self.auth = auth
         self.admitter = admitter
         self.redis = redis
+        self.applied = applied
         self.inline = inline
         self.policy_header = limits.policies(admitter.policies)
 
@@ -98,7 +101,6 @@ class ClickEndpoints:
             ip=client_ip(request, self.settings.trusted_proxies),
             key=key,
             clicks=body["clicks"],
-            fingerprint=idempotency.fingerprint(body),
         )
         admission = await self.admitter.admit(click)
         if admission.outcome is Outcome.FULL:
@@ -177,8 +179,14 @@ class ClickEndpoints:
         user_id = await self.auth.user_id(request)
         key = idempotency.parse_key(request.query_params.get("key"), "The 'key' query parameter")
         raw = await self.redis.hgetall(Keys.click(user_id, key))
-        if not raw:
-            raise ApiError(404, "not_found", "No click with this key is known for this user.")
-        record = ClickRecord.from_hash(key, raw)
+        if raw:
+            record = ClickRecord.from_hash(key, raw)
+        else:  # not in the window: MongoDB holds every applied click
+            found = await self.applied.find([(user_id, key)])
+            if found is None:
+                raise unavailable("mongodb")
+            if not found:
+                raise ApiError(404, "not_found", "No click with this key is known for this user.")
+            record = found[(user_id, key)]
         status = {COMPLETED: 200, FAILED: 409}.get(record.state, 202)
         return JSONResponse(record.to_json(), status_code=status)

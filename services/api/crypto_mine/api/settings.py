@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 from crypto_mine.common.events import EventSettings
 from crypto_mine.common.names import Ttl
-from crypto_mine.common.settings import Env, MongoSettings, RedisSettings, SettingsError
+from crypto_mine.common.settings import (
+    Env,
+    MongoSettings,
+    RedisSettings,
+    SettingsError,
+    window_seconds,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ class ApiSettings:
     ip_bucket: Bucket
     queue_max_depth: int
     idempotency_ttl_seconds: int
+    idempotency_window_seconds: int
+    idempotency_lookup_timeout: float
     max_clicks_per_request: int
     job_timeout_seconds: int
     batch_max_clicks: int
@@ -103,6 +111,10 @@ class ApiSettings:
             queue_max_depth=env.int("MINING_QUEUE_MAX_DEPTH", 5_000, min=1),
             idempotency_ttl_seconds=env.int(
                 "MINING_IDEMPOTENCY_TTL_SECONDS", Ttl.idempotency, min=60
+            ),
+            idempotency_window_seconds=window_seconds(env),
+            idempotency_lookup_timeout=env.float(
+                "MINING_IDEMPOTENCY_LOOKUP_TIMEOUT", 0.25, min=0.01, max=10
             ),
             max_clicks_per_request=env.int("MINING_MAX_CLICKS_PER_REQUEST", 10, min=1, max=1000),
             job_timeout_seconds=env.int("MINING_JOB_TIMEOUT_SECONDS", 120, min=5),

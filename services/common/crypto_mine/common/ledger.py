@@ -162,13 +162,13 @@ def last_click_ms(balance: Document | None) -> int:
     return to_ms(last) if isinstance(last, datetime) else 0
 
 
-def mark_ms(value: Any) -> int:
-    """When a batch was marked on a balance, in epoch ms (marks written as dates or their text
-    by earlier versions are read too)."""
+def stored_ms(value: Any) -> int:
+    """A stored time in epoch ms: epoch ms, a date, or a date's text (the local MongoDB server
+    keeps some dates as text; marks of earlier versions are dates), 0 when none of these."""
     if isinstance(value, int):
         return value
     if isinstance(value, datetime):
-        return to_ms(value if value.tzinfo else value.replace(tzinfo=UTC))
+        return to_ms(value)
     try:
         return to_ms(datetime.fromisoformat(str(value)).replace(tzinfo=UTC))
     except ValueError:
@@ -239,7 +239,7 @@ class Ledger:
             original = existing.get((click.user, click.key))
             duplicate = original is not None and original["batch"] != batch
             reward = original["reward"] if original else click.clicks * self.reward_per_click
-            when = mark_ms(original["appliedAt"]) if original else applied_ms
+            when = stored_ms(original["appliedAt"]) if original else applied_ms
             outcomes.append(Outcome(click, reward, users[click.user].balance, duplicate, when))
         fresh = sum(doc["clicks"] for doc in ours)
         return Applied(outcomes, list(users.values()), fresh)
@@ -504,7 +504,7 @@ class Ledger:
         )
         cutoff = to_ms(older_than)
         old = {
-            doc["_id"]: [batch for batch, at in doc["applying"].items() if mark_ms(at) < cutoff]
+            doc["_id"]: [batch for batch, at in doc["applying"].items() if stored_ms(at) < cutoff]
             for doc in docs
             if doc.get("applying")
         }

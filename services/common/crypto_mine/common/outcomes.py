@@ -1,5 +1,6 @@
 """The Redis side of a batch: claiming its clicks, and writing its outcome in one script call
-(click records, status cache, depth, the users' event streams of ``crypto_mine.common.events``).
+(click records, kept for the window from then on; status cache, depth, the users' event streams
+of ``crypto_mine.common.events``).
 
 Field names of the click record are those of ``crypto_mine.common.records.Field``.
 """
@@ -15,7 +16,7 @@ from redis import Redis
 
 from .events import EventSettings
 from .ledger import Applied, Click
-from .names import Keys
+from .names import Keys, Ttl
 from .status_cache import WRITE_STATUS_LUA
 
 
@@ -45,11 +46,18 @@ return redis.call('LRANGE', KEYS[2], 0, -1)
 
 
 class Outcomes:
-    def __init__(self, redis: Redis, status_ttl: int, events: EventSettings | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        status_ttl: int,
+        events: EventSettings | None = None,
+        window_seconds: int = Ttl.window,
+    ) -> None:
         self.script = redis.register_script(load_script())
         self.claim_script = redis.register_script(CLAIM_SCRIPT)
         self.status_ttl = status_ttl
         self.events = events or EventSettings()
+        self.window = window_seconds
 
     def claim(self, job_id: str) -> list[Any]:
         """The job's clicks, decoded; from now on admission starts new jobs instead."""
@@ -77,6 +85,7 @@ class Outcomes:
             self.status_ttl,
             self.events.maxlen,
             self.events.ttl_seconds,
+            self.window,
         ]
         for o in outcomes:
             args += [o.click.key, o.reward, o.balance, o.applied_ms, int(o.duplicate)]

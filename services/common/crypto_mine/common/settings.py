@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from .names import Ttl
+
 _T = TypeVar("_T", int, float)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -138,3 +140,10 @@ class MongoSettings:
                 "DB_SERVER_SELECTION_TIMEOUT", cls.server_selection_timeout_ms, min=1
             ),
         )
+
+
+def window_seconds(env: Env) -> int:
+    """``MINING_IDEMPOTENCY_WINDOW_SECONDS``: how long Redis keeps a completed click's record
+    (the api answers repeats and status reads from it; MongoDB after it). The worker writes it,
+    the api restores records found in MongoDB for as long."""
+    return env.int("MINING_IDEMPOTENCY_WINDOW_SECONDS", Ttl.window, min=1)
