@@ -35,6 +35,7 @@ from .mobile import MobileEndpoint
 from .observability import Performance, TimingMiddleware
 from .openapi import document
 from .page import DemoPage
+from .reads import Reads
 from .settings import ApiSettings
 from .status import StatusEndpoint
 
@@ -68,8 +69,9 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             "for development and tests only"
         )
         inline = InlineApplier(settings)
-    clicks = ClickEndpoints(settings, auth, admitter, redis, applied, inline)
-    status = StatusEndpoint(settings, auth, redis, database)
+    reads = Reads(redis, settings.redis.socket_timeout)
+    clicks = ClickEndpoints(settings, auth, admitter, reads, applied, inline)
+    status = StatusEndpoint(settings, auth, redis, reads, database)
     hub = EventHub(settings.redis, redis)
     events = EventEndpoint(settings, auth, redis, hub, status)
     page = DemoPage()
@@ -87,6 +89,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             yield
         finally:
             await admitter.close()
+            await reads.close()
             await hub.close()
             if inline is not None:
                 inline.close()

@@ -28,6 +28,7 @@ from .auth import Authenticator
 from .clientip import client_ip
 from .errors import ApiError, JSONResponse, unavailable
 from .inline import InlineApplier
+from .reads import Reads
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -80,14 +81,14 @@ class ClickEndpoints:
         settings: ApiSettings,
         auth: Authenticator,
         admitter: Admitter,
-        redis: Any,
+        reads: Reads,
         applied: AppliedClicks,
         inline: InlineApplier | None = None,
     ) -> None:
         self.settings = settings
         self.auth = auth
         self.admitter = admitter
-        self.redis = redis
+        self.reads = reads
         self.applied = applied
         self.inline = inline
         self.policy_header = limits.policies(admitter.policies)
@@ -167,7 +168,7 @@ class ClickEndpoints:
                     "retry with the same Idempotency-Key.",
                     {"Retry-After": "1"},
                 ) from None
-            raw = await self.redis.hgetall(Keys.click(user_id, key)) or raw
+            raw = await self.reads.hash(Keys.click(user_id, key)) or raw
         record = ClickRecord.from_hash(key, raw)
         if admission.outcome is Outcome.REPLAYED:
             headers[REPLAY_HEADER] = "true"
@@ -178,7 +179,7 @@ class ClickEndpoints:
     async def status(self, request: Request) -> Response:
         user_id = await self.auth.user_id(request)
         key = idempotency.parse_key(request.query_params.get("key"), "The 'key' query parameter")
-        raw = await self.redis.hgetall(Keys.click(user_id, key))
+        raw = await self.reads.hash(Keys.click(user_id, key))
         if raw:
             record = ClickRecord.from_hash(key, raw)
         else:  # not in the window: MongoDB holds every applied click
