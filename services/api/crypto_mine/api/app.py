@@ -37,20 +37,22 @@ from .openapi import document
 from .page import DemoPage
 from .reads import Reads
 from .settings import ApiSettings
+from .shedding import Shedding
 from .status import StatusEndpoint
 
 log = logging.getLogger(__name__)
 
 
 class Api(Starlette):
-    """Starlette, with one path answered before all of its layers (``ClickHotPath``)."""
+    """Starlette, with one path answered before all of its layers (``ClickHotPath``), and the
+    load shedding in front of everything (``Shedding``)."""
 
-    def __init__(self, hot_path: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
-        self.hot_path = hot_path
+    def __init__(self, outer: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self.outer = outer
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return self.hot_path(super().build_middleware_stack())
+        return self.outer(super().build_middleware_stack())
 
 
 def create_app(settings: ApiSettings | None = None) -> Starlette:
@@ -120,13 +122,18 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Middleware(Compression, minimum_size=settings.gzip_min_bytes),
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
     ]
+    hot_path = partial(
+        ClickHotPath,
+        endpoint=clicks.click,
+        performance=performance,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+    def outer(app: ASGIApp) -> ASGIApp:
+        return Shedding(hot_path(app), settings.max_requests_in_flight, performance)
+
     return Api(
-        partial(
-            ClickHotPath,
-            endpoint=clicks.click,
-            performance=performance,
-            max_body_bytes=settings.max_body_bytes,
-        ),
+        outer,
         routes=routes,
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -52,6 +52,7 @@ class ApiSettings:
     status_stale_seconds: int
     trusted_proxies: int
     max_body_bytes: int
+    max_requests_in_flight: int
     id_allocator_url: str
     id_allocator_timeout: float
     auth_cookie_secure: bool
@@ -127,6 +128,7 @@ class ApiSettings:
             status_stale_seconds=env.int("MINING_STATUS_STALE_WHILE_REVALIDATE", 10, min=0),
             trusted_proxies=env.int("TRUSTED_PROXY_COUNT", 0, min=0, max=10),
             max_body_bytes=env.int("MAX_BODY_BYTES", 4096, min=256),
+            max_requests_in_flight=env.int("MAX_REQUESTS_IN_FLIGHT", 256, min=1),
             id_allocator_url=env.str("ID_ALLOCATOR_URL", "http://127.0.0.1:8081"),
             id_allocator_timeout=env.float("ID_ALLOCATOR_TIMEOUT", 5.0, min=0.01),
             auth_cookie_secure=env.bool("AUTH_COOKIE_SECURE", True),
