@@ -41,7 +41,7 @@ def database(mongo_server: MongoServer, mongo_db: str) -> Iterator[Db]:
 def apply_queued(
     database: Db, redis_server: RedisServer, redis_client: redis.Redis
 ) -> Iterator[Any]:
-    """Apply every queued job as a worker would, and write the ledger's deferred markers."""
+    """Apply every queued job as a worker would (and unmark the users, as a worker does)."""
     raw = redis.Redis.from_url(redis_server.url)
     ledger = Ledger(database, reward_per_click=1)
     outcomes = Outcomes(raw, status_ttl=60, window_seconds=30)
@@ -146,8 +146,8 @@ async def test_a_mongodb_away_holds_no_click_up(start_api: Any, tmp_path: Any) -
 
 
 def test_a_record_without_its_batch_marker_has_no_balance(database: Db) -> None:
-    """The marker is written within 5 s of the batch; a process killed before that leaves
-    none: the balance right after the batch is then unknown."""
+    """Markers expire (``JOB_FAILURE_TTL`` + 1 day), and those of an earlier version hold no
+    balances: the balance right after the batch is then unknown."""
     ledger = Ledger(database, reward_per_click=4)
     ledger.ensure_indexes()
     ledger.apply("b2", [Click("u1", "k", 2, 1_700_000_000_000)])

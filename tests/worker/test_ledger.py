@@ -61,9 +61,8 @@ def test_a_batch_applies_once_however_often_it_runs(ledger: Ledger, database: Db
     assert not any(o.duplicate for o in again.outcomes)
     assert balances(database) == expected([batch])
     assert database["clicks"].count_documents({}) == len(batch)
-    assert database["batches"].count_documents({"_id": "b1"}) == 0, "markers wait for a flush"
-    assert_clean(ledger, database)
     assert database["batches"].count_documents({"_id": "b1"}) == 1
+    assert_clean(ledger, database)
     # Outcomes carry each click's reward and the user's balance after the batch.
     by_user = expected([batch])
     for outcome in again.outcomes:
@@ -202,25 +201,25 @@ def marks_of(database: Db) -> dict[str, list[str]]:
     return {d["_id"]: sorted(d.get("applying") or {}) for d in database["balances"].find()}
 
 
-def test_deferred_writes_are_gathered_and_unmarking_rides_along(database: Db) -> None:
+def test_marks_go_with_the_next_write_or_after_a_flush_period(database: Db) -> None:
     ledger = Ledger(database, reward_per_click=2, flush_batches=3, flush_seconds=3600)
     ledger.ensure_indexes()
-    for n in range(2):
-        ledger.apply(f"b{n}", [Click("u1", f"k{n}", 1, 0), Click("u2", f"k{n}", 1, 0)])
-    assert marks_of(database) == {"u1": ["b0", "b1"], "u2": ["b0", "b1"]}
-    assert database["batches"].count_documents({}) == 0
-    ledger.apply("b2", [Click("u1", "k2", 1, 0)])  # the third batch triggers the flush
-    assert database["batches"].count_documents({}) == 3  # markers first; the marks wait
-    assert marks_of(database) == {"u1": ["b0", "b1", "b2"], "u2": ["b0", "b1"]}
-    # u1's next balance write takes its marks away in the same write.
+    ledger.apply("b0", [Click("u1", "k0", 1, 0), Click("u2", "k0", 1, 0)])
+    assert marks_of(database) == {"u1": ["b0"], "u2": ["b0"]}
+    assert database["batches"].count_documents({}) == 1  # the marker at once
+    # The users' next balance write takes their marks away in the same write.
+    ledger.apply("b1", [Click("u1", "k1", 1, 0), Click("u2", "k1", 1, 0)])
+    assert marks_of(database) == {"u1": ["b1"], "u2": ["b1"]}
+    ledger.apply("b2", [Click("u1", "k2", 1, 0)])  # the third batch: a flush, nothing old
+    assert marks_of(database) == {"u1": ["b2"], "u2": ["b1"]}
     ledger.apply("b3", [Click("u1", "k3", 1, 0)])
-    assert marks_of(database) == {"u1": ["b3"], "u2": ["b0", "b1"]}
-    # u2 wrote nothing for a whole flush period: the next flush unmarks it by one statement,
-    # while u1's newer marks wait for its next write.
     ledger.apply("b4", [Click("u1", "k4", 1, 0)])
+    assert marks_of(database) == {"u1": ["b4"], "u2": ["b1"]}
+    # u2 wrote nothing for a whole flush period: this flush unmarks it by one statement,
+    # while u1, which wrote, waits for its next write.
     ledger.apply("b5", [Click("u1", "k5", 1, 0)])
+    assert marks_of(database) == {"u1": ["b5"], "u2": []}
     assert database["batches"].count_documents({}) == 6
-    assert marks_of(database) == {"u1": ["b3", "b4", "b5"], "u2": []}
     ledger.flush()  # the final flush leaves nothing marked
     assert marks_of(database) == {"u1": [], "u2": []}
     assert balances(database) == {"u1": (12, 6), "u2": (4, 2)}
@@ -231,7 +230,8 @@ def test_a_refused_write_gives_back_the_marks_riding_on_it(database: Db) -> None
     ledger.ensure_indexes()
     ledger.apply("b0", [Click("u1", "k0", 1, 0)])  # flushed at once: b0's mark waits on u1
     killed = Ledger(database, reward_per_click=2, flush_batches=1000, flush_seconds=3600)
-    killed.apply("bx", [Click("u1", "kx", 1, 0)])  # applied, never flushed
+    killed.apply("bx", [Click("u1", "kx", 1, 0)])
+    database["batches"].delete_one({"_id": "bx"})  # as if killed before writing the marker
     # bx runs again here: its guarded write on u1 is refused (already marked), so the unmarking
     # of b0 that rode on it did not happen and must wait for the next chance.
     ledger.apply("bx", [Click("u1", "kx", 1, 0)])
@@ -259,11 +259,11 @@ def test_a_flush_that_fails_is_tried_again(tmp_path: Path) -> None:
         mongo.stop()
 
 
-def test_a_batch_of_many_users_costs_three_commands_without_cursor_round_trips(
+def test_a_batch_of_many_users_costs_four_commands_without_cursor_round_trips(
     mongo_server: MongoServer, mongo_db: str
 ) -> None:
-    """Insert, balance updates, balances read: each one command, even past the server's first
-    cursor batch of 101 documents; users with equal shares take one update statement."""
+    """Insert, balance updates, balances read, marker: each one command, even past the server's
+    first cursor batch of 101 documents; users with equal shares take one update statement."""
     commands: list[str] = []
 
     class Listener(monitoring.CommandListener):
@@ -300,15 +300,23 @@ def test_a_batch_of_many_users_costs_three_commands_without_cursor_round_trips(
             "update 1/1",
             "update 1/0",
             "find",
+            "insert",  # the marker
         ]
         commands.clear()
-        # A repeat before the flush: the clicks are found in one read, every guarded update is
-        # refused, and one read per share finds those users marked (not one read per user).
+        # A repeat: the clicks are found in one read, the marker in one more (no balance
+        # update is tried), and the balances read.
+        ledger.apply("wide", batch)
+        assert commands == ["insert", "find", "find", "find"]
+        # Cut before the marker: every guarded update is refused, and one read per share
+        # finds those users marked (not one read per user).
+        client[mongo_db]["batches"].delete_one({"_id": "wide"})
+        commands.clear()
         ledger.apply("wide", batch)
         assert commands == ["insert", "find", "find"] + ["update 1/1", "find"] * 3 + [
             "update 1/0",
             "find",
             "find",
+            "insert",
         ]
         assert balances(client[mongo_db]) == expected([first, batch])
     finally:
@@ -340,13 +348,15 @@ def test_new_users_are_upserted_after_their_share_found_no_balance(database: Db)
 def test_the_sweep_removes_old_marks_of_batches_that_can_never_apply_again(
     database: Db,
 ) -> None:
-    # A process that applied three batches and was killed before its flush.
-    killed = Ledger(database, reward_per_click=2, flush_batches=1000, flush_seconds=3600)
-    killed.ensure_indexes()
+    # Three processes, each killed after applying a batch, before unmarking its users.
     applied = [clicks_for(3, 1, prefix=batch) for batch in ("done", "finished", "queued")]
     for batch, clicks in zip(("done", "finished", "queued"), applied, strict=True):
+        killed = Ledger(database, reward_per_click=2, flush_batches=1000, flush_seconds=3600)
+        killed.ensure_indexes()
         killed.apply(batch, clicks)
-    database["batches"].insert_one({"_id": "done", "at": datetime.now(UTC)})  # has its marker
+    # "done" got its marker; the others were cut before theirs: "finished" can never run again
+    # (its job is gone), "queued" may.
+    database["batches"].delete_many({"_id": {"$in": ["finished", "queued"]}})
     before = balances(database)
     asked: list[list[str]] = []
 
@@ -461,3 +471,34 @@ def test_dates_are_exact_to_the_millisecond() -> None:
     for ms in (0, 1, 999, 1_733_412_345_679, 1_700_000_000_001):
         assert to_ms(to_datetime(ms)) == ms
     assert to_ms(datetime(2024, 1, 1, 0, 0, 0, 999_999, tzinfo=UTC)) == 1_704_067_200_999
+
+
+def test_every_run_of_a_batch_reports_the_balances_its_marker_holds(
+    ledger: Ledger, database: Db
+) -> None:
+    """A job run again after its outcomes were recorded (its worker died before RQ knew) tells
+    the balance right after the batch, not the one now: what Redis said, MongoDB says."""
+    first = ledger.apply("b1", [Click("u1", "a", 1, 0), Click("u2", "a", 2, 0)])
+    ledger.apply("b2", [Click("u1", "b", 3, 0)])
+    again = ledger.apply("b1", [Click("u1", "a", 1, 0), Click("u2", "a", 2, 0)])
+    assert [o.balance for o in again.outcomes] == [o.balance for o in first.outcomes] == [2, 4]
+    assert again.users[0].balance == 8  # the status cache still gets the balance now
+    assert balances(database) == {"u1": (8, 4), "u2": (4, 2)}
+
+
+def test_concurrent_runs_report_the_same_balances(ledger: Ledger, database: Db) -> None:
+    batch = clicks_for(10, 2)
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(ledger.apply("b1", batch))) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    marker = database["batches"].find_one({"_id": "b1"})
+    assert marker is not None
+    held = dict(map(tuple, marker["balances"]))
+    for result in results:
+        assert {o.click.user: o.balance for o in result.outcomes} == held
+    assert balances(database) == expected([batch])

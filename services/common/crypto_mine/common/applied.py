@@ -6,7 +6,7 @@ whose ``_id`` is :func:`~crypto_mine.common.ledger.click_id` of (user, key), and
 marker, with the user's balance right after the batch. Beyond the window these two reads give
 the same record the worker wrote: ``completed``, the clicks, the reward, the accepted and
 applied times, and the balance (``None`` once the marker expired, ``JOB_FAILURE_TTL`` + 1 day
-after the batch, or when the process that applied it died before writing it).
+after the batch, or for a batch applied by an earlier version, which kept no balances).
 
 The api runs these queries (``crypto_mine.api.applied``); both read by ``_id`` only.
 """

@@ -16,29 +16,31 @@ off at any point; every step below is a single-document atomic write or is idemp
    and ``_id: {$in: users}``; each document's update is still atomic, and the users it did not
    match (no balance yet, or already marked) are told apart by one read.
 3. Insert the marker ``{_id: B, balances}`` into ``batches``: every user's share of ``B`` is
-   applied; ``balances`` holds each of those users' balance right after ``B`` (what the
-   click outcomes said), for answers about a click given from MongoDB later.
+   applied; ``balances`` holds each of those users' balance right after ``B``. These are the
+   balances the click outcomes report, in this run and in every later one (a later run finds
+   the marker and reports its balances), so an answer given from MongoDB once the click's
+   record left Redis is the same as the one given from Redis.
 4. ``$unset`` ``applying.B`` on those users, so their ``applying`` maps stay small.
 
-Steps 3 and 4 are deferred and gathered: every ``flush_batches`` batches or ``flush_seconds``
-(and on :meth:`Ledger.flush`), one ``insert_many`` writes the markers of the finished batches.
-Step 4 then costs no write of its own for a user who clicks again soon: the ``$unset`` of their
-marks rides along with their next guarded update (a different field of the same document, one
-atomic write). Users without such a write for a whole flush period, and all of them at
-:meth:`Ledger.flush`, are unmarked by one ``update_many``. A mark that outlives its process is
-garbage, never an error: it only stops its own batch from applying again, which is what it is
-for.
+Step 4 is deferred and gathered: it costs no write of its own for a user who clicks again soon:
+the ``$unset`` of their marks rides along with their next guarded update (a different field of
+the same document, one atomic write). Users without such a write for ``flush_seconds`` (or
+``flush_batches`` batches), and all of them at :meth:`Ledger.flush`, are unmarked by one
+``update_many``. A mark that outlives its process is garbage, never an error: it only stops its
+own batch from applying again, which is what it is for.
 
-A process killed between a batch's step 2 and its flush leaves that batch's marks behind. If
+A process killed between a batch's step 2 and its step 4 leaves that batch's marks behind. If
 its job had not completed, the job runs again and its run repeats steps 3 and 4; if it had, no
 run will ever come, and :meth:`Ledger.sweep` (called by the workers' maintenance) removes marks
 that are old enough and whose batch has a marker or can no longer run.
 
 A later run finds its clicks already inserted (step 1 reports them as its own), sees the marker
-when step 3 was reached and then only repeats step 4; otherwise the guard of step 2 skips every
-user already done. A user is unmarked (step 4) only after the marker exists (step 3), so "not
-marked and no marker" always means "not applied". An E11000 in step 2 can also come from two
-batches creating the same new user at once; it is told apart by reading the document.
+when step 3 was reached and then only repeats step 4 (with the marker's balances); otherwise
+the guard of step 2 skips every user already done. A user is unmarked (step 4) only after the
+marker exists (step 3), so "not marked and no marker" always means "not applied". An E11000 in
+step 2 can also come from two batches creating the same new user at once; it is told apart by
+reading the document; in step 3 from two runs of one batch at once: the marker written first
+stands, and both report its balances.
 """
 
 from __future__ import annotations
@@ -189,10 +191,11 @@ class Ledger:
         self.reward_per_click = reward_per_click
         self.flush_batches = flush_batches
         self.flush_seconds = flush_seconds
-        # Finished batches whose markers wait for the next flush: batch -> user -> balance.
-        self._finished: dict[str, dict[str, int]] = {}
+        # Batches finished since the last flush.
+        self._finished = 0
         # Users still marked by batches whose markers are written: user -> those batches. Each
-        # is unmarked by its next balance write, or by a flush if none comes for a flush period.
+        # is unmarked by its next balance write, or by a flush if none comes for a flush period
+        # (the users of ``_aged``: waiting at the last flush, and no write since).
         self._unmark: dict[str, set[str]] = {}
         self._aged: set[str] = set()
         self._since = 0.0
@@ -228,11 +231,14 @@ class Ledger:
             total[0] += doc["reward"]
             total[1] += doc["clicks"]
             total[2] = max(total[2], to_ms(doc["acceptedAt"]))
-        if totals and not (existing and self._done(batch)):
+        marker = self._marker(batch) if existing else None  # a run before reached step 3
+        if totals and marker is None:
             self._apply_balances(batch, totals)
         users = self._totals({click.user for click in clicks})
+        after: dict[str, int] = {}
         if totals:
-            self._finish(batch, {user: users[user].balance for user in sorted(totals)})
+            after = marker if marker is not None else self._mark(batch, users, sorted(totals))
+            self._finish(batch, sorted(totals))
         applied_ms = to_ms(now)
         outcomes = []
         for click in clicks:
@@ -240,7 +246,8 @@ class Ledger:
             duplicate = original is not None and original["batch"] != batch
             reward = original["reward"] if original else click.clicks * self.reward_per_click
             when = stored_ms(original["appliedAt"]) if original else applied_ms
-            outcomes.append(Outcome(click, reward, users[click.user].balance, duplicate, when))
+            balance = after.get(click.user, users[click.user].balance)
+            outcomes.append(Outcome(click, reward, balance, duplicate, when))
         fresh = sum(doc["clicks"] for doc in ours)
         return Applied(outcomes, list(users.values()), fresh)
 
@@ -274,6 +281,30 @@ class Ledger:
     def _done(self, batch: str) -> bool:
         return self.batches.find_one({"_id": batch}, {"_id": 1}) is not None
 
+    def _marker(self, batch: str) -> dict[str, int] | None:
+        """The balances ``batch``'s marker holds (``{}`` for a marker without them, written
+        by an earlier version), or None when it has none yet."""
+        doc = self.batches.find_one({"_id": batch}, {"balances": 1})
+        if doc is None:
+            return None
+        return {str(user): int(balance) for user, balance in doc.get("balances") or []}
+
+    def _mark(self, batch: str, users: dict[str, UserTotal], applied: list[str]) -> dict[str, int]:
+        """Step 3: the marker, with the balances of the users ``batch`` applied to, as read
+        after it; those of a marker written first by a concurrent run of ``batch`` stand.
+        Balances as [user, balance] pairs: a user id is no safe field name (it may hold a ".")."""
+        balances = {user: users[user].balance for user in applied}
+        marker = {
+            "_id": batch,
+            "at": datetime.now(UTC),
+            "balances": [[user, balance] for user, balance in balances.items()],
+        }
+        try:
+            self.batches.insert_one(marker)
+        except DuplicateKeyError:
+            return self._marker(batch) or balances
+        return balances
+
     def _guarded(
         self,
         batch: str,
@@ -300,6 +331,7 @@ class Ledger:
         rides: dict[str, frozenset[str]] = {}
         with self._lock:  # marks waiting to be removed ride along with these writes
             for user in users:
+                self._aged.discard(user)  # it writes: its marks ride along, no flush needed
                 waiting = self._unmark.pop(user, None)
                 if waiting and batch in waiting:  # never in the write that sets it
                     self._unmark[user] = {batch}
@@ -409,44 +441,31 @@ class Ledger:
             return
         raise RuntimeError(f"balance of user {user!r} for batch {batch!r} did not settle")
 
-    def _finish(self, batch: str, balances: dict[str, int]) -> None:
+    def _finish(self, batch: str, users: list[str]) -> None:
+        """Step 3 is done: the users' marks of ``batch`` wait to be removed (step 4), by their
+        next balance write or, after a flush period without one, by a flush."""
+        self._wait_unmark({user: frozenset({batch}) for user in users})
         with self._lock:
             if not self._finished:
                 self._since = time.monotonic()
-            self._finished[batch] = balances
+            self._finished += 1
             due = (
-                len(self._finished) >= self.flush_batches
+                self._finished >= self.flush_batches
                 or time.monotonic() - self._since >= self.flush_seconds
             )
         if due:
             self._flush(final=False)
 
     def flush(self) -> None:
-        """Everything deferred: the markers of the finished batches, then all their marks."""
+        """Everything deferred: the marks of every finished batch are removed."""
         self._flush(final=True)
 
     def _flush(self, final: bool) -> None:
-        """Markers of the finished batches first (step 3); their users then wait to be unmarked
-        (step 4) by their next balance write. Those that waited a whole flush period for one,
-        or all at the ``final`` flush, are unmarked by one statement."""
+        """Users whose marks waited a whole flush period for a balance write to ride along,
+        or all of them at the ``final`` flush, are unmarked by one statement."""
         with self._lock:
-            finished, self._finished = self._finished, {}
-            waited = {} if final else self._take_unmark(self._aged)
-        try:
-            if finished:
-                self._insert_markers(finished)
-        except Exception:
-            with self._lock:  # try again at the next flush
-                self._finished = {**finished, **self._finished}
-            self._wait_unmark(waited)
-            raise
-        marked: dict[str, set[str]] = defaultdict(set)
-        for batch, users in finished.items():
-            for user in users:
-                marked[user].add(batch)
-        self._wait_unmark({user: frozenset(batches) for user, batches in marked.items()})
-        with self._lock:
-            due = {**waited, **self._take_unmark(set(self._unmark))} if final else waited
+            self._finished = 0
+            due = self._take_unmark(set(self._unmark) if final else self._aged)
             self._aged = set(self._unmark)
         if not due:
             return
@@ -466,21 +485,6 @@ class Ledger:
             for user in sorted(users)
             if user in self._unmark
         }
-
-    def _insert_markers(self, batches: dict[str, dict[str, int]]) -> None:
-        now = datetime.now(UTC)
-        # Balances as [user, balance] pairs: a user id is no safe field name (it may hold a ".").
-        try:
-            self.batches.insert_many(
-                [
-                    {"_id": batch, "at": now, "balances": [list(pair) for pair in users.items()]}
-                    for batch, users in batches.items()
-                ],
-                ordered=False,
-            )
-        except BulkWriteError as error:  # a marker already there is the one we meant to write
-            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
-                raise
 
     def sweep(
         self,
