@@ -114,7 +114,7 @@ class Stack:
         self.allocator = AllocatorProcess(
             self.folder, self.mongo.uri, {**shared, **self.allocator_env}, name="id-allocator"
         )
-        self.started.append(self.allocator.start().wait_ready())
+        self.started.append(self.allocator.start().wait_ready(60))
         self.workers = [
             WorkerProcess(
                 self.folder / f"worker-{n}",
@@ -140,7 +140,8 @@ class Stack:
                 **self.api_env,
             },
         )
-        self.started.append(self.api.start().wait_ready())
+        # Generous: on a busy machine, importing everything twice takes a while.
+        self.started.append(self.api.start().wait_ready(90))
 
     def stop(self) -> None:
         for process in reversed(self.started):

@@ -32,6 +32,10 @@ def main() -> None:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        # uvicorn kills a worker that does not answer its health ping in time (5 s by default)
+        # and starts another: on a CPU-starved node a worker still importing misses it, and the
+        # api never gets ready.
+        timeout_worker_healthcheck=30,
     )
 
 
