@@ -95,9 +95,8 @@ bench: setup ## benchmark against baselines on its own servers (~4 min): table, 
 	@$(BIN)/python -m bench $(BENCH_ARGS)
 
 .PHONY: load
-load: setup ## k6 load test of the click path (BASE_URL, AUTH_TOKEN or AUTH_TOKENS_FILE, RPS, USERS, DURATION, P95_MS)
-	@AUTH_TOKENS_FILE="$(if $(AUTH_TOKENS_FILE),$(abspath $(AUTH_TOKENS_FILE)))" \
-		$(BIN)/k6 run tests/load/mining-clicks.js
+load: setup ## k6 load test (BASE_URL, RPS, USERS, DURATION, P95_MS; AUTH_TOKEN(S_FILE), else tokens minted for make run's stack): answers, latency, Redis memory
+	@$(BIN)/python -m tests.load
 
 .PHONY: chaos
 chaos: setup ## whole-stack fault run: processes SIGKILLed, Redis and MongoDB restarted under load (DURATION s)

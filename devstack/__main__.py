@@ -38,12 +38,18 @@ def jwt_secret() -> str:
     return SECRET_FILE.read_text().strip()
 
 
-def token(user: str) -> None:
+def tokens(users: list[str]) -> list[str]:
+    """Tokens for ``users`` signed with the local secret (no account needed)."""
     os.environ["JWT_SECRET"] = jwt_secret()
     from crypto_mine.api.auth import issue_token
     from crypto_mine.api.settings import ApiSettings
 
-    print(issue_token(ApiSettings.from_env(), user))
+    settings = ApiSettings.from_env()
+    return [issue_token(settings, user) for user in users]
+
+
+def token(user: str) -> None:
+    print(tokens([user])[0])
 
 
 def banner(api: int, allocator: int, worker: int, redis_url: str, mongo_uri: str) -> str:

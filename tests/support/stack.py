@@ -117,7 +117,7 @@ class Stack:
         )
         # Listed once started, before waiting: a process that never gets ready is stopped too.
         self.started.append(self.allocator.start())
-        self.allocator.wait_ready()
+        self.allocator.wait_ready(60)
         self.workers = [
             WorkerProcess(
                 self.folder / f"worker-{n}",

@@ -44,6 +44,10 @@ def main() -> None:
         ws="wsproto",
         ws_max_size=WS_MAX_MESSAGE_BYTES,
         timeout_graceful_shutdown=10,
+        # uvicorn kills a worker that does not answer its health ping in time (5 s by default)
+        # and starts another: on a CPU-starved node a worker still importing misses it, and the
+        # api never gets ready.
+        timeout_worker_healthcheck=30,
     )
 
 

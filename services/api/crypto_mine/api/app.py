@@ -23,6 +23,7 @@ from crypto_mine.common.redis import async_redis_client
 from .accounts import AccountEndpoints
 from .admission import Admitter
 from .api_limit import ApiLimitMiddleware
+from .applied import AppliedClicks
 from .auth import Authenticator
 from .body_limit import BodyLimitMiddleware
 from .clicks import ClickEndpoints
@@ -39,8 +40,10 @@ from .mobile import MobileEndpoint
 from .observability import Performance, TimingMiddleware
 from .openapi import document
 from .page import DemoPage
+from .reads import Reads
 from .security_headers import SecurityHeaders
 from .settings import ApiSettings
+from .shedding import Shedding
 from .status import StatusEndpoint
 
 log = logging.getLogger(__name__)
@@ -48,8 +51,8 @@ log = logging.getLogger(__name__)
 
 class Api(Starlette):
     """Starlette, with layers before all of its own: one path answered there (``ClickHotPath``),
-    CORS around everything when ``CORS_ORIGIN`` names origins, and outside of all the headers
-    of every answer (``SecurityHeaders``)."""
+    CORS around everything when ``CORS_ORIGIN`` names origins, the load shedding in front of
+    both (``Shedding``), and outside of all the headers of every answer (``SecurityHeaders``)."""
 
     def __init__(self, outer: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
         self.outer = outer
@@ -65,7 +68,8 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     mongo = async_mongo_client(settings.mongo)
     database = mongo[settings.mongo.database]
     auth = Authenticator(settings)
-    admitter = Admitter(redis, settings)
+    applied = AppliedClicks(database, settings.idempotency_lookup_timeout)
+    admitter = Admitter(redis, settings, applied)
     performance = Performance()
     inline = None
     if not settings.use_queue:
@@ -74,8 +78,9 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             "for development and tests only"
         )
         inline = InlineApplier(settings)
-    clicks = ClickEndpoints(settings, auth, admitter, redis, inline)
-    status = StatusEndpoint(settings, auth, redis, database)
+    reads = Reads(redis, settings.redis.socket_timeout)
+    clicks = ClickEndpoints(settings, auth, admitter, reads, applied, inline)
+    status = StatusEndpoint(settings, auth, redis, reads, database)
     hub = EventHub(settings.redis, redis)
     feeds = EventFeeds(settings, redis, hub, status)
     events = EventEndpoint(auth, feeds)
@@ -104,6 +109,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         finally:
             await reporter.stop()
             await admitter.close()
+            await reads.close()
             await hub.close()
             if inline is not None:
                 inline.close()
@@ -157,7 +163,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         )
         with_cors_or_not = with_cors(hot, settings.cors_origins) if settings.cors_origins else hot
         return SecurityHeaders(
-            with_cors_or_not,
+            Shedding(with_cors_or_not, settings.max_requests_in_flight, performance),
             hsts_max_age=settings.hsts_max_age,
             trusted_proxies=settings.trusted_proxies,
         )

@@ -272,8 +272,9 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
         "name": "Idempotency-Key",
         "in": "header",
         "required": True,
-        "description": "Unique per click and user; retries reuse it. Kept for "
-        "MINING_IDEMPOTENCY_TTL_SECONDS (default 24 h).",
+        "description": "Unique per click and user; retries reuse it. A repeat is answered "
+        "with the click's original outcome, from Redis for MINING_IDEMPOTENCY_WINDOW_SECONDS "
+        "after the click completed, from MongoDB after that.",
         "schema": KEY_SCHEMA,
     }
     credentials = {

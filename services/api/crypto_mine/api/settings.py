@@ -7,7 +7,13 @@ from urllib.parse import urlsplit
 
 from crypto_mine.common.events import EventSettings
 from crypto_mine.common.names import Ttl
-from crypto_mine.common.settings import Env, MongoSettings, RedisSettings, SettingsError
+from crypto_mine.common.settings import (
+    Env,
+    MongoSettings,
+    RedisSettings,
+    SettingsError,
+    window_seconds,
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class ApiSettings:
     api_bucket: Bucket | None
     queue_max_depth: int
     idempotency_ttl_seconds: int
+    idempotency_window_seconds: int
+    idempotency_lookup_timeout: float
     max_clicks_per_request: int
     job_timeout_seconds: int
     batch_max_clicks: int
@@ -73,6 +81,7 @@ class ApiSettings:
     trusted_proxies: int
     hsts_max_age: int
     max_body_bytes: int
+    max_requests_in_flight: int
     id_allocator_url: str
     id_allocator_timeout: float
     id_allocator_token: str | None
@@ -143,6 +152,10 @@ class ApiSettings:
             idempotency_ttl_seconds=env.int(
                 "MINING_IDEMPOTENCY_TTL_SECONDS", Ttl.idempotency, min=60
             ),
+            idempotency_window_seconds=window_seconds(env),
+            idempotency_lookup_timeout=env.float(
+                "MINING_IDEMPOTENCY_LOOKUP_TIMEOUT", 0.25, min=0.01, max=10
+            ),
             max_clicks_per_request=env.int("MINING_MAX_CLICKS_PER_REQUEST", 10, min=1, max=1000),
             job_timeout_seconds=env.int("MINING_JOB_TIMEOUT_SECONDS", 120, min=5),
             batch_max_clicks=env.int("MINING_BATCH_MAX_CLICKS", 256, min=1, max=5000),
@@ -155,6 +168,7 @@ class ApiSettings:
             trusted_proxies=env.int("TRUSTED_PROXY_COUNT", 0, min=0, max=10),
             hsts_max_age=env.int("HSTS_MAX_AGE", 31_536_000, min=0),
             max_body_bytes=env.int("MAX_BODY_BYTES", 4096, min=256),
+            max_requests_in_flight=env.int("MAX_REQUESTS_IN_FLIGHT", 256, min=1),
             id_allocator_url=env.str("ID_ALLOCATOR_URL", "http://127.0.0.1:8081"),
             id_allocator_timeout=env.float("ID_ALLOCATOR_TIMEOUT", 5.0, min=0.01),
             id_allocator_token=env.optional("ID_ALLOCATOR_TOKEN"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,6 +23,7 @@ from crypto_mine.common.names import Collections, Keys
 from crypto_mine.common.status_cache import WRITE_SCRIPT, UserStatus
 
 from .auth import Authenticator
+from .reads import Reads
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,12 @@ class StatusEndpoint:
         settings: ApiSettings,
         auth: Authenticator,
         redis: Redis,
+        reads: Reads,
         database: AsyncDatabase[dict[str, Any]],
     ) -> None:
         self.settings = settings
         self.auth = auth
-        self.redis = redis
+        self.reads = reads
         self.balances = database[Collections.balances]
         self.write = redis.register_script(WRITE_SCRIPT)
         self.cache_control = (
@@ -64,8 +66,8 @@ class StatusEndpoint:
     async def lookup(self, user_id: str) -> UserStatus:
         key = Keys.user_status(user_id)
         try:
-            cached = cast(dict[str, str], await self.redis.hgetall(key))
-        except RedisError as error:
+            cached = await self.reads.hash(key)
+        except (RedisError, TimeoutError) as error:
             log.warning("status cache unavailable, reading MongoDB: %s", error)
             cached, key = {}, ""
             CACHE_ERROR.inc()

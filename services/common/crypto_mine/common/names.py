@@ -70,7 +70,7 @@ class Keys:
 
     @staticmethod
     def click(user_id: str, idempotency_key: str) -> str:
-        """The idempotency record of one click, which is also its status."""
+        """The idempotency record of one click, which is also its status (``records.py``)."""
         return f"{KEY_TAG}:click:{key_part(user_id)}:{idempotency_key}"
 
     @staticmethod
@@ -105,7 +105,8 @@ class Keys:
 class Ttl:
     """Default lifetimes, in seconds."""
 
-    idempotency = 86_400  # click records: a repeat within this answers from Redis
+    idempotency = 86_400  # click records of clicks not yet applied, or failed
+    window = 300  # click records of completed clicks; MongoDB answers for them after it
     status_cache = 300  # cached balance of a user
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from .names import Ttl
+
 _T = TypeVar("_T", int, float)
 _V = TypeVar("_V")
 _TRUE = {"1", "true", "yes", "on"}
@@ -240,3 +242,10 @@ class MongoSettings:
             ),
             read_preference=env.choice("DB_READ_PREFERENCE", cls.read_preference, READ_PREFERENCES),
         )
+
+
+def window_seconds(env: Env) -> int:
+    """``MINING_IDEMPOTENCY_WINDOW_SECONDS``: how long Redis keeps a completed click's record
+    (the api answers repeats and status reads from it; MongoDB after it). The worker writes it,
+    the api restores records found in MongoDB for as long."""
+    return env.int("MINING_IDEMPOTENCY_WINDOW_SECONDS", Ttl.window, min=1)
