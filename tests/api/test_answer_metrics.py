@@ -36,7 +36,11 @@ async def test_every_route_is_counted_by_status(api: Api) -> None:
     assert (await api.client.post("/api/mining/click")).status_code == 401
     assert (await api.client.get("/api/mining/status", headers=api.auth("u1"))).status_code == 200
     assert (await api.client.get("/healthz")).status_code == 200
-    assert (await api.client.post("/api/auth/register", content=b"{")).status_code == 400
+    assert (
+        await api.client.post(
+            "/api/auth/register", content=b"{", headers={"Content-Type": "application/json"}
+        )
+    ).status_code == 400
     assert (await api.client.get("/no/such/route")).status_code == 404
     after = {case: answers(*case) for case in cases}
     assert {case: after[case] - before[case] for case in cases} == dict.fromkeys(cases, 1.0)

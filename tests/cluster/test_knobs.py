@@ -35,6 +35,7 @@ def knobbed(cluster: Cluster) -> Iterator[Release]:
         "jwt": SECRET,
         "mongodb-uri": f"mongodb://{release.full('mongodb')}:27017/?directConnection=true",
         "redis-url": f"redis://{release.full('redis')}:6379/0",
+        "id-allocator-token": "knobs-own-id-allocator-token-0123456789abcdef",
     }
     cluster.apply(
         {
@@ -53,6 +54,7 @@ def knobbed(cluster: Cluster) -> Iterator[Release]:
         # Every value read through the existing Secret.
         "secrets.jwt.existingSecret=own-secrets", "secrets.jwt.key=jwt",
         "secrets.mongodb.existingSecret=own-secrets", "secrets.redis.existingSecret=own-secrets",
+        "secrets.idAllocatorToken.existingSecret=own-secrets",
         # Replicas and resources of each.
         "api.replicaCount=1", "idAllocator.replicaCount=1", "autoscaling.mode=none",
         "worker.replicaCount=2",

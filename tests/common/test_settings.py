@@ -98,18 +98,22 @@ def test_a_kubernetes_service_link_in_redis_port_is_no_setting() -> None:
 
 
 def test_the_operator_reads_redis_the_same_way() -> None:
-    assert OperatorSettings.from_env(Env({})).redis_url is None
-    settings = OperatorSettings.from_env(Env({"REDIS_HOST": "cache", "REDIS_PORT": "6380"}))
+    alone = {"LEADER_ELECTION": "false"}
+    assert OperatorSettings.from_env(Env(alone)).redis_url is None
+    settings = OperatorSettings.from_env(
+        Env({**alone, "REDIS_HOST": "cache", "REDIS_PORT": "6380"})
+    )
     assert settings.redis_url == "redis://cache:6380/0"
 
 
 def test_the_allocator_takes_the_user_id_guides_retry_names() -> None:
-    settings = AllocatorSettings.from_env(Env({"MAX_RETRIES": "5", "RETRY_DELAY": "250"}))
+    token = {"ID_ALLOCATOR_TOKEN": "t" * 32}
+    settings = AllocatorSettings.from_env(Env({**token, "MAX_RETRIES": "5", "RETRY_DELAY": "250"}))
     assert (settings.retry.retries, settings.retry.base_seconds) == (5, 0.25)
-    agreeing = Env({"MAX_RETRIES": "2", "ID_RETRIES": "2"})
+    agreeing = Env({**token, "MAX_RETRIES": "2", "ID_RETRIES": "2"})
     assert AllocatorSettings.from_env(agreeing).retry.retries == 2
     with pytest.raises(SettingsError, match=r"ID_RETRY_BASE_MS='100' and RETRY_DELAY='200'"):
-        AllocatorSettings.from_env(Env({"RETRY_DELAY": "200", "ID_RETRY_BASE_MS": "100"}))
+        AllocatorSettings.from_env(Env({**token, "RETRY_DELAY": "200", "ID_RETRY_BASE_MS": "100"}))
 
 
 def test_redis_host_and_port_reach_a_real_redis(redis_server: RedisServer) -> None:

@@ -103,7 +103,8 @@ class DemoPage:
         # Weak: the gzip and the identity encodings of a file share it.
         base = self.headers if name == INDEX else self.asset_headers
         # A URL naming this very version (the CDN's) never changes; others are revalidated.
-        fixed = request.query_params.get("v") == self.versions.get(name)
+        version = request.query_params.get("v")
+        fixed = version is not None and version == self.versions.get(name)
         cache = "public, max-age=31536000, immutable" if fixed else "no-cache"
         headers = {**base, "ETag": "W/" + self.etags[name], "Cache-Control": cache}
         if matches(request.headers.get("if-none-match"), self.etags[name]):
