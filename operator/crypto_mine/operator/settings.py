@@ -44,9 +44,7 @@ class OperatorSettings:
         prometheus_url = env.optional("PROMETHEUS_URL")
         entries = (env.optional("METRIC_URL_ALLOWLIST") or "").split(",")
         try:
-            metric_urls = AllowList.of(
-                (e.strip() for e in entries), own=(prometheus_url, redis)
-            )
+            metric_urls = AllowList.of((e.strip() for e in entries), own=(prometheus_url, redis))
         except AllowListError as error:
             raise SettingsError(f"METRIC_URL_ALLOWLIST: {error}.") from None
         return cls(
