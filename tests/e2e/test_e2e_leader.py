@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from crypto_mine.common.names import Keys
+from crypto_mine.operator.kube_client import KubeClient
 from crypto_mine.operator.leader import Election, LeaderElector
 from devstack.servers import RedisServer
 
@@ -42,17 +43,24 @@ def holder(cluster: Cluster) -> str | None:
     return str(spec["holderIdentity"]) if spec.get("holderIdentity") else None
 
 
-def electors(operator_kubeconfig: Path, *names: str) -> list[LeaderElector]:
-    client = kubernetes.config.new_client_from_config(config_file=str(operator_kubeconfig))
+@pytest.fixture
+def as_operator(operator_kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's credentials for the electors of this process (KubeClient reads them)."""
+    monkeypatch.setenv("KUBECONFIG", str(operator_kubeconfig))
+
+
+def electors(*names: str) -> list[LeaderElector]:
+    client = KubeClient()
     timings = {"duration": 3, "renew_deadline": 2, "retry_period": 0.5}
     return [LeaderElector(Election(RELEASE, LEASE, name, **timings), client) for name in names]
 
 
+@pytest.mark.usefixtures("as_operator")
 def test_one_leads_another_takes_over_a_silent_lease_and_a_release_hands_over(
-    cluster: Cluster, operator_kubeconfig: Path, lease: str
+    cluster: Cluster, lease: str
 ) -> None:
     async def scenario() -> None:
-        a, b = electors(operator_kubeconfig, "a", "b")
+        a, b = electors("a", "b")
         assert await a.try_acquire_or_renew()  # creates the Lease
         assert not await b.try_acquire_or_renew()
         assert holder(cluster) == "a"
@@ -86,14 +94,13 @@ def test_one_leads_another_takes_over_a_silent_lease_and_a_release_hands_over(
     asyncio.run(scenario())
 
 
-def test_racing_candidates_never_both_win(
-    cluster: Cluster, operator_kubeconfig: Path, lease: str
-) -> None:
+@pytest.mark.usefixtures("as_operator")
+def test_racing_candidates_never_both_win(cluster: Cluster, lease: str) -> None:
     async def scenario() -> list[int]:
         winners = []
         for _ in range(5):
             cluster.kubectl("delete", "lease", LEASE, "-n", RELEASE, "--ignore-not-found")
-            candidates = electors(operator_kubeconfig, "a", "b", "c")
+            candidates = electors("a", "b", "c")
             won = await asyncio.gather(*(c.try_acquire_or_renew() for c in candidates))
             winners.append(sum(won))
             # And over a released Lease.

@@ -171,17 +171,14 @@ def test_reasons_say_what_bounded_limited_or_held_the_size() -> None:
     )
     down = decide(policy(down=StepRule(0, 1)), 5, Observation(0), History(), now=0)
     assert (down.desired, down.limit) == (4, Limit.SCALE_DOWN_LIMIT)
-    assert down.reason == ("queue depth 0 at 500 per replica needs 0, limited to 4 by maxStepPods")
+    assert down.reason == "queue depth 0 at 500 per replica needs 0, limited to 4 by maxStepPods"
 
 
 def test_a_recommendation_at_a_bound_is_not_limited() -> None:
     p = policy(min_replicas=2, max_replicas=6, up=StepRule(0, 100), down=StepRule(0, 100))
-    assert (
-        decide(p, 2, Observation(3000), History(), now=0).limit is Limit.NONE
-    )  # needs 6, the maximum
-    assert (
-        decide(p, 6, Observation(1000), History(), now=0).limit is Limit.NONE
-    )  # needs 2, the minimum
+    # 3000 needs 6, the maximum; 1000 needs 2, the minimum.
+    assert decide(p, 2, Observation(3000), History(), now=0).limit is Limit.NONE
+    assert decide(p, 6, Observation(1000), History(), now=0).limit is Limit.NONE
     assert decide(p, 2, Observation(3001), History(), now=0).limit is Limit.TOO_MANY
     assert decide(p, 6, Observation(500), History(), now=0).limit is Limit.TOO_FEW
     step = decide(policy(down=StepRule(0, 3)), 5, Observation(1000), History(), now=0)
@@ -193,9 +190,8 @@ def test_the_step_budget_counts_each_direction_apart() -> None:
     p = policy(up=StepRule(0, 2), down=StepRule(0, 2), period=100)
     down = decide(p, 10, Observation(4000), History(), now=0)  # needs 8: two down
     assert down.desired == 8
-    up = decide(
-        p, 8, Observation(10_000), down.history, now=1
-    )  # needs 20: two up, the removal not counted
+    # Needs 20: two up, the removal not counted.
+    up = decide(p, 8, Observation(10_000), down.history, now=1)
     assert up.desired == 10
     again = decide(p, 10, Observation(10_000), up.history, now=2)
     assert again.desired == 10, "the up step of this period is spent"
@@ -235,9 +231,8 @@ def test_scale_up_waits_until_the_whole_window_asks_for_more() -> None:
     spike = decide(p, 2, Observation(5000), history, now=10)  # 10 replicas asked for, 2 at t=0
     assert (spike.desired, spike.recommendation) == (2, 10)
     assert "stabilized at 2 by the window" in spike.reason
-    dip = decide(
-        p, 2, Observation(2000), spike.history, now=20
-    )  # 4 now: the lowest of the window rules
+    # 4 now: the lowest of the window rules.
+    dip = decide(p, 2, Observation(2000), spike.history, now=20)
     assert dip.desired == 2
     # t=0 leaves the window: the lowest of 10 (t=10), 4 (t=20) and 10 (t=31) is 4.
     partly = decide(p, 2, Observation(5000), dip.history, now=31)

@@ -20,7 +20,7 @@ from crypto_mine.common.metrics import serve_metrics
 from crypto_mine.common.settings import Env, SettingsError
 from crypto_mine.operator import handlers, metrics
 from crypto_mine.operator.health import HealthServer
-from crypto_mine.operator.kube import load_config
+from crypto_mine.operator.kube_client import KubeClient
 from crypto_mine.operator.leader import LeaderElector
 from crypto_mine.operator.settings import OperatorSettings
 
@@ -84,7 +84,7 @@ async def run(settings: OperatorSettings) -> int:
         await _kopf(settings, memo, stop, liveness_endpoint=settings.liveness_endpoint)
         return 0
 
-    elector = LeaderElector(settings.election, load_config())
+    elector = LeaderElector(settings.election, KubeClient())
     memo.elector = elector
     kopf_stop = asyncio.Event()
     operator: asyncio.Task[None] | None = None

@@ -21,7 +21,8 @@ from crypto_mine.operator.conditions import (
     merge,
 )
 from crypto_mine.operator.decision import Decision, History, Limit, Observation, after, decide
-from crypto_mine.operator.kube import KubeApi, TargetError, load_config
+from crypto_mine.operator.kube import KubeApi, TargetError
+from crypto_mine.operator.kube_client import KubeClient
 from crypto_mine.operator.leader import LeaderElector
 from crypto_mine.operator.queue_depth import (
     MetricError,
@@ -64,7 +65,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 60
 
     operator_settings: OperatorSettings = memo.settings
-    memo.kube = KubeApi(load_config())
+    memo.kube = KubeApi(KubeClient())
     memo.http = aiohttp.ClientSession()
     # (namespace, Deployment) -> the QueueAutoscaler scaling it: one each.
     memo.claims = {}

@@ -15,17 +15,14 @@ import asyncio
 import datetime
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-import kubernetes
-import urllib3
-from kubernetes.client.exceptions import ApiException
+from crypto_mine.operator.kube_client import ApiError, KubeClient, resource_path
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 # (connect, read) seconds of one Lease call: well inside the renew deadline.
 REQUEST_TIMEOUT = (2.0, 4.0)
 
@@ -56,8 +53,8 @@ class Record:
 
     holder: str
     duration: int
-    acquired: datetime.datetime | None
-    renewed: datetime.datetime | None
+    acquired: str | None  # MicroTime, as the API server wrote it
+    renewed: str | None
     transitions: int
 
 
@@ -65,11 +62,11 @@ class LeaderElector:
     def __init__(
         self,
         election: Election,
-        client: kubernetes.client.ApiClient,
+        client: KubeClient,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.election = election
-        self.api = kubernetes.client.CoordinationV1Api(client)
+        self.client = client
         self.clock = clock
         self.observed: Record | None = None
         self.observed_at = 0.0
@@ -120,21 +117,18 @@ class LeaderElector:
         election = self.election
         now = self.clock()
         try:
-            lease = await self._call(
-                self.api.read_namespaced_lease, election.name, election.namespace
-            )
-        except ApiException as error:
+            lease = await self._call("GET", self._path(election.name))
+        except ApiError as error:
             if error.status != 404:
                 log.warning("reading the Lease %s: HTTP %s", self._where(), error.status)
                 return False
             return await self._create(now)
-        except (urllib3.exceptions.HTTPError, OSError) as error:
+        except OSError as error:
             log.warning("reading the Lease %s: %r", self._where(), error)
             return False
         self.contacted_at = self.clock()
-        if lease.spec is None:
-            lease.spec = kubernetes.client.V1LeaseSpec()
-        record = _record(lease.spec)
+        spec = lease["spec"] = lease.get("spec") or {}
+        record = _record(spec)
         if record != self.observed:
             self.observed, self.observed_at = record, now
         ours = record.holder == election.identity
@@ -142,37 +136,33 @@ class LeaderElector:
         if record.holder and not ours and now < self.observed_at + expiry:
             return False
         stamp = _now()
-        lease.spec.holder_identity = election.identity
-        lease.spec.lease_duration_seconds = int(election.duration)
-        lease.spec.renew_time = stamp
+        spec["holderIdentity"] = election.identity
+        spec["leaseDurationSeconds"] = int(election.duration)
+        spec["renewTime"] = stamp
         if not ours:
-            lease.spec.acquire_time = stamp
-            lease.spec.lease_transitions = record.transitions + 1
+            spec["acquireTime"] = stamp
+            spec["leaseTransitions"] = record.transitions + 1
+        # The body carries the resourceVersion read above.
         # 409: someone else wrote it since we read it; they won this round.
-        updated = await self._attempt(
-            "updating", self.api.replace_namespaced_lease, election.name, election.namespace, lease
-        )
+        updated = await self._attempt("updating", "PUT", self._path(election.name), lease)
         return updated is not None and self._held(updated, now)
 
     async def release(self) -> None:
         """Hand the Lease over at once (on a clean shutdown): others need not wait it out."""
         if not self.leading():
             return
-        election = self.election
+        path = self._path(self.election.name)
         try:
-            lease = await self._call(
-                self.api.read_namespaced_lease, election.name, election.namespace
-            )
-            if lease.spec is None or lease.spec.holder_identity != election.identity:
+            lease = await self._call("GET", path)
+            spec = lease.get("spec") or {}
+            if spec.get("holderIdentity") != self.election.identity:
                 return
-            lease.spec.holder_identity = None
-            lease.spec.lease_duration_seconds = 1
-            lease.spec.renew_time = _now()
-            await self._call(
-                self.api.replace_namespaced_lease, election.name, election.namespace, lease
-            )
+            spec.pop("holderIdentity")
+            spec["leaseDurationSeconds"] = 1
+            spec["renewTime"] = _now()
+            await self._call("PUT", path, lease)
             log.info("released the Lease %s", self._where())
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+        except (ApiError, OSError) as error:
             log.warning("releasing the Lease %s: %r", self._where(), error)
         finally:
             self.renewed_at = None
@@ -180,58 +170,68 @@ class LeaderElector:
     async def _create(self, now: float) -> bool:
         election = self.election
         stamp = _now()
-        body = kubernetes.client.V1Lease(
-            metadata=kubernetes.client.V1ObjectMeta(name=election.name),
-            spec=kubernetes.client.V1LeaseSpec(
-                holder_identity=election.identity,
-                lease_duration_seconds=int(election.duration),
-                acquire_time=stamp,
-                renew_time=stamp,
-                lease_transitions=0,
-            ),
-        )
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": election.name},
+            "spec": {
+                "holderIdentity": election.identity,
+                "leaseDurationSeconds": int(election.duration),
+                "acquireTime": stamp,
+                "renewTime": stamp,
+                "leaseTransitions": 0,
+            },
+        }
         # 409: another candidate created it first.
-        created = await self._attempt(
-            "creating", self.api.create_namespaced_lease, election.namespace, body
-        )
+        created = await self._attempt("creating", "POST", self._path(), body)
         return created is not None and self._held(created, now)
 
-    def _held(self, lease: Any, now: float) -> bool:
-        self.observed, self.observed_at = _record(lease.spec), now
+    def _held(self, lease: Mapping[str, Any], now: float) -> bool:
+        self.observed, self.observed_at = _record(lease.get("spec") or {}), now
         self.renewed_at = now
         self.contacted_at = self.clock()
         return True
 
-    async def _attempt(self, what: str, method: Callable[..., _T], *args: Any) -> _T | None:
+    async def _attempt(
+        self, what: str, method: str, path: str, body: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
         """The write's answer, or None when it failed (a 409 conflict silently: a lost race)."""
         try:
-            return await self._call(method, *args)
-        except ApiException as error:
+            return await self._call(method, path, body)
+        except ApiError as error:
             if error.status != 409:
                 log.warning("%s the Lease %s: HTTP %s", what, self._where(), error.status)
-        except (urllib3.exceptions.HTTPError, OSError) as error:
+        except OSError as error:
             log.warning("%s the Lease %s: %r", what, self._where(), error)
         return None
 
-    async def _call(self, method: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.to_thread(method, *args, _request_timeout=REQUEST_TIMEOUT)
+    async def _call(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(
+            self.client.request, method, path, body, timeout=REQUEST_TIMEOUT
+        )
+
+    def _path(self, name: str = "") -> str:
+        return resource_path("coordination.k8s.io/v1", self.election.namespace, "leases", name)
 
     def _where(self) -> str:
         return f"{self.election.namespace}/{self.election.name}"
 
 
-def _record(spec: Any) -> Record:
+def _record(spec: Mapping[str, Any]) -> Record:
     return Record(
-        holder=spec.holder_identity or "",
-        duration=int(spec.lease_duration_seconds or 0),
-        acquired=spec.acquire_time,
-        renewed=spec.renew_time,
-        transitions=int(spec.lease_transitions or 0),
+        holder=spec.get("holderIdentity") or "",
+        duration=int(spec.get("leaseDurationSeconds") or 0),
+        acquired=spec.get("acquireTime"),
+        renewed=spec.get("renewTime"),
+        transitions=int(spec.get("leaseTransitions") or 0),
     )
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+def _now() -> str:
+    """Now as a MicroTime: RFC 3339 in UTC with microseconds."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
