@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +84,19 @@ def test_the_env_example_holds_the_defaults() -> None:
     token = {"ID_ALLOCATOR_TOKEN": "t" * 32}
     allocator = AllocatorSettings.from_env(Env({**example, **token, "PORT": "8081"}))
     assert allocator == AllocatorSettings.from_env(Env(token))
-    operator = fields(OperatorSettings.from_env(Env(example)))
+    # Outside a pod the Lease's namespace must be given (in one, the pod's is the default).
+    lease = {"LEASE_NAMESPACE": "games", "POD_NAME": "operator-0"}
+    operator = fields(OperatorSettings.from_env(Env({**example, **lease})))
     # REDIS_URL is shared; the operator reads it only for `metric.source: redis`.
     assert operator.pop("redis_url") == example["REDIS_URL"]
-    default = fields(OperatorSettings.from_env(Env({})))
+    default = fields(OperatorSettings.from_env(Env(lease)))
     assert default.pop("redis_url") is None
+    # ... and so may a QueueAutoscaler name it.
+    assert operator.pop("metric_urls").admits(example["REDIS_URL"])
+    assert not default.pop("metric_urls").admits(example["REDIS_URL"])
+    # Each start is a candidate of its own (a suffix after the pod's name).
+    ours, theirs = operator.pop("election"), default.pop("election")
+    assert replace(ours, identity="") == replace(theirs, identity="")
     assert operator == default
 
 
