@@ -112,7 +112,8 @@ def has_ready(release: Release, component: str, count: int) -> bool:
 
 
 def test_replicas_and_resources_of_each_component(knobbed: Release) -> None:
-    replicas = {"api": 1, "id-allocator": 1, "worker": 2, "operator": 1}
+    # The operator: its default two replicas, one leading, both Ready.
+    replicas = {"api": 1, "id-allocator": 1, "worker": 2, "operator": 2}
     for component, count in replicas.items():
         wait_for(partial(has_ready, knobbed, component, count), 120, f"{count} Ready {component}")
         container = pod_spec(knobbed, component)["containers"][0]  # type: ignore[index]
