@@ -119,10 +119,11 @@ async def test_unknown_keys_are_404_after_asking_mongodb(api: Api) -> None:
 async def test_keys_of_other_users_and_separators_stay_apart_in_mongodb(
     api: Api, apply_queued: Any, redis_client: redis.Redis
 ) -> None:
-    """User ``a`` with key ``b:c`` and user ``a:b`` with key ``c`` are two clicks there."""
-    await beyond_the_window(api, apply_queued, redis_client, "a", "b:c", 2)
-    assert (await api.status("a:b", "c")).status_code == 404
-    assert (await api.status("a", "b:c")).json()["clicks"] == 2
+    """A key holding ``:`` and digits stays its own user's: user ``a``'s key ``2:ab:c`` is not
+    user ``ab``'s key ``c`` (whose ``_id`` is ``2:ab:c``), however the ``_id`` is read."""
+    await beyond_the_window(api, apply_queued, redis_client, "a", "2:ab:c", 2)
+    assert (await api.status("ab", "c")).status_code == 404
+    assert (await api.status("a", "2:ab:c")).json()["clicks"] == 2
 
 
 async def test_a_mongodb_away_holds_no_click_up(start_api: Any, tmp_path: Any) -> None:
