@@ -33,6 +33,8 @@ WORKER = series("worker")
 IDS = series("id-allocator")
 OPERATOR = series("operator")
 SERVICES = 'namespace="$namespace",job=~"$release-(api|worker|id-allocator)"'
+# The queue-wide gauges come from whichever api or worker pod holds the reporter lease.
+QUEUE = 'namespace="$namespace",job=~"$release-(api|worker)"'
 CLICK_ROUTES = f'{API},route=~"/api/mining/.*"'
 QUEUE_ALERT_DEPTH = 4000.0
 RATE = "[$__rate_interval]"
@@ -158,7 +160,7 @@ def queue_depth() -> Panel:
         "Queue depth (clicks)",
         "Clicks accepted and not yet applied. The line marks 4,000; MiningQueueBackpressure "
         "fires above 90 % of api.queueMaxDepth (4,500 by default), where the api answers 503.",
-        (f"max(mining_click_queue_depth{{{WORKER}}})", "clicks waiting"),
+        (f"max(mining_click_queue_depth{{{QUEUE}}})", "clicks waiting"),
         steps=(("green", None), ("red", QUEUE_ALERT_DEPTH)),
     )
 
@@ -167,7 +169,7 @@ def worker_lag() -> Panel:
     return timeseries_panel(
         "Worker lag",
         "Age of the oldest job waiting in the queue (mining_worker_lag_seconds).",
-        (f"max(mining_worker_lag_seconds{{{WORKER}}})", "oldest job"),
+        (f"max(mining_worker_lag_seconds{{{QUEUE}}})", "oldest job"),
         unit="s",
         steps=(("green", None), ("red", 60.0)),
     )
@@ -234,7 +236,7 @@ def dead_letters() -> Panel:
     return timeseries_panel(
         "Dead letters",
         "Jobs in the dead-letter registry (MiningDeadLettersGrowing when it grows).",
-        (f"max(mining_queue_dead_letters{{{WORKER}}})", "dead letters"),
+        (f"max(mining_queue_dead_letters{{{QUEUE}}})", "dead letters"),
         width=24,
     )
 

@@ -81,18 +81,38 @@ def number(value: float, unit: str) -> str:
     return f"{text} {label}".strip() if label != "%" else f"{text}%"
 
 
+# The dashboards' variables as one release named crypto-mine in its namespace shows them.
+RELEASE = {"namespace": "crypto-mine", "release": "crypto-mine"}
+VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+
+
 class Renderer:
-    def __init__(self, prometheus: Prometheus, start: float, end: float, step: float) -> None:
+    def __init__(
+        self,
+        prometheus: Prometheus,
+        start: float,
+        end: float,
+        step: float,
+        variables: dict[str, str] | None = None,
+    ) -> None:
         self.prometheus = prometheus
         self.start, self.end, self.step = start, end, step
+        # Grafana's $__rate_interval: four scrape intervals at least, here four steps.
+        self.variables = {"__rate_interval": f"{max(4 * step, 4):.0f}s", **RELEASE}
+        self.variables.update(variables or {})
+
+    def expr(self, text: str) -> str:
+        """A query with the dashboard's variables (``$name``, ``${name}``) filled in."""
+        return VARIABLE.sub(lambda m: self.variables.get(m.group(1), m.group(0)), text)
 
     def series(self, panel: dict[str, Any]) -> list[Series]:
         found: list[Series] = []
         for target in panel.get("targets", []):
-            for result in self.prometheus.range(target["expr"], self.start, self.end, self.step):
+            expr = self.expr(target["expr"])
+            for result in self.prometheus.range(expr, self.start, self.end, self.step):
                 times = [float(t) for t, _ in result["values"]]
                 values = [float(v) for _, v in result["values"]]
-                name = legend(target.get("legendFormat", ""), result["metric"], target["expr"])
+                name = legend(target.get("legendFormat", ""), result["metric"], expr)
                 found.append((name, times, values))
         return found
 
@@ -132,7 +152,7 @@ class Renderer:
     def stat(self, axes: Any, panel: dict[str, Any]) -> None:
         defaults = panel.get("fieldConfig", {}).get("defaults", {})
         [target] = panel["targets"]
-        results = self.prometheus.instant(target["expr"], self.end)
+        results = self.prometheus.instant(self.expr(target["expr"]), self.end)
         value = float(results[0]["value"][1]) if results else math.nan
         steps = defaults.get("thresholds", {}).get("steps", [])
         color = threshold_color(steps, value) if not math.isnan(value) else "#888888"
@@ -154,7 +174,7 @@ class Renderer:
     def table(self, axes: Any, panel: dict[str, Any]) -> None:
         rows: list[tuple[str, str]] = []
         for target in panel["targets"]:
-            for result in self.prometheus.instant(target["expr"], self.end):
+            for result in self.prometheus.instant(self.expr(target["expr"]), self.end):
                 labels = ", ".join(f"{k}={v}" for k, v in sorted(result["metric"].items()))
                 rows.append((labels or "{}", f"{float(result['value'][1]):g}"))
         axes.axis("off")
@@ -176,6 +196,12 @@ def render(dashboard: dict[str, Any], renderer: Renderer, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # Variables with a value of their own (a custom list's current one, e.g. the SLO period)
+    # as the dashboard opens; those the renderer was given win.
+    for variable in dashboard.get("templating", {}).get("list", []):
+        current = (variable.get("current") or {}).get("value")
+        if isinstance(current, str) and current:
+            renderer.variables.setdefault(variable["name"], current)
     panels = dashboard["panels"]
     height = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels)
     figure = plt.figure(figsize=(18, height * 0.42))

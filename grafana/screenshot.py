@@ -170,9 +170,10 @@ def live_run(out: Path) -> None:
         jobs = {
             "crypto-mine-api": (f"127.0.0.1:{stack.api.port}", "/api/metrics"),
             "crypto-mine-worker": (f"127.0.0.1:{worker.metrics_port}", "/metrics"),
-            "crypto-mine-id-allocator": (f"127.0.0.1:{stack.allocator.port}", "/metrics"),
+            "crypto-mine-id-allocator": (f"127.0.0.1:{stack.allocator.metrics_port}", "/metrics"),
         }
-        server = PrometheusServer(folder / "prometheus", jobs).start()
+        # Labelled as the chart's ServiceMonitors label them: release crypto-mine in its namespace.
+        server = PrometheusServer(folder / "prometheus", jobs, {"namespace": "crypto-mine"}).start()
         tokens = {user: stack.token(user) for user in [f"u{n}" for n in range(USERS)]}
         tokens["greedy"] = stack.token("greedy")
         asyncio.run(drive(stack.api.url, tokens, worker.spawned_children(), stack.redis.url))

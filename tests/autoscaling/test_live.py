@@ -17,7 +17,10 @@ SLACK = 1.0  # API and scheduling latency on a busy 2-core machine
 
 
 def test_square_wave(kubeconfig: Path, tmp_path: Path) -> None:
-    wave = SquareWave(low=40, high=400, high_for=45, period=110, cycles=1, lead_in=15)
+    # Half the experiment's height: the simulated node and the load share this machine with the
+    # rest of the suite, and must keep up for the scale-down to be seen (at 400 clicks/s on a
+    # busy machine the queue never drained within the run).
+    wave = SquareWave(low=40, high=200, high_for=45, period=110, cycles=1, lead_in=15)
     setup = Setup(down_window=30, phases=(wave,))
     live = run_live(tmp_path, kubeconfig, setup)
     results = compare(live, setup)

@@ -52,7 +52,6 @@ class Target:
     kubeconfig: Path
     namespace: str
     release: str
-    has_node: bool
     redis_url: str  # the Redis an exec'd command uses when no pod can run it
 
 
@@ -88,7 +87,6 @@ def run_commands(script: str, target: Target, folder: Path) -> Outcome:
         "SHIM_LOG": str(log),
         "SHIM_REAL_KUBECTL": str(KUBECTL),
         "SHIM_REAL_HELM": helm(),
-        "SHIM_HAS_NODE": "1" if target.has_node else "0",
         "SHIM_REDIS_URL": target.redis_url,
     }
     syntax = subprocess.run(

@@ -9,10 +9,11 @@ checked:
   validates them against the real objects without applying them; ``helm rollback`` and
   ``helm uninstall`` with their own ``--dry-run``);
 - ``change``: ``rollout restart``, which has no dry run, runs as written;
-- ``node``: commands that need a running pod (``exec``, ``logs --previous``) or the metrics API
-  (``top``). Without a node (``SHIM_HAS_NODE=0``) they must fail only for that reason (the API
-  server found the pod and said it has no host), and the command given to ``exec`` runs here
-  instead, with ``SHIM_REDIS_URL`` as the pod's ``REDIS_URL``.
+- ``node``: commands that need a running container (``exec``, ``logs --previous``) or the
+  metrics API (``top``). Where the container does not run (no node, an image the node cannot
+  pull, nothing restarted yet) they must fail only for that reason (the API server found the
+  pod and said so), and the command given to ``exec`` runs here instead, with
+  ``SHIM_REDIS_URL`` as the pod's ``REDIS_URL``.
 
 The first argument is the tool's name (``kubectl`` or ``helm``); the wrappers that the test
 puts first in ``PATH`` call this file with it.
@@ -39,8 +40,17 @@ HELM_READ = {"status", "get", "history", "list", "show", "template", "version", 
 HELM_CHANGE = {"upgrade", "rollback", "uninstall", "install"}
 # Objects that exist in one autoscaling mode only: finding none of them is no error.
 MODE_DEPENDENT = {"queueautoscalers", "queueautoscaler", "hpa", "horizontalpodautoscalers"}
-# What the API server answers when a pod never ran: the command was right, the node is missing.
-NO_NODE = ("does not have a host assigned", "Metrics API not available", "is waiting to start")
+# What the API server answers when a pod's container is not running (no node, an image the node
+# cannot pull, nothing restarted yet): the command was right, the container is missing.
+NO_NODE = (
+    "does not have a host assigned",
+    "Metrics API not available",
+    "is waiting to start",
+    "container not found",
+    "previous terminated container",
+)
+# Objects the operator makes once it runs (its Lease): none yet is no error in a runbook.
+MADE_AT_RUN_TIME = ('leases.coordination.k8s.io "',)
 
 
 def positionals(argv: list[str]) -> list[str]:
@@ -89,8 +99,8 @@ def main() -> int:
         run.append("--dry-run" if boolean else "--dry-run=server")
     result = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False)
     code, note = result.returncode, ""
-    has_node = os.environ.get("SHIM_HAS_NODE") == "1"
-    if kind == "node" and code != 0 and not has_node and any(s in result.stderr for s in NO_NODE):
+    not_running = any(s in result.stderr for s in NO_NODE)
+    if kind == "node" and code != 0 and not_running:
         code, note = 0, result.stderr.strip()
         command = inner_command(argv)
         if command:
@@ -101,6 +111,9 @@ def main() -> int:
             code = local.returncode
             note += f"; ran {command} here: exit {code} {local.stderr.strip()[-500:]}"
             result = local
+    made_later = any(s in result.stderr for s in MADE_AT_RUN_TIME)
+    if kind == "read" and code != 0 and made_later and "not found" in result.stderr:
+        code, note = 0, "not made yet: " + result.stderr.strip()
     if tool == "kubectl" and code == 0 and "No resources found" in result.stderr:
         words = positionals(argv)
         kinds = set(words[1].split(",")) if len(words) > 1 else set()

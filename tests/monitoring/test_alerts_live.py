@@ -50,7 +50,13 @@ QUICK = (
 
 def render_rules(namespace: str, folder: Path) -> Path:
     """The chart's rules for release ``live`` in ``namespace``, every alert's `for` 5 s."""
-    base = ("monitoring.redisExporter.enabled=true", "operator.enabled=false", *QUICK)
+    # Fixed worker processes, nothing to scale them: no operator, autoscaling mode none.
+    base = (
+        "monitoring.redisExporter.enabled=true",
+        "operator.enabled=false",
+        "autoscaling.mode=none",
+        *QUICK,
+    )
     names = alert_names(chart_rules(RELEASE, namespace, *base))
     quick = json.dumps({name: {"for": "5s"} for name in names})
     path = folder / "rules.yaml"

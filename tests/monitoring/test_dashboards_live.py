@@ -22,6 +22,7 @@ from crypto_mine.api.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.names import APPLY_CLICKS_JOB, QUEUE_NAME
 from crypto_mine.common.settings import Env
+from tests.support.allocator import TOKEN as ALLOCATOR_TOKEN
 
 from .exported import metric_names
 from .livestack import LiveStack, Prometheus, chart_rules
@@ -85,7 +86,10 @@ class Traffic:
             json={"username": f"user-{secrets.token_hex(4)}", "password": "correct horse"},
         )
         assert signup.status_code in {201, 429}, signup.text
-        ids = self.client.post(self.stack.url("id-allocator", "/v1/ids?count=3"))
+        ids = self.client.post(
+            self.stack.url("id-allocator", "/v1/ids?count=3"),
+            headers={"Authorization": f"Bearer {ALLOCATOR_TOKEN}"},
+        )
         assert ids.status_code == 200, ids.text
         return statuses
 

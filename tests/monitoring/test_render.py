@@ -28,7 +28,11 @@ STEPS: list[dict[str, Any]] = [
 def scraped(tmp_path: Path) -> Iterator[tuple[QueueDepthExporter, PrometheusServer]]:
     exporter = QueueDepthExporter().start()
     exporter.set(1234)
-    server = PrometheusServer(tmp_path / "prometheus", [f"127.0.0.1:{exporter.port}"]).start()
+    # Labelled as the chart's ServiceMonitors label the worker's metrics (release crypto-mine).
+    labels = {"namespace": "crypto-mine", "job": "crypto-mine-worker"}
+    server = PrometheusServer(
+        tmp_path / "prometheus", [f"127.0.0.1:{exporter.port}"], labels
+    ).start()
     try:
         yield exporter, server
     finally:

@@ -6,7 +6,6 @@ A cluster with a node (KUBECONFIG) runs them all for real: the fixture alone dif
 
 from __future__ import annotations
 
-import json
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -54,15 +53,6 @@ def helm_run(kubeconfig: Path, *argv: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def has_ready_node(kubeconfig: Path) -> bool:
-    nodes = json.loads(kubectl(kubeconfig, "get", "nodes", "-o", "json").stdout)["items"]
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for node in nodes
-        for c in node["status"].get("conditions", [])
-    )
-
-
 def install(kubeconfig: Path, redis_server: RedisServer, values: str) -> Iterator[Target]:
     namespace = f"runbooks-{secrets.token_hex(3)}"
     release = f"rb-{secrets.token_hex(2)}"
@@ -72,7 +62,7 @@ def install(kubeconfig: Path, redis_server: RedisServer, values: str) -> Iterato
         helm_run(kubeconfig, "install", release, str(CHART), *argv)
         # A second revision, so that `helm rollback` has one to go back to.
         helm_run(kubeconfig, "upgrade", release, str(CHART), *argv)
-        yield Target(kubeconfig, namespace, release, has_ready_node(kubeconfig), redis_server.url)
+        yield Target(kubeconfig, namespace, release, redis_server.url)
     finally:
         subprocess.run(
             [helm(), "--kubeconfig", str(kubeconfig), "uninstall", release, "-n", namespace],

@@ -12,6 +12,15 @@ namespace="{{ .root.Release.Namespace }}",job="{{ include "crypto-mine.component
 {{- end }}
 
 {{/*
+The queue-wide gauges (depth, lag, dead letters): one process exports them at a time, an api or
+a worker pod, whichever holds the reporter lease (the api too, so they stay while no worker
+runs). Selected under either job.
+*/}}
+{{- define "crypto-mine.queueSeries" -}}
+namespace="{{ .Release.Namespace }}",job=~"{{ include "crypto-mine.componentName" (dict "root" . "component" "api") }}|{{ include "crypto-mine.componentName" (dict "root" . "component" "worker") }}"
+{{- end }}
+
+{{/*
 A histogram bucket bound as prometheus_client writes it in the "le" label (1 -> "1.0").
 */}}
 {{- define "crypto-mine.le" -}}
