@@ -47,6 +47,10 @@ class World:
     startup: float  # seconds from a pod's creation to Ready
 
 
+# How often the simulated node says it is alive (a kubelet's default status report: 10 s).
+HEARTBEAT_SECONDS = 5.0
+
+
 class SimulatedNode:
     """A kubelet stand-in for one namespace: binds its Pending pods, marks them Ready after
     ``startup`` seconds, and finishes deleting the pods the ReplicaSet removes."""
@@ -58,6 +62,7 @@ class SimulatedNode:
         self.node = f"sim-{namespace}"
         self.seen: dict[str, float] = {}
         self.ready: set[str] = set()
+        self.beat = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="simulated-node", daemon=True)
 
@@ -68,10 +73,18 @@ class SimulatedNode:
         except ApiException as error:
             if error.status != 409:
                 raise
-        status = {"conditions": [{"type": "Ready", "status": "True", "reason": "Simulated"}]}
-        self.core.patch_node_status(self.node, {"status": status})
+        self._heartbeat()
         self._thread.start()
         return self
+
+    def _heartbeat(self) -> None:
+        """Ready, as of now: a node lifecycle controller marks a node whose heartbeat stops
+        unreachable (after 40 s) and its pods not Ready."""
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ready = {"type": "Ready", "status": "True", "reason": "Simulated"}
+        status = {"conditions": [{**ready, "lastHeartbeatTime": stamp}]}
+        self.core.patch_node_status(self.node, {"status": status})
+        self.beat = time.monotonic()
 
     def stop(self) -> None:
         self._stop.set()
@@ -91,6 +104,8 @@ class SimulatedNode:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if now - self.beat >= HEARTBEAT_SECONDS:
+            self._heartbeat()
         pods: list[Any] = self.core.list_namespaced_pod(self.namespace).items
         for pod in pods:
             name = pod.metadata.name

@@ -96,8 +96,9 @@ def eventually(
 
 
 def worker_deployment(name: str, replicas: int) -> dict[str, Any]:
-    """A Deployment whose Pods stay Pending without a kubelet (unless a simulated node runs
-    them, tests/autoscaling/plant.py): only its replicas matter."""
+    """A Deployment whose Pods stay Pending (unless a simulated node runs them,
+    tests/autoscaling/plant.py): only its replicas matter. They name a scheduler nobody runs,
+    so a cluster with a real node leaves them alone too."""
     labels = {"app.kubernetes.io/name": name}
     return {
         "apiVersion": "apps/v1",
@@ -108,7 +109,10 @@ def worker_deployment(name: str, replicas: int) -> dict[str, Any]:
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "worker", "image": "crypto-mine-worker:e2e"}]},
+                "spec": {
+                    "schedulerName": "crypto-mine-unscheduled",
+                    "containers": [{"name": "worker", "image": "crypto-mine-worker:e2e"}],
+                },
             },
         },
     }
