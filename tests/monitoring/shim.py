@@ -9,7 +9,7 @@ checked:
   validates them against the real objects without applying them; ``helm rollback`` and
   ``helm uninstall`` with their own ``--dry-run``);
 - ``change``: ``rollout restart``, which has no dry run, runs as written;
-- ``node``: commands that need a running container (``exec``, ``logs --previous``) or the
+- ``node``: commands that need a running container (``exec``, ``logs``) or the
   metrics API (``top``). Where the container does not run (no node, an image the node cannot
   pull, nothing restarted yet) they must fail only for that reason (the API server found the
   pod and said so), and the command given to ``exec`` runs here instead, with
@@ -79,9 +79,9 @@ def kind_of(tool: str, argv: list[str]) -> str:
         return "change" if words[1:2] == ["restart"] else "read"
     if verb in KUBECTL_CHANGE:
         return "dry-run"
-    if verb in KUBECTL_NODE or (verb == "logs" and "--previous" in argv):
+    if verb in KUBECTL_NODE or verb == "logs":  # logs come from a container that ran
         return "node"
-    return "read" if verb in KUBECTL_READ | {"logs"} else "unknown"
+    return "read" if verb in KUBECTL_READ else "unknown"
 
 
 def inner_command(argv: list[str]) -> list[str]:

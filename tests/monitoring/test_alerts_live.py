@@ -54,7 +54,7 @@ def render_rules(namespace: str, folder: Path) -> Path:
     base = (
         "monitoring.redisExporter.enabled=true",
         "operator.enabled=false",
-        "autoscaling.mode=none",
+        'autoscaling.mode="none"',
         *QUICK,
     )
     names = alert_names(chart_rules(RELEASE, namespace, *base))
