@@ -30,10 +30,11 @@ token: ## print a development token for USER (default: alice) signed with the lo
 	@$(BIN)/python -m devstack token $(if $(filter command line,$(origin USER)),$(USER),alice)
 
 .PHONY: tools
-tools: setup ## install the test tools: prometheus, chromium, wrk, helm, checkov, podman, the Kubernetes binaries (cached)
-	@scripts/ensure-apt.sh prometheus etcd-server openssl chromium chromium-driver wrk hey \
-	  podman buildah runc debootstrap containerd containernetworking-plugins iptables conntrack \
-	  dnsmasq-base golang-github-containernetworking-plugin-dnsname
+tools: setup ## install the test tools: prometheus, redis_exporter, chromium, wrk, helm, checkov, podman, the Kubernetes binaries (cached)
+	@scripts/ensure-apt.sh prometheus prometheus-redis-exporter etcd-server openssl chromium \
+	  chromium-driver wrk hey podman buildah runc debootstrap containerd \
+	  containernetworking-plugins iptables conntrack dnsmasq-base \
+	  golang-github-containernetworking-plugin-dnsname
 	@scripts/ensure-helm.sh >/dev/null
 	@scripts/ensure-checkov.sh >/dev/null
 	@scripts/cluster.sh build
@@ -94,9 +95,8 @@ bench: setup ## benchmark against baselines on its own servers (~4 min): table, 
 	@$(BIN)/python -m bench $(BENCH_ARGS)
 
 .PHONY: load
-load: setup ## k6 load test of the click path (BASE_URL, AUTH_TOKEN or AUTH_TOKENS_FILE, RPS, USERS, DURATION)
-	@AUTH_TOKENS_FILE="$(if $(AUTH_TOKENS_FILE),$(abspath $(AUTH_TOKENS_FILE)))" \
-		$(BIN)/k6 run tests/load/mining-clicks.js
+load: setup ## k6 load test (BASE_URL, RPS, USERS, DURATION, P95_MS; AUTH_TOKEN(S_FILE), else tokens minted for make run's stack): answers, latency, Redis memory
+	@$(BIN)/python -m tests.load
 
 .PHONY: chaos
 chaos: setup ## whole-stack fault run: processes SIGKILLed, Redis and MongoDB restarted under load (DURATION s)
@@ -106,9 +106,31 @@ chaos: setup ## whole-stack fault run: processes SIGKILLed, Redis and MongoDB re
 overload: setup ## three times the sustainable click rate: only 202/200/429/503, bounded queue and memory
 	@$(BIN)/python -m tests.chaos.overload
 
+.PHONY: autoscaling
+autoscaling: setup ## autoscaling experiment (~15 min): square wave and ramp through the operator, vs the HPA and KEDA replayed
+	@scripts/ensure-apt.sh prometheus etcd-server openssl
+	@scripts/cluster.sh build
+	@$(BIN)/python -m tests.autoscaling $(AUTOSCALING_ARGS)
+
 .PHONY: fuzz
 fuzz: setup ## schemathesis against every operation of /openapi.json on a running stack
 	@$(BIN)/python -m tests.fuzz
+
+# mutmut runs in an environment of its own (the locked one plus mutmut): its setproctitle would
+# make RQ rename the worker processes the tests find by their command line.
+MUTMUT_VERSION := 3.8.1
+MUTATION_VENV := .local/mutation/venv
+
+.PHONY: mutation
+mutation: setup ## mutation testing of the core: mutmut + listed Lua mutants, score per module (MUTATION_ARGS)
+	@UV_PROJECT_ENVIRONMENT=$(MUTATION_VENV) $(UV) sync --all-packages --locked --inexact --quiet
+	@$(UV) pip install --quiet --python $(MUTATION_VENV)/bin/python "mutmut==$(MUTMUT_VERSION)"
+	@$(MUTATION_VENV)/bin/python -m tests.mutation $(MUTATION_ARGS)
+
+.PHONY: dashboard-image
+dashboard-image: setup ## draw the mining dashboard from a live run into docs/monitoring/ (~5 min)
+	@scripts/ensure-apt.sh prometheus redis-server
+	@$(BIN)/python -m grafana.screenshot
 
 .PHONY: queue
 queue: setup ## show the click queue: depth, jobs in progress, dead letters, workers, lag

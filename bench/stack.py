@@ -28,6 +28,7 @@ UNLIMITED = {
     "MINING_RATE_LIMIT_PER_IP": HIGH,
     "MINING_RATE_LIMIT_IP_BURST": HIGH,
     "MINING_QUEUE_MAX_DEPTH": HIGH,
+    "API_RATE_LIMIT": "0",  # the general limit of the other /api/* routes: off
 }
 
 

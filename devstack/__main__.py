@@ -38,12 +38,18 @@ def jwt_secret() -> str:
     return SECRET_FILE.read_text().strip()
 
 
-def token(user: str) -> None:
+def tokens(users: list[str]) -> list[str]:
+    """Tokens for ``users`` signed with the local secret (no account needed)."""
     os.environ["JWT_SECRET"] = jwt_secret()
     from crypto_mine.api.auth import issue_token
     from crypto_mine.api.settings import ApiSettings
 
-    print(issue_token(ApiSettings.from_env(), user))
+    settings = ApiSettings.from_env()
+    return [issue_token(settings, user) for user in users]
+
+
+def token(user: str) -> None:
+    print(tokens([user])[0])
 
 
 def banner(api: int, allocator: int, worker: int, redis_url: str, mongo_uri: str) -> str:
@@ -57,6 +63,7 @@ crypto-mine is running (Ctrl-C stops everything; logs in {STATE}/):
 
 Try it (sign up, then click with the token; already signed up? use /api/auth/login):
   TOKEN=$(curl -s -X POST http://127.0.0.1:{api}/api/auth/register \\
+    -H "Content-Type: application/json" \\
     -d '{{"username":"alice","password":"correct horse"}}' \\
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
   curl -s -X POST http://127.0.0.1:{api}/api/mining/click \\
@@ -70,6 +77,7 @@ Try it (sign up, then click with the token; already signed up? use /api/auth/log
 def run() -> int:
     api_port = port("API_PORT", 8080)
     allocator_port = port("ID_ALLOCATOR_PORT", 8081)
+    allocator_metrics = port("ID_ALLOCATOR_METRICS_PORT", 9101)
     worker_port = port("WORKER_METRICS_PORT", 9100)
     redis_port = port("REDIS_PORT", 6379)
     mongo_port = port("MONGO_PORT", 27017)
@@ -78,6 +86,7 @@ def run() -> int:
         for name, number in (
             ("api", api_port),
             ("id-allocator", allocator_port),
+            ("id-allocator metrics", allocator_metrics),
             ("worker", worker_port),
             ("redis", redis_port),
             ("mongodb", mongo_port),
@@ -87,7 +96,7 @@ def run() -> int:
     if busy:
         print(
             f"already in use: {', '.join(busy)}; set API_PORT, ID_ALLOCATOR_PORT, "
-            "WORKER_METRICS_PORT, REDIS_PORT or MONGO_PORT",
+            "ID_ALLOCATOR_METRICS_PORT, WORKER_METRICS_PORT, REDIS_PORT or MONGO_PORT",
             file=sys.stderr,
         )
         return 1
@@ -106,12 +115,15 @@ def run() -> int:
         started.append(redis)
         mongo = MongoServer(STATE / "mongo", mongo_port).start()
         started.append(mongo)
+        # REDIS_PORT names this stack's Redis; the services get its whole URL instead.
+        inherited = {k: v for k, v in os.environ.items() if k not in ("REDIS_HOST", "REDIS_PORT")}
         env = {
-            **os.environ,
+            **inherited,
             "REDIS_URL": redis.url,
             "MONGODB_URI": mongo.uri,
             "JWT_SECRET": jwt_secret(),
             "ID_ALLOCATOR_URL": f"http://127.0.0.1:{allocator_port}",
+            "ID_ALLOCATOR_TOKEN": secrets.token_urlsafe(32),  # the api's and the allocator's
             "HOST": "127.0.0.1",
         }
         services = [
@@ -119,7 +131,7 @@ def run() -> int:
                 "id-allocator",
                 [str(BIN / "crypto-mine-id-allocator")],
                 STATE / "id-allocator.log",
-                {**env, "PORT": str(allocator_port)},
+                {**env, "PORT": str(allocator_port), "ID_METRICS_PORT": str(allocator_metrics)},
             ),
             Process(
                 "worker",

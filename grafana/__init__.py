@@ -1,1 +1,4 @@
-"""Grafana dashboards of crypto-mine, generated from Python (``python -m grafana``)."""
+"""Grafana dashboards of crypto-mine, built with Grafana's foundation SDK.
+
+``python -m grafana`` writes them.
+"""

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from .dashboards import DASHBOARDS
 
@@ -19,11 +22,21 @@ FOLDERS = (
 )
 
 
+def model(name: str) -> dict[str, Any]:
+    """The JSON model of one dashboard as Grafana reads it, panels numbered in order (fixed
+    ids: links to a panel survive regeneration)."""
+    built = DASHBOARDS[name]().build()
+    loaded: dict[str, Any] = json.loads(JSONEncoder().encode(built))
+    for number, panel in enumerate(loaded["panels"], start=1):
+        panel["id"] = number
+    return loaded
+
+
 def rendered() -> dict[str, str]:
-    """File name -> JSON text of every dashboard."""
+    """File name -> JSON text of every dashboard, sorted and indented."""
     return {
-        f"{name}.json": json.dumps(build().json(), indent=2, sort_keys=True) + "\n"
-        for name, build in DASHBOARDS.items()
+        f"{name}.json": json.dumps(model(name), indent=2, sort_keys=True) + "\n"
+        for name in DASHBOARDS
     }
 
 

@@ -16,7 +16,8 @@
 # below changes. PYTHON_IMAGE=<image> skips both and uses that image.
 #
 # Settings: IMAGE_REGISTRY (default localhost), IMAGE_TAG (default: the chart's appVersion),
-# PYTHON_IMAGE. Podman runs with a containers.conf of the project's own (runc; ulimits no higher
+# PYTHON_IMAGE, NO_CACHE=1 (build every step again; the same sources give the same image id).
+# Podman runs with a containers.conf of the project's own (runc; ulimits no higher
 # than this host's hard limits), so nothing machine-wide is changed.
 set -euo pipefail
 
@@ -142,6 +143,7 @@ build_one() {
   local ca=/etc/ssl/certs/ca-certificates.crt
   [[ -s $ca ]] && args+=(--secret "id=pip-ca,src=$ca")
   local started=$SECONDS image=$REGISTRY/crypto-mine-$name:$TAG
+  [[ ${NO_CACHE:-0} == 1 ]] && args+=(--no-cache)
   podman build --quiet --network=host --layers --target "$target" -f "$file" \
     --build-arg "PYTHON_IMAGE=$base" --build-arg "VERSION=$TAG" \
     --build-arg "REVISION=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)" \

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from hypothesis import settings
 from pymongo import MongoClient
 
 from crypto_mine.api.app import create_app
@@ -17,6 +18,11 @@ from devstack.servers import MongoServer, RedisServer
 
 from .support.api import Api, Settings, settings_factory
 from .support.cluster import local_cluster
+
+# Property tests judge results, never speed: Hypothesis's default deadline (200 ms per example)
+# fails them on a busy machine.
+settings.register_profile("crypto-mine", deadline=None)
+settings.load_profile("crypto-mine")
 
 
 @pytest.fixture(scope="session")

@@ -1,23 +1,50 @@
-"""The README documents every setting the code reads, and the commands it promises exist."""
+"""The README and ``.env.example`` document every setting the code reads, and the commands
+the README promises exist."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from crypto_mine.allocator.settings import AllocatorSettings
+from crypto_mine.api.settings import ApiSettings
+from crypto_mine.common.metrics import MULTIPROC_ENV
+from crypto_mine.common.settings import Env
+from crypto_mine.operator.settings import OperatorSettings
+from crypto_mine.worker.settings import WorkerSettings
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+ENV_EXAMPLE = (ROOT / ".env.example").read_text()
 SETTING = re.compile(r"env\.(?:str|int|float|bool|choice|optional)\(\s*\"([A-Z][A-Z0-9_]+)\"")
+ALIAS = re.compile(r"\balias=\"([A-Z][A-Z0-9_]+)\"")
+# Read outside the settings objects: by the metrics client.
+READ_ELSEWHERE = {MULTIPROC_ENV}
 
 
 def settings_read_by_code() -> set[str]:
-    names: set[str] = set()
+    names: set[str] = set(READ_ELSEWHERE)
     for folder in ("services", "operator"):
         for path in (ROOT / folder).rglob("*.py"):
-            names.update(SETTING.findall(path.read_text()))
+            text = path.read_text()
+            names.update(SETTING.findall(text))
+            names.update(ALIAS.findall(text))
     return names
+
+
+def example_lines() -> dict[str, str | None]:
+    """Every variable of ``.env.example``: its value, or None when commented out."""
+    found: dict[str, str | None] = {}
+    for line in ENV_EXAMPLE.splitlines():
+        match = re.fullmatch(r"(# )?([A-Z][A-Z0-9_]*)=(\S*).*", line)
+        if match:
+            found[match[2]] = None if match[1] else match[3]
+    return found
 
 
 def documented(name: str) -> bool:
@@ -37,6 +64,42 @@ def test_every_setting_is_in_the_configuration_table() -> None:
     assert missing == [], f"settings missing from README.md: {missing}"
 
 
+def test_every_setting_is_in_the_env_example() -> None:
+    listed = example_lines()
+    missing = sorted(settings_read_by_code() - set(listed))
+    assert missing == [], f"settings missing from .env.example: {missing}"
+    assert sorted(set(listed) - settings_read_by_code()) == []
+
+
+def fields(settings: Any) -> dict[str, Any]:
+    return {field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)}
+
+
+def test_the_env_example_holds_the_defaults() -> None:
+    """Loading its lines as they are builds the very settings an empty environment builds."""
+    example = {name: value for name, value in example_lines().items() if value is not None}
+    secret = {"JWT_SECRET": "s" * 32}
+    assert ApiSettings.from_env(Env({**example, **secret})) == ApiSettings.from_env(Env(secret))
+    assert WorkerSettings.from_env(Env(example)) == WorkerSettings.from_env(Env({}))
+    token = {"ID_ALLOCATOR_TOKEN": "t" * 32}
+    allocator = AllocatorSettings.from_env(Env({**example, **token, "PORT": "8081"}))
+    assert allocator == AllocatorSettings.from_env(Env(token))
+    # Outside a pod the Lease's namespace must be given (in one, the pod's is the default).
+    lease = {"LEASE_NAMESPACE": "games", "POD_NAME": "operator-0"}
+    operator = fields(OperatorSettings.from_env(Env({**example, **lease})))
+    # REDIS_URL is shared; the operator reads it only for `metric.source: redis`.
+    assert operator.pop("redis_url") == example["REDIS_URL"]
+    default = fields(OperatorSettings.from_env(Env(lease)))
+    assert default.pop("redis_url") is None
+    # ... and so may a QueueAutoscaler name it.
+    assert operator.pop("metric_urls").admits(example["REDIS_URL"])
+    assert not default.pop("metric_urls").admits(example["REDIS_URL"])
+    # Each start is a candidate of its own (a suffix after the pod's name).
+    ours, theirs = operator.pop("election"), default.pop("election")
+    assert replace(ours, identity="") == replace(theirs, identity="")
+    assert operator == default
+
+
 def test_readme_commands_exist() -> None:
     makefile = (ROOT / "Makefile").read_text()
     for target in re.findall(r"make (?:-s )?([a-z][a-z0-9-]*)", README):
@@ -45,7 +108,7 @@ def test_readme_commands_exist() -> None:
 
 
 def test_every_alert_is_in_the_readme_with_its_runbook() -> None:
-    rules = yaml.safe_load((ROOT / "prometheus" / "alerts.yaml").read_text())
+    rules = yaml.safe_load((ROOT / "prometheus" / "rules.yaml").read_text())
     alerts = [r for group in rules["groups"] for r in group["rules"] if "alert" in r]
     assert len(alerts) >= 10
     for rule in alerts:

@@ -13,7 +13,7 @@ import pytest
 from tests.support.local_run import local_run
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def quick_start_script() -> str:
@@ -36,17 +36,30 @@ def json_values(text: str) -> list[dict[str, Any]]:
 
 
 def test_quick_start_example(tmp_path: Path) -> None:
-    with local_run(tmp_path, timeout=60) as run:
+    with local_run(tmp_path, timeout=180) as run:
         script = quick_start_script().replace(
             "127.0.0.1:8080", f"127.0.0.1:{run.ports['API_PORT']}"
         )
-        # People type slower than bash runs: give the worker a moment before asking for status.
-        script = script.replace('curl -s "http', 'sleep 1; curl -s "http', 1)
+        # People type slower than bash runs: before the status line, ask the same question
+        # until the worker has applied the click (at most 120 s), as a person would look again.
+        lines = script.splitlines()
+        at = next(
+            i
+            for i, line in enumerate(lines)
+            if line.startswith("curl") and "/api/mining/click/status" in line
+        )
+        completed = '\'"status":"completed"\''
+        lines.insert(
+            at,
+            f"for _ in $(seq 1200); do {lines[at]} | grep {completed} >/dev/null && break; "
+            "sleep 0.1; done",
+        )
+        script = "\n".join(lines)
         out = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=180,
             check=True,
         ).stdout
         answers = json_values(out)

@@ -33,6 +33,7 @@ from crypto_mine.allocator.segments import SegmentAllocator  # noqa: E402
 from crypto_mine.allocator.settings import RetryPolicy, SegmentPolicy  # noqa: E402
 from devstack.servers import MongoServer  # noqa: E402
 from tests.allocator.processes import COUNTERS_DB, AllocatorProcess  # noqa: E402
+from tests.support.allocator import TOKEN  # noqa: E402
 
 Document = dict[str, Any]
 
@@ -106,7 +107,8 @@ async def http_load(
 ) -> tuple[float, float]:
     """(ids/s, requests/s) of POST /v1/ids?count=N over keep-alive connections to ``ports``."""
     request = (
-        f"POST /v1/ids?count={count} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        f"POST /v1/ids?count={count} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+        f"Authorization: Bearer {TOKEN}\r\n\r\n"
     ).encode()
     checked: list[int] = []
 

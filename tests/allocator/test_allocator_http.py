@@ -14,6 +14,7 @@ import pytest
 from crypto_mine.common.ids import AllocatorError, AllocatorUnavailable, IdAllocatorClient
 from devstack.servers import MongoServer, free_port, wait_until
 from tests.allocator.processes import AllocatorProcess, counter_value, metric_value
+from tests.support.allocator import AUTH, TOKEN
 
 COUNTER = "http-tests"
 
@@ -51,7 +52,7 @@ def wait_ready(service: AllocatorProcess) -> None:
 
 
 def post_ids(service: AllocatorProcess, query: str = "") -> httpx.Response:
-    return httpx.post(f"{service.url}/v1/ids{query}", timeout=10)
+    return httpx.post(f"{service.url}/v1/ids{query}", timeout=10, headers=AUTH)
 
 
 @pytest.mark.parametrize(
@@ -204,7 +205,7 @@ def test_client_gets_ids_and_reports_unavailability(
     segment_service: AllocatorProcess,
 ) -> None:
     async def main() -> None:
-        async with IdAllocatorClient(segment_service.url, timeout=2) as client:
+        async with IdAllocatorClient(segment_service.url, timeout=2, token=TOKEN) as client:
             ids = await client.allocate(5)
             assert len(set(ids)) == 5
             assert all(isinstance(i, int) for i in ids)
@@ -235,7 +236,7 @@ def test_client_reports_503_as_unavailable_with_retry_after(
     own_mongo.stop()
 
     async def main() -> None:
-        async with IdAllocatorClient(strict.url, timeout=10) as client:
+        async with IdAllocatorClient(strict.url, timeout=10, token=TOKEN) as client:
             with pytest.raises(AllocatorUnavailable) as caught:
                 await client.allocate(2)
             assert caught.value.retry_after == 1.0
@@ -243,3 +244,27 @@ def test_client_reports_503_as_unavailable_with_retry_after(
             assert isinstance(caught.value, AllocatorError)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer wrong-token-of-the-same-length-000", f"Basic {TOKEN}", TOKEN],
+)
+def test_ids_only_for_callers_with_the_service_token(
+    segment_service: AllocatorProcess, authorization: str | None
+) -> None:
+    before = segment_service.metrics()
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    refused = httpx.post(f"{segment_service.url}/v1/ids?count=10000", headers=headers, timeout=10)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "unauthorized"
+    assert "ids" not in refused.json()
+    issued = 'id_allocator_ids_issued_total{mode="segment"}'
+    assert metric_value(segment_service.metrics(), issued) == metric_value(before, issued)
+    assert post_ids(segment_service).status_code == 200
+
+
+def test_metrics_are_on_their_own_port_only(segment_service: AllocatorProcess) -> None:
+    assert "id_allocator_requests_total" in segment_service.metrics()
+    assert httpx.get(f"{segment_service.url}/metrics", timeout=10).status_code == 404
+    assert httpx.get(f"{segment_service.url}/healthz", timeout=10).status_code == 200  # no token

@@ -26,6 +26,7 @@ import pytest
 
 from devstack.servers import MongoServer
 from tests.allocator.processes import AllocatorProcess, counter_value, metric_value
+from tests.support.allocator import AUTH
 
 START = 1_000
 REQUESTS = 1_200
@@ -108,7 +109,9 @@ async def drive(services: list[AllocatorProcess], fault: str, mongo: MongoServer
     async def request(http: httpx.AsyncClient, replica: int, count: int) -> Attempt:
         attempt = Attempt(replica, count, time.monotonic())
         try:
-            response = await http.post(f"{services[replica].url}/v1/ids", params={"count": count})
+            response = await http.post(
+                f"{services[replica].url}/v1/ids", params={"count": count}, headers=AUTH
+            )
         except httpx.ConnectError:
             attempt.failure = "refused"
         except httpx.TransportError as exc:

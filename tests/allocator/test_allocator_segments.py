@@ -73,14 +73,23 @@ def test_prefetch_refills_before_the_buffer_runs_out(mongo: MongoServer, counter
             await allocator.start(wait=5)
             assert allocator.available == 100
             lowest: list[int] = []
+            # The pace leaves a prefetch 20 round trips to MongoDB (as slow as this machine's
+            # slowest of three now) before the 50 ids left at the threshold are gone.
+            round_trip = 0.0
+            for _ in range(3):
+                began = time.monotonic()
+                await c.peek()
+                round_trip = max(round_trip, time.monotonic() - began)
+            clients = 10
+            pace = max(0.01, 20 * round_trip * clients / 50)
 
             async def client() -> None:
                 for _ in range(60):
                     await allocator.allocate(1)
                     lowest.append(allocator.available)
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(pace)
 
-            await asyncio.gather(*(client() for _ in range(10)))
+            await asyncio.gather(*(client() for _ in range(clients)))
             await allocator.idle()
             await allocator.close()
             return allocator, c.reservations, lowest
@@ -100,10 +109,10 @@ def test_short_pauses_are_enough_for_the_prefetch(mongo: MongoServer, counter_na
         async with counter(mongo.uri, counter_name) as c:
             allocator = SegmentAllocator(c, FIXED_100)
             for _ in range(10):
-                # 30 ids at a time, with a pause that lets the prefetch land.
+                # 30 ids at a time, then a pause until the prefetch (if one started) landed.
                 for _ in range(30):
                     await allocator.allocate(1)
-                await asyncio.sleep(0.1)
+                await allocator.idle()
             waits_paced = allocator.waits
             await allocator.close()
             return waits_paced, allocator.fetches, c.reservations

@@ -11,11 +11,15 @@ from crypto_mine.allocator.settings import AllocatorSettings
 from crypto_mine.common.settings import Env, SettingsError
 from devstack.servers import BIN
 
+TOKEN = {"ID_ALLOCATOR_TOKEN": "t" * 32}
+
 
 def test_defaults() -> None:
-    settings = AllocatorSettings.from_env(Env({}))
+    settings = AllocatorSettings.from_env(Env(TOKEN))
     assert settings.mode == "segment"
     assert settings.port == 8081
+    assert settings.metrics_port == 9101
+    assert settings.token not in repr(settings)
     assert settings.counter_name == "user_id"
     assert settings.start == 1
     assert (settings.segments.initial, settings.segments.minimum) == (200, 100)
@@ -38,6 +42,8 @@ def test_values_are_read() -> None:
                 "PORT": "9000",
                 "MONGODB_URI": "mongodb://db:27017",
                 "ID_REQUEST_DEADLINE_MS": "2500",
+                "ID_METRICS_PORT": "9200",
+                **TOKEN,
             }
         )
     )
@@ -51,6 +57,7 @@ def test_values_are_read() -> None:
     assert settings.port == 9000
     assert settings.mongo.uri == "mongodb://db:27017"
     assert settings.retry.deadline == 2.5
+    assert settings.metrics_port == 9200
 
 
 @pytest.mark.parametrize(
@@ -69,11 +76,14 @@ def test_values_are_read() -> None:
         ({"PORT": "0"}, "PORT"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"DB_MAX_POOL_SIZE": "0"}, "DB_MAX_POOL_SIZE"),
+        ({"ID_METRICS_PORT": "70000"}, "ID_METRICS_PORT"),
+        ({"ID_ALLOCATOR_TOKEN": ""}, "ID_ALLOCATOR_TOKEN"),
+        ({"ID_ALLOCATOR_TOKEN": "short"}, "ID_ALLOCATOR_TOKEN"),
     ],
 )
 def test_bad_values_name_their_variable(environ: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError, match=variable):
-        AllocatorSettings.from_env(Env(environ))
+        AllocatorSettings.from_env(Env({**TOKEN, **environ}))
 
 
 def test_service_refuses_to_start_with_bad_settings() -> None:

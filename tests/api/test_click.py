@@ -133,6 +133,10 @@ async def test_longest_key_is_accepted(api: Api) -> None:
         (b'{"clicks": 2.5}', "invalid_body"),
         (b'{"clicks": 1e400}', "invalid_json"),
         (b'{"amount": 3}', "invalid_body"),
+        (b'{"clicks": 1, "clicks": 5}', "duplicate_key"),
+        (b'{"clicks": 5, "clicks": 1}', "duplicate_key"),
+        (b'{"clicks": 1, "clicks": 1}', "duplicate_key"),
+        (b'{"clicks": 1, "x": {"a": 1, "a": 2}}', "duplicate_key"),
     ],
 )
 async def test_invalid_body_is_400_and_queues_nothing(
@@ -143,6 +147,28 @@ async def test_invalid_body_is_400_and_queues_nothing(
     assert response.status_code == 400
     assert response.json()["error"] == error
     assert redis_client.llen(QueueKeys.queue) == 0
+
+
+async def test_bad_json_is_described_without_the_parser_s_words(api: Api) -> None:
+    headers = {**api.auth("u1"), "Idempotency-Key": "k", "Content-Type": "application/json"}
+    response = await api.client.post("/api/mining/click", headers=headers, content=b'{"clicks":')
+    assert response.json() == {
+        "error": "invalid_json",
+        "detail": "The body is not valid JSON (line 1, column 11).",
+    }
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"clicks": 2}', b'{ "clicks" : 2 }', b'{"clicks": 2.0}', b'{"clicks": 2, "x": null}'],
+)
+async def test_bodies_without_repeated_keys_pass_either_check(api: Api, content: bytes) -> None:
+    headers = {**api.auth("u1"), "Idempotency-Key": "k", "Content-Type": "application/json"}
+    response = await api.client.post("/api/mining/click", headers=headers, content=content)
+    expected = 400 if b"x" in content else 202
+    assert response.status_code == expected, response.text
+    if expected == 400:
+        assert response.json()["error"] == "invalid_body"  # an unknown field, not a repeat
 
 
 async def test_an_integral_number_is_an_integer(api: Api, redis_client: redis.Redis) -> None:

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from crypto_mine.common.names import Keys
-from crypto_mine.common.records import completed_fields, failed_fields
+from crypto_mine.common.records import Field
 from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio
@@ -23,10 +23,13 @@ async def test_queued_completed_failed(api: Api, redis_client: redis.Redis) -> N
     assert waiting.json()["acceptedAt"].endswith("+00:00")
 
     # What the worker writes when it finishes (its own tests drive the real worker).
-    done_fields: dict[Any, Any] = completed_fields(
-        reward=1, balance=41, applied_ms=1_700_000_000_000, duplicate=False
-    )
-    failed: dict[Any, Any] = failed_fields("invalid_click")
+    done_fields: dict[Any, Any] = {
+        Field.state: "completed",
+        Field.reward: 1,
+        Field.balance: 41,
+        Field.applied_ms: 1_700_000_000_000,
+    }
+    failed: dict[Any, Any] = {Field.state: "failed", Field.error: "invalid_click"}
     redis_client.hset(Keys.click("u1", "done"), mapping=done_fields)
     redis_client.hset(Keys.click("u1", "bad"), mapping=failed)
 

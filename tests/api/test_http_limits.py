@@ -1,4 +1,5 @@
-"""Oversized heads, bodies and non-HTTP bytes against a real uvicorn process of the api."""
+"""Oversized heads, bodies, slow clients and non-HTTP bytes against a real uvicorn process of
+the api."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import jwt
 import orjson
 import pytest
 
-from crypto_mine.api.head_limit import DEFAULT
+from crypto_mine.api.http_limits import DEFAULT
 from devstack.servers import MongoServer, RedisServer
 from tests.support.api import SECRET
+from tests.support.sse import open_stream
 from tests.support.stack import ApiProcess, rss_kib
+
+TIMEOUT = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +35,9 @@ def api_process(
         "JWT_SECRET": SECRET,
         "LOG_LEVEL": "WARNING",
         "WEB_CONCURRENCY": "1",
+        "HEADER_TIMEOUT_SECONDS": str(TIMEOUT),
+        "BODY_TIMEOUT_SECONDS": str(TIMEOUT),
+        "MINING_EVENTS_HEARTBEAT": "0.3",
     }
     process = ApiProcess(tmp_path_factory.mktemp("api-process"), env)
     process.start().wait_ready()
@@ -50,13 +57,17 @@ def exchange(port: int, request: bytes, chunk: int = 0) -> bytes:
                 sock.sendall(request)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered and closed before reading everything
-        answer = b""
-        try:
-            while data := sock.recv(65536):
-                answer += data
-        except ConnectionResetError:
-            pass
-        return answer
+        return read_until_closed(sock)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    answer = b""
+    try:
+        while data := sock.recv(65536):
+            answer += data
+    except ConnectionResetError:
+        pass
+    return answer
 
 
 def status_and_json(answer: bytes) -> tuple[int, dict[str, object]]:
@@ -171,3 +182,94 @@ def test_the_limit_is_set_by_max_header_bytes(
         assert get(process, **{"X-Pad": "a" * 2100}).status_code == 431
     finally:
         process.stop()
+
+
+def token() -> str:
+    return jwt.encode({"sub": "u1", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+
+
+def send_in_reads(port: int, pieces: list[bytes], pause: float = 0.3) -> bytes:
+    """Send each piece as its own read of the server (a pause between), then read the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            for piece in pieces:
+                sock.sendall(piece)
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return read_until_closed(sock)
+
+
+def test_a_huge_head_pipelined_behind_a_request_is_refused(api_process: ApiProcess) -> None:
+    first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    second = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 40_000 + b"\r\n\r\n"
+    answer = exchange(api_process.port, first + second)  # one read holds both
+    assert answer.count(b"HTTP/1.1 200") <= 1, answer[:300]
+    assert get(api_process).status_code == 200
+
+
+def test_a_pipelined_head_is_counted_across_reads(api_process: ApiProcess) -> None:
+    first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    begun = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"q" * (DEFAULT // 2)
+    more = b"q" * (DEFAULT // 2 + 100)
+    answer = send_in_reads(api_process.port, [first + begun, more, b"\r\n\r\n"])
+    assert answer.count(b"HTTP/1.1 200") == 1, answer[:300]
+    assert b"HTTP/1.1 431" in answer
+
+
+def test_pipelined_ordinary_requests_are_all_served(api_process: ApiProcess) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"o" * 3000 + b"\r\n\r\n"
+    last = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer = exchange(api_process.port, request * 8 + last)
+    assert answer.count(b"HTTP/1.1 200") == 9
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "],
+    ids=["nothing", "half-a-head"],
+)
+def test_a_head_that_does_not_arrive_in_time_is_408(api_process: ApiProcess, sent: bytes) -> None:
+    started = time.monotonic()
+    answer = exchange(api_process.port, sent)
+    elapsed = time.monotonic() - started
+    status, body = status_and_json(answer)
+    assert (status, body["error"]) == (408, "request_timeout")
+    assert TIMEOUT <= elapsed < TIMEOUT + 5
+
+
+def test_a_trickled_head_does_not_get_more_time(api_process: ApiProcess) -> None:
+    """A byte every 0.2 s keeps no timer alive: the head's time counts from its first byte."""
+    pieces = [b"GET /healthz HTTP/1.1\r\nHost: x\r\n"] + [b"X-A: b\r\n"] * 20
+    started = time.monotonic()
+    answer = send_in_reads(api_process.port, pieces, pause=0.2)
+    status, _ = status_and_json(answer)
+    assert status == 408
+    assert time.monotonic() - started < TIMEOUT + 5
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408(api_process: ApiProcess) -> None:
+    head = (
+        b"POST /api/mining/click HTTP/1.1\r\nHost: x\r\nIdempotency-Key: slow\r\n"
+        b"Authorization: Bearer " + token().encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+    )
+    started = time.monotonic()
+    status, body = status_and_json(exchange(api_process.port, head + b'{"clicks"'))
+    assert (status, body["error"]) == (408, "request_timeout")
+    assert TIMEOUT <= time.monotonic() - started < TIMEOUT + 5
+
+
+@pytest.mark.anyio
+async def test_a_long_event_stream_is_not_cut(api_process: ApiProcess) -> None:
+    headers = {"Authorization": f"Bearer {token()}"}
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        open_stream(client, api_process.url, headers) as stream,
+    ):
+        await stream.event()
+        beats = 0
+        ended = time.monotonic() + 3 * TIMEOUT
+        while time.monotonic() < ended:
+            beats += len((await stream.block()).comments)
+        assert beats >= 5

@@ -139,26 +139,22 @@ async def test_sync_mode_gives_the_balances_a_worker_gives(
     }
 
     redis_client.flushall()
-    queued_db = f"{mongo_db}_q"
-    queued: Api = await start_api(MINING_REWARD_PER_CLICK="3", MONGODB_DB=queued_db)
+    # A MongoDB server of its own: the local one keeps one set of collections for every
+    # database name, so another name would share the clicks applied above.
+    other = MongoServer(tmp_path / "mongo").start()
+    queued: Api = await start_api(MINING_REWARD_PER_CLICK="3", MONGODB_URI=other.uri)
     worker = WorkerProcess(
-        tmp_path / "worker",
-        redis_server.url,
-        mongo_server.uri,
-        queued_db,
-        MINING_REWARD_PER_CLICK=3,
+        tmp_path / "worker", redis_server.url, other.uri, mongo_db, MINING_REWARD_PER_CLICK=3
     ).start()
     try:
         assert set(await send_all(queued)) <= {200, 202}
         wait_until(lambda: redis_client.get(Keys.queue_depth) == "0", 60, "queue drained")
-        assert balances(mongo_server.uri, queued_db) == balances(mongo_server.uri, mongo_db)
+        assert balances(other.uri, mongo_db) == balances(mongo_server.uri, mongo_db)
         for (user, key), reward in inline_outcomes.items():
             assert (await queued.status(user, key)).json()["result"]["reward"] == reward
     finally:
         worker.stop()
-        client: MongoClient[dict[str, Any]] = MongoClient(mongo_server.uri)
-        client.drop_database(queued_db)
-        client.close()
+        other.stop()
 
 
 async def test_a_worker_taking_the_same_jobs_changes_nothing(

@@ -1,4 +1,5 @@
-"""The hot path's budget: one Redis round trip for an accepted click, none to MongoDB."""
+"""The hot path's budget: one Redis round trip for an accepted click (and one MongoDB read per
+admission call, for keys beyond the Redis window: ``test_applied.py``)."""
 
 from __future__ import annotations
 

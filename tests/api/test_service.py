@@ -30,6 +30,25 @@ async def test_health_summarises_performance_and_queue(api: Api) -> None:
     assert body["queue"]["depth"] == 3
 
 
+async def test_health_speaks_the_scaling_guides_names_on_its_path_too(api: Api) -> None:
+    for i in range(4):
+        await api.click("u1", f"k{i}", {"clicks": 2})
+    guide = (await api.client.get("/health")).json()
+    ours = (await api.client.get("/api/health")).json()
+    # The guide's example: {"status": "ok", "performance": {"avgResponseTime", "errorRate",
+    # "totalRequests"}, "queue": {"pending", "workers"}}.
+    for body in (guide, ours):
+        assert body["status"] == "ok"
+        performance = body["performance"]
+        assert performance["avgResponseTime"] > 0
+        assert performance["errorRate"] == 0
+        assert performance["totalRequests"] >= 4
+        assert body["queue"]["pending"] == body["queue"]["depth"] == 8
+        assert body["queue"]["workers"] == 0
+    assert guide["performance"]["totalRequests"] == ours["performance"]["totalRequests"] - 1
+    assert guide.keys() == ours.keys()
+
+
 async def test_queue_stats(api: Api) -> None:
     await api.click("u1", "a", {"clicks": 4})
     stats = (await api.client.get("/api/queue/stats")).json()
@@ -56,7 +75,13 @@ async def test_mobile_metadata_from_environment(start_api: Any) -> None:
         MOBILE_APK_BUILD_DATE="2026-11-01",
         MOBILE_APK_RELEASE_NOTES="Faster mining.",
     )
-    body = (await api.client.get("/api/mobile-app/apk")).json()
+    answer = await api.client.get("/api/mobile-app/apk")
+    again = await api.client.get(
+        "/api/mobile-app/apk", headers={"If-None-Match": answer.headers["ETag"]}
+    )
+    assert again.status_code == 304  # a revalidation of an unchanged release
+    assert again.headers["ETag"] == answer.headers["ETag"]
+    body = answer.json()
     assert body == {
         "available": True,
         "downloadUrl": "https://cdn.example.com/app-release.apk",

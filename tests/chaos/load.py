@@ -6,6 +6,12 @@ idempotency keys at a steady rate. A click is sent until the api gives a definit
 request that got no answer (the api died with it in flight), a ``503`` or a ``429`` is sent
 again with the same key, as the contract asks. A share of the accepted clicks is sent once more
 later, and some twice at once, to check that a repeat is a replay and never a second click.
+
+Another share is repeated *late*: its status is read until the click completed (the answer to
+compare with; the Redis window starts then), and the click is sent again a few seconds after
+the window, when MongoDB is what answers for it. The answer must be the same replay; a key
+MongoDB could not be asked about in time (it was down, or too slow) is taken as new (``202``),
+and must then be applied once all the same, which the final check of MongoDB tells.
 """
 
 from __future__ import annotations
@@ -55,6 +61,12 @@ class Ledger:
     # Clicks whose request got no answer (the api died with it in flight), by the answer of
     # the retry with the same key: 200 = it had been taken, 202 = it had not.
     unanswered_then: Counter[str] = field(default_factory=Counter)
+    # Repeats after the Redis window, by what they got (see LATE_*).
+    late: Counter[str] = field(default_factory=Counter)
+    # The completed status read within the window, for the keys repeated late.
+    snapshots: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Keys repeated late that were taken anew (MongoDB could not be asked in time).
+    late_anew: list[tuple[str, str]] = field(default_factory=list)
 
     def rejected(self) -> dict[str, int]:
         return {
@@ -62,6 +74,33 @@ class Ledger:
             for label, count in sorted(self.answers.items())
             if not label.startswith(("200", "202"))
         }
+
+
+LATE_SAME = "same answer as within the window"
+LATE_NO_BALANCE = "same answer, balance unknown (its batch's marker is gone)"
+LATE_REPLAYED = "replayed (not completed within the window: nothing to compare with)"
+LATE_ANEW = "taken anew (MongoDB not asked in time)"
+
+
+def late_verdict(
+    response: httpx.Response, clicks: int, snapshot: dict[str, Any] | None
+) -> str | None:
+    """What a late repeat got (a LATE_* label), or None when the answer is wrong."""
+    if response.status_code == 202:
+        return LATE_ANEW
+    body = response.json()
+    if (
+        response.status_code != 200
+        or response.headers.get("Idempotent-Replayed") != "true"
+        or body.get("clicks") != clicks
+    ):
+        return None
+    if snapshot is None:
+        return LATE_REPLAYED
+    if body == snapshot:
+        return LATE_SAME
+    unknown = {**snapshot, "result": {**snapshot.get("result", {}), "balance": None}}
+    return LATE_NO_BALANCE if body == unknown else None
 
 
 def label_of(response: httpx.Response) -> str:
@@ -82,8 +121,10 @@ class LoadGenerator:
         base_url: str,
         rng: random.Random,
         rate: float,
+        window: float,
         repeat_share: float = 0.15,
         twin_share: float = 0.05,
+        late_share: float = 0.05,
         max_outstanding: int = 3000,
     ) -> None:
         self.http = httpx.AsyncClient(
@@ -93,8 +134,10 @@ class LoadGenerator:
         )
         self.rng = rng
         self.rate = rate
+        self.window = window
         self.repeat_share = repeat_share
         self.twin_share = twin_share
+        self.late_share = late_share
         self.max_outstanding = max_outstanding
         self.ledger = Ledger()
         self.users: list[User] = []
@@ -192,44 +235,96 @@ class LoadGenerator:
 
     # Clicks ----------------------------------------------------------------------------------
 
-    async def click(self, user: User, key: str, clicks: int, repeat: bool = False) -> None:
+    async def send_click(
+        self, user: User, key: str, clicks: int
+    ) -> tuple[httpx.Response | None, bool]:
+        """Send until a definitive answer (anything but no answer, 429 and 503); None when the
+        deadline passed first. Also: whether an attempt went unanswered."""
         headers = {**user.headers(), "Idempotency-Key": key}
         body = {"clicks": clicks}
-        tally = self.ledger.answers
         unanswered = False
         for attempt in range(10_000):
             if time.monotonic() > self.deadline:
-                self.ledger.unsettled.append((user.user_id, key))
-                return
-            response = await self._post(CLICK, headers, body, tally)
+                break
+            response = await self._post(CLICK, headers, body, self.ledger.answers)
             if response is None:
                 unanswered = True
                 await self._pause(None, min(attempt, 4))
                 continue
-            status = response.status_code
-            if status in (200, 202):
-                self.ledger.accepted[(user.user_id, key)] = clicks
-                if unanswered:
-                    self.ledger.unanswered_then[str(status)] += 1
-                if repeat:
-                    self.ledger.repeats["replayed" if status == 200 else "accepted anew"] += 1
-                elif self.rng.random() < self.repeat_share and not self.stopping.is_set():
-                    self._spawn(self._repeat_later(user, key, clicks))
-                return
-            if status in (429, 503):
+            if response.status_code in (429, 503):
                 await self._pause(response, attempt)
                 continue
+            return response, unanswered
+        return None, unanswered
+
+    async def click(self, user: User, key: str, clicks: int, accepted: float | None = None) -> None:
+        """A new click, or (``accepted``: when the first one was answered) a repeat of it."""
+        response, unanswered = await self.send_click(user, key, clicks)
+        if response is None:
+            self.ledger.unsettled.append((user.user_id, key))
+            return
+        status = response.status_code
+        if status not in (200, 202):
             self.ledger.unexpected.append(f"click {key}: {status} {response.text[:200]}")
             return
+        self.ledger.accepted[(user.user_id, key)] = clicks
+        if unanswered:
+            self.ledger.unanswered_then[str(status)] += 1
+        if accepted is not None and status == 202 and time.monotonic() - accepted > self.window:
+            # Its retries took it past the window (an api down, Redis restarting): MongoDB
+            # answers there, and a 202 is right only if it could not be asked in time.
+            self.ledger.late["sent"] += 1
+            self.ledger.late[LATE_ANEW] += 1
+            self.ledger.late_anew.append((user.user_id, key))
+        elif accepted is not None:
+            self.ledger.repeats["replayed" if status == 200 else "accepted anew"] += 1
+        elif not self.stopping.is_set():
+            draw = self.rng.random()
+            if draw < self.repeat_share:
+                self._spawn(self._repeat_later(user, key, clicks, time.monotonic()))
+            elif draw < self.repeat_share + self.late_share:
+                self._spawn(self._repeat_late(user, key, clicks))
 
-    async def _repeat_later(self, user: User, key: str, clicks: int) -> None:
+    async def _repeat_later(self, user: User, key: str, clicks: int, accepted: float) -> None:
         await asyncio.sleep(self.rng.uniform(0.0, 3.0))
         self.ledger.repeats["sent"] += 1
-        await self.click(user, key, clicks, repeat=True)
+        await self.click(user, key, clicks, accepted)
         await self.check_status(user, key)
 
-    async def check_status(self, user: User, key: str) -> None:
-        """An accepted click's status is known (202 queued or 200 completed), never 404."""
+    async def _repeat_late(self, user: User, key: str, clicks: int) -> None:
+        """Read the status until the click completed (its window starts then), keep that
+        answer, and repeat the click a few seconds after the window."""
+        for _ in range(60):
+            await asyncio.sleep(1.0)
+            snapshot = await self.check_status(user, key)
+            if snapshot is not None and snapshot.get("status") == "completed":
+                self.ledger.snapshots[(user.user_id, key)] = snapshot
+                break
+        await asyncio.sleep(self.window + self.rng.uniform(2.0, 6.0))
+        await self.repeat_late(user, key, clicks)
+
+    async def repeat_late(self, user: User, key: str, clicks: int) -> None:
+        """One late repeat, and what it got (``Ledger.late``)."""
+        self.ledger.late["sent"] += 1
+        response, _ = await self.send_click(user, key, clicks)
+        if response is None:
+            self.ledger.unsettled.append((user.user_id, key))
+            return
+        pair = (user.user_id, key)
+        verdict = late_verdict(response, clicks, self.ledger.snapshots.get(pair))
+        if verdict is None:
+            self.ledger.unexpected.append(
+                f"late repeat of {key}: {response.status_code} {response.text[:300]}, within "
+                f"the window: {self.ledger.snapshots.get(pair)}"
+            )
+            return
+        self.ledger.late[verdict] += 1
+        if verdict == LATE_ANEW:
+            self.ledger.late_anew.append(pair)
+
+    async def check_status(self, user: User, key: str) -> dict[str, Any] | None:
+        """An accepted click's status is known (202 queued or 200 completed), never 404; its
+        body, or None when it never came."""
         for attempt in range(20):
             try:
                 async with self._in_flight:
@@ -242,12 +337,14 @@ class LoadGenerator:
                 continue
             self.ledger.status_checks[label_of(response)] += 1
             if response.status_code in (200, 202):
-                return
-            if response.status_code == 503:
+                body: dict[str, Any] = response.json()
+                return body
+            if response.status_code in (429, 503):  # the general api limit, or Redis away
                 await self._pause(response, attempt)
                 continue
             self.ledger.unexpected.append(f"status of {key}: {response.status_code}")
-            return
+            return None
+        return None
 
     def _one_click(self) -> None:
         if not self.users:
@@ -285,6 +382,19 @@ class LoadGenerator:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    async def repeat_all_late(self, pairs: list[tuple[str, str]], seconds: float) -> None:
+        """Repeat these accepted clicks now (their windows passed), twenty at a time, each
+        until a definitive answer or ``seconds`` passed."""
+        self.deadline = time.monotonic() + seconds
+        users = {user.user_id: user for user in self.users}
+        gate = asyncio.Semaphore(20)
+
+        async def one(user_id: str, key: str) -> None:
+            async with gate:
+                await self.repeat_late(users[user_id], key, self.ledger.accepted[(user_id, key)])
+
+        await asyncio.gather(*(one(user_id, key) for user_id, key in pairs))
 
     async def settle(self, seconds: float) -> None:
         """Wait for every click in progress to get its definitive answer (or the deadline)."""

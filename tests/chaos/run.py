@@ -18,6 +18,7 @@ import asyncio
 import random
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +27,15 @@ import httpx
 from tests.support.stack import Stack
 
 from .faults import FaultLog, Injector
-from .load import Ledger, LoadGenerator
+from .load import LATE_ANEW, Ledger, LoadGenerator
 from .verify import Verdict, verify, wait_drained
 
 REWARD = 3
 JOB_TIMEOUT = 8
+# Redis keeps completed records this long: late repeats and the final ones go past it.
+WINDOW = 10
+# The final late repeats: this many accepted clicks, once every window has passed.
+FINAL_REPEATS = 300
 
 
 @dataclass
@@ -42,6 +47,9 @@ class Report:
     verdict: Verdict
     drained_after: float
     status_mismatches: list[str] = field(default_factory=list)
+    # The final late repeats (the stack quiet, every window passed): what they got. Keys a
+    # late repeat took anew are checked like every accepted key: stored once, counted once.
+    final: Counter[str] = field(default_factory=Counter)
 
     @property
     def failures(self) -> list[str]:
@@ -61,6 +69,10 @@ class Report:
             found.append(f"{verdict.duplicate_user_ids} duplicate user ids")
         if verdict.lost or verdict.doubled:
             found.append(f"lost {verdict.lost}, doubled {verdict.doubled}")
+        if self.final[LATE_ANEW] or self.final["sent"] != sum(
+            n for label, n in self.final.items() if label != "sent"
+        ):
+            found.append(f"final late repeats not all replayed: {dict(self.final)}")
         return found
 
     def summary(self) -> str:
@@ -68,6 +80,7 @@ class Report:
         requests = sum(ledger.answers.values())
         rejected = ", ".join(f"{label}: {n}" for label, n in ledger.rejected().items()) or "none"
         kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(faults.injected.items()))
+        during = Counter(ledger.late) - self.final
         signups = ", ".join(f"{label}: {n}" for label, n in sorted(ledger.registrations.items()))
         return "\n".join(
             [
@@ -80,6 +93,9 @@ class Report:
                 f" {ledger.answers['200']} x 200 replay; repeats replayed:"
                 f" {ledger.repeats['replayed']}, accepted anew: {ledger.repeats['accepted anew']})",
                 f"  rejected        : {rejected}",
+                f"  late repeats    : {during['sent']} past the window of their completed"
+                f" click ({late(during)}); after the run, {self.final['sent']} more"
+                f" ({late(self.final)})",
                 f"  in flight       : clicks retried after a request got no answer:"
                 f" {ledger.unanswered_then['200']} had been taken (200 replay),"
                 f" {ledger.unanswered_then['202']} had not (202); {ledger.held_back} new clicks"
@@ -94,6 +110,10 @@ class Report:
         )
 
 
+def late(tally: Counter[str]) -> str:
+    return ", ".join(f"{label}: {n}" for label, n in sorted(tally.items()) if label != "sent")
+
+
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -104,8 +124,12 @@ def chaos_stack(folder: Path, fsync: str) -> Stack:
         api_env={
             "TRUSTED_PROXY_COUNT": "1",
             "MINING_JOB_TIMEOUT_SECONDS": str(JOB_TIMEOUT),
+            "MINING_IDEMPOTENCY_WINDOW_SECONDS": str(WINDOW),
+            # Two CPUs for the whole stack and the load: a lookup may wait for a CPU.
+            "MINING_IDEMPOTENCY_LOOKUP_TIMEOUT": "1.0",
         },
         worker_env={
+            "MINING_IDEMPOTENCY_WINDOW_SECONDS": str(WINDOW),
             "MINING_REWARD_PER_CLICK": str(REWARD),
             "MINING_WORKER_HEARTBEAT_MARGIN": "2",
             "MINING_WORKER_MAINTENANCE_INTERVAL": "2",
@@ -148,6 +172,20 @@ async def check_balances(base_url: str, stack: Stack, ledger: Ledger) -> list[st
     return mismatches
 
 
+async def repeat_after_every_window(generator: LoadGenerator, rng: random.Random) -> Counter[str]:
+    """The stack quiet and every window passed: accepted clicks repeated now are answered by
+    MongoDB, every one a replay (those with a status read within their window: the same)."""
+    progress(f"repeating {FINAL_REPEATS} accepted clicks after their windows")
+    await asyncio.sleep(WINDOW + 1)
+    ledger = generator.ledger
+    before = Counter(ledger.late)
+    keys = sorted(ledger.snapshots)[: FINAL_REPEATS // 2]
+    others = sorted(set(ledger.accepted) - set(keys))
+    keys += rng.sample(others, min(len(others), FINAL_REPEATS - len(keys)))
+    await generator.repeat_all_late(keys, 120)
+    return Counter(ledger.late) - before
+
+
 async def run_chaos(
     folder: Path,
     duration: float,
@@ -162,7 +200,7 @@ async def run_chaos(
     stack = chaos_stack(folder, fsync)
     progress(f"starting the stack in {folder}")
     await asyncio.to_thread(stack.start)
-    generator = LoadGenerator(stack.api.url, rng, rate)
+    generator = LoadGenerator(stack.api.url, rng, rate, WINDOW)
     try:
         progress(f"signing {initial_users} users up")
         await generator.sign_up_many(initial_users)
@@ -182,14 +220,22 @@ async def run_chaos(
             f"settling {len(generator.tasks)} clicks in flight"
         )
         await asyncio.to_thread(heal, stack)
-        await generator.settle(180)
+        await generator.settle(300)
         progress("waiting for the queue to drain")
         drained_after = await asyncio.to_thread(wait_drained, stack, 300)
+        final = await repeat_after_every_window(generator, rng)
         progress("checking MongoDB, Redis and the api against the ledger")
         verdict = await asyncio.to_thread(verify, stack, generator.ledger, REWARD)
         mismatches = await check_balances(stack.api.url, stack, generator.ledger)
         return Report(
-            duration, fsync, generator.ledger, injector.log, verdict, drained_after, mismatches
+            duration,
+            fsync,
+            generator.ledger,
+            injector.log,
+            verdict,
+            drained_after,
+            mismatches,
+            final,
         )
     finally:
         await generator.aclose()

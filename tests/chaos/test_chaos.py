@@ -1,5 +1,6 @@
 """The short chaos run (``python -m tests.chaos`` runs the long one): every kind of fault at
-least once under a steady stream of clicks; nothing accepted is lost or counted twice."""
+least once under a steady stream of clicks; nothing accepted is lost or counted twice, and a
+repeat after the Redis window is answered from MongoDB as it was within it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .faults import KINDS
+from .load import LATE_SAME
 from .run import run_chaos
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -25,3 +27,7 @@ async def test_no_accepted_click_is_lost_or_doubled_while_everything_dies(tmp_pa
     assert set(report.faults.injected) == set(KINDS), details
     assert report.verdict.accepted > 500, details
     assert report.ledger.repeats["replayed"] > 0, details
+    # Repeats after the Redis window: during the faults, and all replayed once it is quiet.
+    assert report.ledger.late["sent"] > 10, details
+    assert report.final["sent"] > 100, details
+    assert report.final[LATE_SAME] > 0, details

@@ -51,6 +51,18 @@ def click(http: httpx.Client, token: str, key: str, clicks: int = 1) -> httpx.Re
     return http.post("/api/mining/click", headers=headers, json={"clicks": clicks})
 
 
+def click_as_a_client(http: httpx.Client, token: str, key: str, clicks: int) -> httpx.Response:
+    """A click sent again after a ``503`` (its ``Retry-After``), as a client does; MongoDB's
+    state is never the reason (a busy machine can time the admission out)."""
+    for _ in range(3):
+        answer = click(http, token, key, clicks)
+        if answer.status_code != 503:
+            return answer
+        assert "mongodb" not in answer.json()["error"], answer.text
+        time.sleep(float(answer.headers.get("Retry-After", "1")))
+    return answer
+
+
 def status(http: httpx.Client, token: str, key: str) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"}
     return http.get("/api/mining/click/status", params={"key": key}, headers=headers)
@@ -105,7 +117,7 @@ def test_mongodb_lost_keeps_every_click_queued_until_it_returns(
     stack.mongo.kill9()
     try:
         for n in range(5):
-            assert click(http, token, f"m{n}", 2).status_code == 202
+            assert click_as_a_client(http, token, f"m{n}", 2).status_code == 202
         # The click path stays in its Service: readiness needs only Redis with the queue,
         # and still reports MongoDB's state.
         ready = http.get("/readyz")

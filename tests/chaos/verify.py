@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import redis
 from pymongo import MongoClient
 
+from crypto_mine.common.ledger import click_id
 from crypto_mine.common.names import QUEUE_NAME, Collections, Keys
 from crypto_mine.common.queue_stats import QueueKeys
 from tests.support.stack import DATABASE
@@ -84,17 +85,31 @@ def wait_drained(stack: Stores, timeout: float) -> float:
 
 
 def completed_records(stack: Stores, keys: list[tuple[str, str]]) -> int:
+    """Clicks whose record says completed, or, once it left Redis after the window, whose
+    document MongoDB holds (what the api then answers with)."""
     client = stack.redis_client()
+    gone: list[tuple[str, str]] = []
+    done = 0
     try:
-        done = 0
         for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
             pipe = client.pipeline(transaction=False)
-            for user, key in keys[start : start + 1000]:
+            for user, key in chunk:
                 pipe.hget(Keys.click(user, key), "s")
-            done += sum(state == "completed" for state in pipe.execute())
-        return done
+            states = pipe.execute()
+            done += sum(state == "completed" for state in states)
+            gone += [pair for pair, state in zip(chunk, states, strict=True) if state is None]
     finally:
         client.close()
+    mongo: MongoClient[dict[str, Any]] = MongoClient(stack.mongo.uri)
+    try:
+        clicks = mongo[DATABASE][Collections.clicks]
+        for start in range(0, len(gone), 1000):
+            ids = [click_id(user, key) for user, key in gone[start : start + 1000]]
+            done += clicks.count_documents({"_id": {"$in": ids}})
+    finally:
+        mongo.close()
+    return done
 
 
 def verify(stack: Stores, ledger: Ledger, reward: int) -> Verdict:

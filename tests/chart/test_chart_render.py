@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +13,34 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from crypto_mine.common.queue_stats import QueueKeys
 from devstack.generate import CHART, ROOT, drifted, run_helm, template
 
 from .conftest import SCENARIOS, documents
 
 KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
 CHECKOV_CONFIG = CHART / "ci" / "checkov.yaml"
-CUSTOM_KINDS = {"QueueAutoscaler", "ServiceMonitor", "PrometheusRule", "CustomResourceDefinition"}
+CUSTOM_KINDS = {
+    "QueueAutoscaler",
+    "ScaledObject",
+    "ServiceMonitor",
+    "PrometheusRule",
+    "CustomResourceDefinition",
+}
+# KEDA's ScaledObject schema as published (two releases: the oldest supported, a recent one).
+KEDA_SCHEMAS = sorted((Path(__file__).parent / "keda").glob("scaledobject-*.schema.yaml"))
+# Trigger metadata KEDA's scalers read (docs: keda.sh/docs/2.12/scalers/prometheus/ and
+# /redis-lists/); KEDA's CRD leaves metadata free, so a misspelt key would pass the schema.
+TRIGGER_KEYS = {
+    "prometheus": {
+        "serverAddress",
+        "query",
+        "threshold",
+        "activationThreshold",
+        "ignoreNullValues",
+    },
+    "redis": {"address", "listName", "listLength", "databaseIndex", "enableTLS"},
+}
 DEFAULT = CHART / "ci" / "default-values.yaml"
 
 
@@ -42,7 +64,12 @@ def env_of(container: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_scenario_is_covered() -> None:
     names = {p.name for p in SCENARIOS}
-    assert {"default-values.yaml", "dev-values.yaml", "hpa-values.yaml"} <= names
+    assert {
+        "default-values.yaml",
+        "dev-values.yaml",
+        "hpa-values.yaml",
+        "keda-values.yaml",
+    } <= names
     assert {"static-values.yaml", "production-values.yaml"} <= names
 
 
@@ -82,6 +109,9 @@ def test_custom_resources_match_their_schemas(rendered: dict[str, Path]) -> None
             seen.add(str(kind))
             if kind == "QueueAutoscaler":
                 jsonschema.validate(doc, schema)
+            elif kind == "ScaledObject":
+                for keda in KEDA_SCHEMAS:
+                    jsonschema.validate(doc, yaml.safe_load(keda.read_text()))
             elif kind == "ServiceMonitor":
                 endpoint = doc["spec"]["endpoints"][0]
                 assert endpoint["port"] in {"http", "metrics"}
@@ -94,6 +124,7 @@ def test_custom_resources_match_their_schemas(rendered: dict[str, Path]) -> None
         "ServiceMonitor",
         "PrometheusRule",
         "HorizontalPodAutoscaler",
+        "ScaledObject",
     } <= seen
 
 
@@ -142,12 +173,98 @@ def test_bad_values_are_rejected(setting: str, message: str) -> None:
         render("--set", setting)
 
 
+GIVEN_SECRETS = (
+    "--set",
+    "secrets.jwt.value=" + "j" * 32 + ",secrets.idAllocatorToken.value=" + "t" * 32,
+)
+
+
 def test_data_stores_are_required() -> None:
     bare = CHART / "values.yaml"
     with pytest.raises(RuntimeError, match=r"secrets\.mongodb\.uri is needed"):
-        template(bare)
+        template(bare, *GIVEN_SECRETS)
     with pytest.raises(RuntimeError, match=r"secrets\.redis\.url is needed"):
-        template(bare, "--set", "mongodb.enabled=true")
+        template(bare, *GIVEN_SECRETS, "--set", "mongodb.enabled=true")
+
+
+@pytest.mark.parametrize("secret", ["jwt", "idAllocatorToken"])
+def test_a_render_without_the_cluster_generates_no_secret(secret: str) -> None:
+    """helm template and GitOps tools cannot read a generated secret back: they must fail."""
+    with pytest.raises(RuntimeError, match=rf"secrets\.{secret}: no .* cannot read the cluster"):
+        render("--set", f"secrets.{secret}.value=")
+    assert render("--set", f"secrets.{secret}.value=,secrets.{secret}.existingSecret=mine")
+
+
+def api_env(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return env_of(named(docs, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0])
+
+
+def test_trusted_proxies_follow_the_ingress() -> None:
+    assert api_env(render())["TRUSTED_PROXY_COUNT"] == "0"
+    production = render(values=CHART / "ci" / "production-values.yaml")
+    assert api_env(production)["TRUSTED_PROXY_COUNT"] == "1"
+    ingress = named(production, "Ingress", "-api")
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["crypto-mine.example.com"], "secretName": "crypto-mine-tls"}
+    ]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "crypto-mine-api", "port": {"number": 8080}}
+    two = render("--set", "api.trustedProxyCount=2", values=CHART / "ci" / "production-values.yaml")
+    assert api_env(two)["TRUSTED_PROXY_COUNT"] == "2"  # e.g. a cloud load balancer in front
+
+
+INGRESS = "api.ingress.enabled=true,api.ingress.host=a.example.com"
+FROM_INGRESS = "networkPolicy.apiFrom[0].namespaceSelector.matchLabels.name=ingress"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (f"{INGRESS},{FROM_INGRESS},api.trustedProxyCount=0", "is 0 behind the chart's Ingress"),
+        (f"{INGRESS},{FROM_INGRESS},api.service.type=LoadBalancer", "of type LoadBalancer"),
+        ("api.trustedProxyCount=1,api.service.type=NodePort," + FROM_INGRESS, "of type NodePort"),
+        (INGRESS, "networkPolicy.apiFrom lets every pod reach the api"),
+        ("api.env.TRUSTED_PROXY_COUNT=1", "set api.trustedProxyCount instead"),
+        ("api.ingress.enabled=true," + FROM_INGRESS, "api.ingress.host is needed"),
+    ],
+)
+def test_proxy_settings_clients_could_bypass_are_refused(setting: str, message: str) -> None:
+    with pytest.raises(RuntimeError, match=message.replace(".", r"\.")):
+        render("--set", setting)
+
+
+def test_the_allocator_takes_the_service_token_and_shows_metrics_to_monitoring_only() -> None:
+    docs = render()
+    secret = named(docs, "Secret", "crypto-mine")
+    token_ref = {"name": secret["metadata"]["name"], "key": "id-allocator-token"}
+    assert api_env(docs)["ID_ALLOCATOR_TOKEN"]["secretKeyRef"] == token_ref
+    allocator = named(docs, "Deployment", "-id-allocator")["spec"]["template"]["spec"]
+    assert env_of(allocator["containers"][0])["ID_ALLOCATOR_TOKEN"]["secretKeyRef"] == token_ref
+    assert env_of(allocator["containers"][0])["ID_METRICS_PORT"] == "9101"
+    ports = {p["name"]: p["containerPort"] for p in allocator["containers"][0]["ports"]}
+    assert ports == {"http": 8081, "metrics": 9101}
+
+    policy = named(docs, "NetworkPolicy", "-id-allocator")["spec"]["ingress"]
+    by_port = {rule["ports"][0]["port"]: rule["from"] for rule in policy}
+    assert by_port["http"] == [
+        {"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "crypto-mine",
+            "app.kubernetes.io/instance": "crypto-mine",
+            "app.kubernetes.io/component": "api",
+        }}}
+    ]  # fmt: skip
+    monitoring = {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    assert [peer["namespaceSelector"] for peer in by_port["metrics"]] == [monitoring]
+    for name in ("-worker", "-operator"):
+        for rule in named(docs, "NetworkPolicy", name)["spec"]["ingress"]:
+            if rule["ports"][0]["port"] == "metrics":
+                assert [peer["namespaceSelector"] for peer in rule["from"]] == [monitoring]
+
+    monitors = render("--set", "monitoring.serviceMonitor.enabled=true")
+    [endpoint] = named(monitors, "ServiceMonitor", "-id-allocator")["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    service_ports = named(monitors, "Service", "-id-allocator")["spec"]["ports"]
+    assert {p["name"]: p["port"] for p in service_ports} == {"http": 8081, "metrics": 9101}
 
 
 def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -253,9 +370,20 @@ def test_monitoring_objects_are_behind_switches() -> None:
     monitors = by_kind(on, "ServiceMonitor")
     assert {m["spec"]["endpoints"][0]["path"] for m in monitors} == {"/api/metrics", "/metrics"}
     assert len(monitors) == 4
-    assert all(m["spec"]["jobLabel"] == "crypto-mine.io/job" for m in monitors)
-    jobs = {s["metadata"]["labels"].get("crypto-mine.io/job") for s in by_kind(on, "Service")}
-    assert {"crypto-mine-api", "crypto-mine-worker", "crypto-mine-id-allocator"} <= jobs
+    # No jobLabel: the job of the scraped series is the Service name, which the rules select.
+    assert all("jobLabel" not in m["spec"] for m in monitors)
+    services = {s["metadata"]["name"] for s in by_kind(on, "Service")}
+    assert {m["metadata"]["name"] for m in monitors} <= services
+    exporters = render(
+        "--set",
+        "monitoring.serviceMonitor.enabled=true,monitoring.redisExporter.enabled=true,"
+        "monitoring.mongodbExporter.enabled=true",
+    )
+    assert len(by_kind(exporters, "ServiceMonitor")) == 6
+    assert {
+        named(exporters, "Deployment", f"-{e}-exporter")["spec"]["replicas"]
+        for e in ("redis", "mongodb")
+    } == {1}
     dashboards = [
         d
         for d in by_kind(on, "ConfigMap")
@@ -270,7 +398,7 @@ def test_monitoring_objects_are_behind_switches() -> None:
 def test_secrets_generated_or_taken_from_existing_ones() -> None:
     docs = render()
     secret = named(docs, "Secret", "crypto-mine")
-    assert set(secret["data"]) == {"jwt-secret", "mongodb-uri", "redis-url"}
+    assert set(secret["data"]) == {"jwt-secret", "id-allocator-token", "mongodb-uri", "redis-url"}
     api_env = env_of(named(docs, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0])
     assert api_env["JWT_SECRET"]["secretKeyRef"] == {
         "name": secret["metadata"]["name"],
@@ -305,3 +433,160 @@ def test_helm_test_hook_checks_readyz() -> None:
 def test_generated_files_are_current() -> None:
     stale = [str(p.relative_to(ROOT)) for p in drifted()]
     assert stale == [], f"run `make generate`: {stale}"
+
+
+def test_operator_egress_reaches_only_its_dependencies() -> None:
+    docs = render(values=CHART / "ci" / "dev-values.yaml")
+    policy = named(docs, "NetworkPolicy", "-operator")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert ports == {(443, "TCP"), (6443, "TCP"), (53, "UDP"), (53, "TCP"), (9090, "TCP"),
+                     (6379, "TCP")}  # fmt: skip
+    assert all(rule["ports"] for rule in policy["egress"]), "a rule without ports opens them all"
+    peers = {p["port"]: rule.get("to") for rule in policy["egress"] for p in rule["ports"]}
+    # The in-chart Redis of the dev scenario, by its pod labels; Prometheus and DNS by theirs.
+    assert peers[6379] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "crypto-mine", "app.kubernetes.io/instance": "crypto-mine",
+        "app.kubernetes.io/component": "redis"}}}]  # fmt: skip
+    assert peers[9090][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    assert peers[53][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    narrowed = render(
+        "--set-json",
+        'networkPolicy.operatorEgress.apiServer.to=[{"ipBlock":{"cidr":"10.0.0.1/32"}}]',
+    )
+    api_rule = named(narrowed, "NetworkPolicy", "-operator")["spec"]["egress"][0]
+    assert api_rule["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+
+
+def test_operator_fetches_only_allowed_metric_urls() -> None:
+    docs = render(
+        "--set",
+        "operator.metricUrlAllowlist={https://thanos.example/query},"
+        "autoscaling.metric.prometheusUrl=http://prometheus.monitoring:9090",
+    )
+    operator = named(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    env = env_of(operator["containers"][0])
+    assert env["METRIC_URL_ALLOWLIST"] == (
+        "https://thanos.example/query,http://prometheus.monitoring:9090"
+    )
+    assert "METRIC_URL_ALLOWLIST" not in env_of(
+        named(render(), "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
+    )
+    with pytest.raises(RuntimeError, match="metricUrlAllowlist"):
+        render("--set", "operator.metricUrlAllowlist={http://user:pw@host:9090}")
+
+
+def keda_schemas() -> list[dict[str, Any]]:
+    assert [p.name for p in KEDA_SCHEMAS] == [
+        "scaledobject-v2.12.0.schema.yaml",
+        "scaledobject-v2.20.2.schema.yaml",
+    ]
+    return [yaml.safe_load(p.read_text()) for p in KEDA_SCHEMAS]
+
+
+@pytest.mark.parametrize("trigger", ["prometheus", "redis"])
+def test_keda_mode_renders_a_scaled_object_valid_for_keda(trigger: str) -> None:
+    setting = f"autoscaling.keda.trigger={trigger},autoscaling.keda.redis.address=redis:6379"
+    docs = render("--set", setting, values=CHART / "ci" / "keda-values.yaml")
+    assert by_kind(docs, "QueueAutoscaler") == by_kind(docs, "HorizontalPodAutoscaler") == []
+    worker = named(docs, "Deployment", "-worker")
+    # KEDA owns the count: a render that cannot read the live one starts at minReplicas.
+    assert worker["spec"]["replicas"] == 0
+    scaled = named(docs, "ScaledObject", "-worker")
+    for schema in keda_schemas():
+        jsonschema.validate(scaled, schema)
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"]["name"] == worker["metadata"]["name"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (0, 30)
+    assert (spec["pollingInterval"], spec["cooldownPeriod"]) == (5, 600)
+    assert spec["fallback"] == {"failureThreshold": 3, "replicas": 4}
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["policies"] == [
+        {"type": "Percent", "value": 100, "periodSeconds": 15}
+    ]
+    [found] = spec["triggers"]
+    assert found["type"] == trigger
+    assert set(found["metadata"]) == TRIGGER_KEYS[trigger]
+    assert all(isinstance(v, str) for v in found["metadata"].values())
+    if trigger == "prometheus":
+        assert found["metadata"]["query"] == "sum(mining_click_queue_depth)"
+        assert found["metadata"]["threshold"] == "500"
+        assert found["metadata"]["ignoreNullValues"] == "false"
+    else:
+        assert found["metadata"]["listName"] == QueueKeys.queue
+        assert found["metadata"]["address"] == "redis:6379"
+
+
+def test_a_paused_keda_scaled_object_carries_kedas_annotation() -> None:
+    scaled = named(
+        render("--set", "autoscaling.mode=keda,autoscaling.paused=true"), "ScaledObject", "-worker"
+    )
+    assert scaled["metadata"]["annotations"] == {"autoscaling.keda.sh/paused": "true"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ("operator.enabled=false", "autoscaling.mode operator needs the operator"),
+        ("operator.watchNamespace=team-a", "leaves out the release namespace crypto-mine"),
+        (
+            "autoscaling.minReplicas=0,api.enabled=false",
+            "autoscaling.minReplicas 0 on a Prometheus metric needs api.enabled",
+        ),
+        (
+            "autoscaling.mode=keda,autoscaling.minReplicas=0,api.enabled=false",
+            "autoscaling.minReplicas 0 on a Prometheus metric needs api.enabled",
+        ),
+        (
+            "autoscaling.mode=keda,autoscaling.keda.trigger=redis",
+            "needs autoscaling.keda.redis.address",
+        ),
+        (
+            "autoscaling.targetDrainSeconds=60,operator.prometheusUrl=",
+            "autoscaling.targetDrainSeconds reads the apply rate from Prometheus",
+        ),
+        ("autoscaling.mode=hpa,autoscaling.minReplicas=0", "minReplicas"),
+        ("autoscaling.fallback.failureThreshold=2", "replicas"),
+        ("autoscaling.mode=keda,autoscaling.minReplicas=3,autoscaling.maxReplicas=2", "exceeds"),
+    ],
+)
+def test_autoscaling_values_that_cannot_work_are_refused(settings: str, message: str) -> None:
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        render("--set", settings)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        "operator.enabled=false,autoscaling.externalOperator=true",
+        "operator.watchNamespace=team-a\\,crypto-mine",
+        "autoscaling.minReplicas=0,api.enabled=false,autoscaling.metric.source=redis",
+        "autoscaling.mode=keda,autoscaling.minReplicas=0,api.enabled=false,"
+        "autoscaling.keda.trigger=redis,autoscaling.keda.redis.address=redis:6379",
+    ],
+)
+def test_autoscaling_values_that_work_together_render(settings: str) -> None:
+    docs = render("--set", settings)
+    assert by_kind(docs, "QueueAutoscaler") or by_kind(docs, "ScaledObject")
+
+
+def test_the_operator_may_scale_only_its_targets() -> None:
+    docs = render()
+    worker = named(docs, "Deployment", "-worker")["metadata"]["name"]
+    operator = named(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    assert env_of(operator["containers"][0])["SCALE_TARGETS"] == worker
+    role = named(docs, "Role", "-operator")
+    deployment_rules = [r for r in role["rules"] if r["apiGroups"] == ["apps"]]
+    assert deployment_rules == [
+        {"apiGroups": ["apps"], "resources": ["deployments/status"], "verbs": ["get"],
+         "resourceNames": [worker]},
+        {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"],
+         "resourceNames": [worker]},
+    ]  # fmt: skip
+    more = render("--set", "operator.scaleTargets={crypto-mine-worker,batch-worker}")
+    operator = named(more, "Deployment", "-operator")["spec"]["template"]["spec"]
+    assert env_of(operator["containers"][0])["SCALE_TARGETS"] == "crypto-mine-worker,batch-worker"
+    rules = named(more, "Role", "-operator")["rules"]
+    assert {tuple(r.get("resourceNames", ())) for r in rules if r["apiGroups"] == ["apps"]} == {
+        ("crypto-mine-worker", "batch-worker")
+    }

@@ -35,6 +35,7 @@ def knobbed(cluster: Cluster) -> Iterator[Release]:
         "jwt": SECRET,
         "mongodb-uri": f"mongodb://{release.full('mongodb')}:27017/?directConnection=true",
         "redis-url": f"redis://{release.full('redis')}:6379/0",
+        "id-allocator-token": "knobs-own-id-allocator-token-0123456789abcdef",
     }
     cluster.apply(
         {
@@ -53,6 +54,7 @@ def knobbed(cluster: Cluster) -> Iterator[Release]:
         # Every value read through the existing Secret.
         "secrets.jwt.existingSecret=own-secrets", "secrets.jwt.key=jwt",
         "secrets.mongodb.existingSecret=own-secrets", "secrets.redis.existingSecret=own-secrets",
+        "secrets.idAllocatorToken.existingSecret=own-secrets",
         # Replicas and resources of each.
         "api.replicaCount=1", "idAllocator.replicaCount=1", "autoscaling.mode=none",
         "worker.replicaCount=2",
@@ -110,7 +112,8 @@ def has_ready(release: Release, component: str, count: int) -> bool:
 
 
 def test_replicas_and_resources_of_each_component(knobbed: Release) -> None:
-    replicas = {"api": 1, "id-allocator": 1, "worker": 2, "operator": 1}
+    # The operator: its default two replicas, one leading, both Ready.
+    replicas = {"api": 1, "id-allocator": 1, "worker": 2, "operator": 2}
     for component, count in replicas.items():
         wait_for(partial(has_ready, knobbed, component, count), 120, f"{count} Ready {component}")
         container = pod_spec(knobbed, component)["containers"][0]  # type: ignore[index]

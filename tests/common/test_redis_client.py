@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -74,4 +76,38 @@ async def test_round_trip_through_a_real_redis(redis_server: RedisServer) -> Non
             assert await pipe.execute() == [True, 3.5, "3.5"]
     finally:
         await client.delete("packed:k")
+        await client.aclose()
+
+
+async def test_callers_wait_for_a_busy_pool_within_the_socket_timeout(
+    redis_server: RedisServer,
+) -> None:
+    """Twelve calls of 0.1 s through two connections: they wait their turn (about 0.6 s), where
+    a pool that raises when exhausted failed ten of them at once."""
+    client = async_redis_client(
+        RedisSettings(url=redis_server.url, socket_timeout=5), max_connections=2
+    )
+    try:
+        results = await asyncio.gather(*(client.blpop([f"nothing:{n}"], 0.1) for n in range(12)))
+        assert results == [None] * 12
+    finally:
+        await client.aclose()
+
+
+async def test_the_wait_for_a_connection_is_bounded(redis_server: RedisServer) -> None:
+    """One connection held 0.25 s at a time, waits bounded by 0.3 s: the third caller (about
+    0.5 s behind) gets an error, it does not hang."""
+    client = async_redis_client(
+        RedisSettings(url=redis_server.url, socket_timeout=0.3), max_connections=1
+    )
+    try:
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(client.blpop([f"nothing:{n}"], 0.25) for n in range(3)), return_exceptions=True
+        )
+        assert results[0] is None
+        assert isinstance(results[2], redis.exceptions.ConnectionError), results
+        assert "No connection available" in str(results[2])
+        assert time.monotonic() - started < 2
+    finally:
         await client.aclose()

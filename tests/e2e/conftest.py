@@ -13,7 +13,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import kubernetes
 import pytest
@@ -26,10 +25,14 @@ from .kube import (
     PLURAL,
     Cluster,
     KubectlError,
+    queue_autoscaler,
     rbac_documents,
     service_account_of,
     token_kubeconfig,
+    worker_deployment,
 )
+
+__all__ = ["queue_autoscaler", "worker_deployment"]
 from .prometheus import PrometheusServer, QueueDepthExporter
 
 QAS = f"{PLURAL}.autoscaling.crypto-mine.io"
@@ -105,6 +108,10 @@ class RunningOperator:
     def log(self) -> str:
         return self.process.log.read_text(errors="replace")
 
+    def leads(self) -> bool:
+        """This replica's ``crypto_mine_operator_leader`` gauge says it leads."""
+        return "crypto_mine_operator_leader 1.0" in self.metrics()
+
 
 @pytest.fixture
 def start_operator(
@@ -121,11 +128,12 @@ def start_operator(
             "WATCH_NAMESPACE": namespace,
             "METRICS_PORT": str(metrics_port),
             "LIVENESS_ENDPOINT": f"http://127.0.0.1:{health_port}/healthz",
+            # One operator per test unless a test elects a leader (test_e2e_leader.py).
+            "LEADER_ELECTION": "false",
             **env,
         }
-        process = Process(
-            "operator", [str(BIN / "crypto-mine-operator")], tmp_path / "operator.log", environ
-        ).start()
+        log = tmp_path / f"operator-{len(running)}.log"
+        process = Process("operator", [str(BIN / "crypto-mine-operator")], log, environ).start()
         operator = RunningOperator(process, metrics_port, health_port)
         running.append(operator)
 
@@ -166,30 +174,3 @@ def prometheus(
     ).start()
     yield server
     server.stop()
-
-
-def worker_deployment(name: str, replicas: int) -> dict[str, Any]:
-    """A Deployment whose Pods stay Pending without a kubelet: only its replicas matter."""
-    labels = {"app.kubernetes.io/name": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "worker", "image": "crypto-mine-worker:e2e"}]},
-            },
-        },
-    }
-
-
-def queue_autoscaler(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "autoscaling.crypto-mine.io/v1alpha1",
-        "kind": "QueueAutoscaler",
-        "metadata": {"name": name},
-        "spec": spec,
-    }

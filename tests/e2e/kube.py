@@ -93,3 +93,35 @@ def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout:.1f}s (last: {last!r})")
         time.sleep(interval)
+
+
+def worker_deployment(name: str, replicas: int) -> dict[str, Any]:
+    """A Deployment whose Pods stay Pending (unless a simulated node runs them,
+    tests/autoscaling/plant.py): only its replicas matter. They name a scheduler nobody runs,
+    so a cluster with a real node leaves them alone too."""
+    labels = {"app.kubernetes.io/name": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "schedulerName": "crypto-mine-unscheduled",
+                    "containers": [{"name": "worker", "image": "crypto-mine-worker:e2e"}],
+                },
+            },
+        },
+    }
+
+
+def queue_autoscaler(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling.crypto-mine.io/v1alpha1",
+        "kind": "QueueAutoscaler",
+        "metadata": {"name": name},
+        "spec": spec,
+    }

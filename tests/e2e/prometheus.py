@@ -8,6 +8,7 @@ import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import yaml
@@ -61,14 +62,17 @@ class QueueDepthExporter:
 
 
 class PrometheusServer(Process):
-    """Prometheus on a free port, scraping ``targets`` every second."""
+    """Prometheus on a free port, scraping ``targets`` every second (with ``labels`` added)."""
 
-    def __init__(self, folder: Path, targets: list[str]) -> None:
+    def __init__(
+        self, folder: Path, targets: list[str], labels: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         folder.mkdir(parents=True, exist_ok=True)
+        static = {"targets": targets, **({"labels": labels} if labels else {})}
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "e2e", "static_configs": [{"targets": targets}]}],
+            "scrape_configs": [{"job_name": "e2e", "static_configs": [static]}],
         }
         config_file = folder / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config))
@@ -96,7 +100,11 @@ class PrometheusServer(Process):
 
     def query(self, promql: str) -> float | None:
         """The value of an instant query returning one sample, or None when it returns none."""
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
-            result = json.load(response)["data"]["result"]
+        result = self.api("query", query=promql)["result"]
         return float(result[0]["value"][1]) if result else None
+
+    def api(self, endpoint: str, **params: str) -> Any:
+        """The ``data`` of an HTTP API call, e.g. ``api("series", **{"match[]": ...})``."""
+        url = f"{self.url}/api/v1/{endpoint}?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+            return json.load(response)["data"]

@@ -21,17 +21,21 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 POLL = 2  # pollIntervalSeconds
 DOWN_WINDOW = 6  # scaleDown.stabilizationWindowSeconds
-TARGET = 100  # targetDepthPerReplica
-SLACK = 1.0  # scheduling and API latency on a busy 2-core machine
+PER_REPLICA = 100  # targetDepthPerReplica
+# What a busy 2-core machine may add to a poll (API calls, a Prometheus scrape, scheduling): the
+# deadlines stay far below what a missed scale or a wrong stabilization window would take.
+SLACK = 5.0
+# The one Deployment name operator/rbac.yaml lets the operator scale.
+TARGET = "crypto-mine-worker"
 
 
 def scaling_spec(metric: dict[str, Any]) -> dict[str, Any]:
     return {
-        "scaleTargetRef": {"kind": "Deployment", "name": "worker"},
+        "scaleTargetRef": {"kind": "Deployment", "name": TARGET},
         "minReplicas": 1,
         "maxReplicas": 6,
         "metric": metric,
-        "targetDepthPerReplica": TARGET,
+        "targetDepthPerReplica": PER_REPLICA,
         "pollIntervalSeconds": POLL,
         "behavior": {
             "scaleUp": {"stabilizationWindowSeconds": 0, "maxStepPods": 10},
@@ -40,7 +44,7 @@ def scaling_spec(metric: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def replicas(apps: kubernetes.client.AppsV1Api, namespace: str, name: str = "worker") -> int:
+def replicas(apps: kubernetes.client.AppsV1Api, namespace: str, name: str = TARGET) -> int:
     scale = apps.read_namespaced_deployment_scale(name, namespace)
     assert scale.spec is not None
     return int(scale.spec.replicas or 0)
@@ -52,14 +56,8 @@ def condition(cluster: Cluster, namespace: str, name: str, kind: str) -> dict[st
     return found[0] if found else None
 
 
-def scale_up_and_back_down(
-    cluster: Cluster,
-    apps: kubernetes.client.AppsV1Api,
-    namespace: str,
-    operator: RunningOperator,
-    set_depth: Callable[[float], None],
-) -> None:
-    """Depth 450 -> 5 replicas within two polls; depth 0 -> back to 1, but only after the window."""
+def wait_reading(cluster: Cluster, namespace: str) -> None:
+    """Until the QueueAutoscaler "worker" has read its metric (ScalingActive=True)."""
     eventually(
         lambda: (
             (c := condition(cluster, namespace, "worker", "ScalingActive"))
@@ -68,6 +66,17 @@ def scale_up_and_back_down(
         3 * POLL + SLACK,
         "the operator reading the metric",
     )
+
+
+def scale_up_and_back_down(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    operator: RunningOperator,
+    set_depth: Callable[[float], None],
+) -> None:
+    """Depth 450 -> 5 replicas within two polls; depth 0 -> back to 1, but only after the window."""
+    wait_reading(cluster, namespace)
     assert replicas(apps, namespace) == 1
 
     set_depth(450)
@@ -132,12 +141,20 @@ def test_schema_applies_defaults_and_rejects_invalid_resources(
     spec = cluster.get("queueautoscaler", "minimal", namespace)["spec"]
     assert spec["minReplicas"] == 1
     assert spec["maxReplicas"] == 20
-    assert spec["metric"] == {"source": "prometheus", "query": "sum(mining_click_queue_depth)"}
+    assert spec["metric"] == {
+        "source": "prometheus",
+        "query": "sum(mining_click_queue_depth)",
+        "drainRateQuery": "sum(rate(mining_worker_processed_total[1m]))",
+        "lagQuery": "max(mining_worker_lag_seconds)",
+    }
     assert spec["targetDepthPerReplica"] == 500
     assert spec["pollIntervalSeconds"] == 5
+    assert (spec["activationThreshold"], spec["cooldownPeriodSeconds"]) == (0, 300)
+    assert "fallback" not in spec
+    assert "targetDrainSeconds" not in spec
     assert spec["behavior"] == {
         "scaleUp": {"stabilizationWindowSeconds": 0, "maxStepPods": 4},
-        "scaleDown": {"stabilizationWindowSeconds": 300, "maxStepPods": 1},
+        "scaleDown": {"stabilizationWindowSeconds": 300},
     }
     assert spec["paused"] is False
     assert spec["scaleTargetRef"]["kind"] == "Deployment"
@@ -149,6 +166,7 @@ def test_schema_applies_defaults_and_rejects_invalid_resources(
         "metric": {"source": "bogus", "prometheusUrl": "not a url"},
         "pollIntervalSeconds": 0,
         "behavior": {"scaleDown": {"maxStepPods": 0}},
+        "fallback": {"failureThreshold": 1},
     }
     with pytest.raises(KubectlError) as rejected:
         cluster.apply(queue_autoscaler("invalid", bad), namespace=namespace, validate=False)
@@ -161,6 +179,7 @@ def test_schema_applies_defaults_and_rejects_invalid_resources(
         "spec.scaleTargetRef.kind",
         "spec.pollIntervalSeconds",
         "spec.behavior.scaleDown.maxStepPods",
+        "spec.fallback.replicas",
     ):
         assert field in rejected.value.stderr
     with pytest.raises(KubectlError, match=r"spec\.scaleTargetRef: Required value"):
@@ -182,7 +201,7 @@ def test_scales_with_the_queue_depth_in_redis(
     # No URL in the spec: the operator's own REDIS_URL is used.
     operator = start_operator(REDIS_URL=redis_server.url)
     cluster.apply(
-        worker_deployment("worker", 1),
+        worker_deployment(TARGET, 1),
         queue_autoscaler("worker", scaling_spec({"source": "redis"})),
         namespace=namespace,
     )
@@ -204,10 +223,10 @@ def test_scales_with_the_queue_depth_in_prometheus(
     query = f"sum({Metrics.queue_depth})"
     exporter.set(0)
     eventually(lambda: prometheus.query(query) == 0, 30, "Prometheus scraping the exporter")
-    operator = start_operator()
+    operator = start_operator(METRIC_URL_ALLOWLIST=prometheus.url)
     metric = {"source": "prometheus", "prometheusUrl": prometheus.url, "query": query}
     cluster.apply(
-        worker_deployment("worker", 1),
+        worker_deployment(TARGET, 1),
         queue_autoscaler("worker", scaling_spec(metric)),
         namespace=namespace,
     )
@@ -226,10 +245,10 @@ def test_unreadable_metric_and_bad_specs_change_nothing(
     namespace: str,
     start_operator: Callable[..., RunningOperator],
 ) -> None:
-    start_operator()
     dead = {"source": "prometheus", "prometheusUrl": f"http://127.0.0.1:{free_port()}"}
+    start_operator(METRIC_URL_ALLOWLIST=dead["prometheusUrl"])
     cluster.apply(
-        worker_deployment("worker", 3),
+        worker_deployment(TARGET, 3),
         worker_deployment("other", 3),
         queue_autoscaler("worker", scaling_spec(dead)),
         # Valid to the schema (it cannot compare two fields in v1.20), not to the operator.
@@ -268,7 +287,7 @@ def test_unreadable_metric_and_bad_specs_change_nothing(
     assert "missing" in orphan["message"]
 
     time.sleep(2 * POLL)
-    assert replicas(apps, namespace, "worker") == 3
+    assert replicas(apps, namespace) == 3
     assert replicas(apps, namespace, "other") == 3
     reasons = {
         (e["involvedObject"]["name"], e["reason"], e["type"]) for e in cluster.events(namespace)
@@ -279,6 +298,52 @@ def test_unreadable_metric_and_bad_specs_change_nothing(
     assert not any(reason == "SuccessfulRescale" for _, reason, _ in reasons)
     # One Event per failure, not one per poll.
     assert sum(1 for e in cluster.events(namespace) if e["reason"] == "FailedGetMetric") == 1
+
+
+def test_metric_urls_outside_the_allow_list_and_other_targets_are_refused(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    start_operator: Callable[..., RunningOperator],
+) -> None:
+    start_operator(SCALE_TARGETS=TARGET)
+    elsewhere = {"source": "prometheus", "prometheusUrl": "http://169.254.169.254/latest"}
+    cluster.apply(
+        worker_deployment(TARGET, 2),
+        worker_deployment("api", 2),
+        queue_autoscaler("elsewhere", scaling_spec(elsewhere)),
+        namespace=namespace,
+    )
+    refused = eventually(
+        lambda: condition(cluster, namespace, "elsewhere", "ScalingActive"), 10, "refused URL"
+    )
+    assert (refused["status"], refused["reason"]) == ("False", "MetricUrlNotAllowed")
+    assert "http://169.254.169.254/latest is not in" in refused["message"]
+    # A second QueueAutoscaler of the same Deployment, and one of a Deployment not listed.
+    cluster.apply(
+        queue_autoscaler("second", scaling_spec({"source": "redis"})),
+        queue_autoscaler(
+            "api", {**scaling_spec({"source": "redis"}), "scaleTargetRef": {"name": "api"}}
+        ),
+        namespace=namespace,
+    )
+    second = eventually(
+        lambda: condition(cluster, namespace, "second", "AbleToScale"), 10, "AmbiguousTarget"
+    )
+    assert (second["status"], second["reason"]) == ("False", "AmbiguousTarget")
+    assert (
+        second["message"] == f"Deployment {TARGET} is scaled by QueueAutoscaler elsewhere already"
+    )
+    other = eventually(
+        lambda: condition(cluster, namespace, "api", "AbleToScale"), 10, "TargetNotAllowed"
+    )
+    assert (other["status"], other["reason"]) == ("False", "TargetNotAllowed")
+    time.sleep(2 * POLL)
+    assert replicas(apps, namespace) == replicas(apps, namespace, "api") == 2
+    reasons = {(e["involvedObject"]["name"], e["reason"]) for e in cluster.events(namespace)}
+    assert ("elsewhere", "MetricUrlNotAllowed") in reasons
+    assert ("second", "AmbiguousTarget") in reasons
+    assert ("api", "TargetNotAllowed") in reasons
 
 
 def test_paused_leaves_the_target_alone(
@@ -293,7 +358,7 @@ def test_paused_leaves_the_target_alone(
     redis_client.set(Keys.queue_depth, 450)
     spec = {**scaling_spec({"source": "redis"}), "paused": True}
     cluster.apply(
-        worker_deployment("worker", 2), queue_autoscaler("worker", spec), namespace=namespace
+        worker_deployment(TARGET, 2), queue_autoscaler("worker", spec), namespace=namespace
     )
     paused = eventually(
         lambda: condition(cluster, namespace, "worker", "ScalingActive"), 2 * POLL + SLACK, "paused"
@@ -310,3 +375,65 @@ def test_paused_leaves_the_target_alone(
         "-p", '{"spec":{"paused":false}}',
     )  # fmt: skip
     eventually(lambda: replicas(apps, namespace) == 5, 2 * POLL + SLACK, "scale up after unpausing")
+
+
+def test_a_backlog_starts_the_first_worker_within_one_poll_and_a_quiet_queue_stops_it(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    start_operator: Callable[..., RunningOperator],
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+) -> None:
+    start_operator(REDIS_URL=redis_server.url)
+    spec = {
+        **scaling_spec({"source": "redis"}),
+        "minReplicas": 0,
+        "activationThreshold": 10,
+        "cooldownPeriodSeconds": 6,
+    }
+    cluster.apply(
+        worker_deployment(TARGET, 0), queue_autoscaler("worker", spec), namespace=namespace
+    )
+    redis_client.set(Keys.queue_depth, 10)  # at the threshold: not active
+    wait_reading(cluster, namespace)
+    time.sleep(POLL)
+    assert replicas(apps, namespace) == 0
+    redis_client.set(Keys.queue_depth, 11)
+    woken = time.monotonic()
+    eventually(lambda: replicas(apps, namespace) == 1, POLL + SLACK, "the first worker")
+    assert time.monotonic() - woken <= POLL + SLACK
+    redis_client.set(Keys.queue_depth, 0)
+    quiet = time.monotonic()
+    eventually(lambda: replicas(apps, namespace) == 0, 6 + 2 * POLL + SLACK, "back to zero")
+    # Not before the cooldown (counted from the last reading over the threshold).
+    assert time.monotonic() - quiet >= 6 - POLL
+    message = max(
+        (e for e in cluster.events(namespace) if e["reason"] == "SuccessfulRescale"),
+        key=lambda e: e["lastTimestamp"] or "",
+    )["message"]
+    assert message.startswith("New size: 0; reason: queue depth 0")
+    assert "inactive for the cooldown of 6s" in message
+
+
+def test_fallback_replicas_once_the_metric_fails_in_a_row(
+    cluster: Cluster,
+    apps: kubernetes.client.AppsV1Api,
+    namespace: str,
+    start_operator: Callable[..., RunningOperator],
+) -> None:
+    dead = {"source": "prometheus", "prometheusUrl": f"http://127.0.0.1:{free_port()}"}
+    start_operator(METRIC_URL_ALLOWLIST=dead["prometheusUrl"], METRIC_TIMEOUT="0.5")
+    spec = {**scaling_spec(dead), "fallback": {"failureThreshold": 2, "replicas": 4}}
+    cluster.apply(
+        worker_deployment(TARGET, 1), queue_autoscaler("worker", spec), namespace=namespace
+    )
+    eventually(lambda: replicas(apps, namespace) == 4, 4 * POLL + SLACK, "the fallback size")
+
+    def fallback_condition() -> dict[str, Any] | None:
+        found = condition(cluster, namespace, "worker", "ScalingActive")
+        return found if found and "fallback" in found["message"] else None
+
+    failing = eventually(fallback_condition, 2 * POLL + SLACK, "the condition naming the fallback")
+    assert failing["reason"] == "FailedGetMetric"
+    assert failing["message"].endswith("running the fallback of 4 replicas")

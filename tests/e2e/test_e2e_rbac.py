@@ -13,18 +13,36 @@ from .kube import Cluster, rbac_documents
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 QAS = "queueautoscalers.autoscaling.crypto-mine.io"
+WORKER = "deployments.apps/crypto-mine-worker"
+LEASES = "leases.coordination.k8s.io"
+# The release namespace of operator/rbac.yaml, where the leader Lease lives.
+RELEASE = "crypto-mine"
 
 ALLOWED = [
     ("list", QAS, None),
     ("watch", QAS, None),
     ("patch", QAS, None),
     ("patch", QAS, "status"),
-    ("get", "deployments.apps", "scale"),
-    ("patch", "deployments.apps", "scale"),
+    ("get", WORKER, "status"),
+    ("patch", WORKER, "scale"),
     ("create", "events", None),
+    ("create", LEASES, None),
+    ("get", f"{LEASES}/crypto-mine-operator", None),
+    ("update", f"{LEASES}/crypto-mine-operator", None),
 ]
 
 DENIED = [
+    # Only its own Lease, only in the release namespace (see can_i), never deleted.
+    ("get", f"{LEASES}/kube-controller-manager", None),
+    ("update", f"{LEASES}/other", None),
+    ("delete", f"{LEASES}/crypto-mine-operator", None),
+    ("list", LEASES, None),
+    # Only the Deployments named in operator.scaleTargets, and only through subresources.
+    ("get", "deployments.apps/api", "status"),
+    ("patch", "deployments.apps/api", "scale"),
+    ("get", WORKER, "scale"),
+    ("patch", WORKER, None),
+    ("patch", WORKER, "status"),
     ("get", "secrets", None),
     ("list", "secrets", None),
     ("watch", "secrets", None),
@@ -54,7 +72,8 @@ def can_i(
 ) -> bool:
     namespace, name = account
     argv = ["auth", "can-i", verb, resource, f"--as=system:serviceaccount:{namespace}:{name}"]
-    argv += ["--all-namespaces"] if verb in ("list", "watch") else ["-n", "some-team"]
+    where = RELEASE if resource.startswith(LEASES) else "some-team"
+    argv += ["--all-namespaces"] if verb in ("list", "watch") else ["-n", where]
     if sub:
         argv.append(f"--subresource={sub}")
     result = cluster.kubectl(*argv, check=False)
@@ -77,6 +96,18 @@ def test_the_operator_may_not(
     assert not can_i(cluster, operator_account, verb, resource, sub)
 
 
+def test_leases_only_in_the_release_namespace(
+    cluster: Cluster, operator_account: tuple[str, str]
+) -> None:
+    namespace, name = operator_account
+    for verb in ("create", "get", "update"):
+        argv = ["auth", "can-i", verb, f"{LEASES}/crypto-mine-operator", "-n", "some-team"]
+        result = cluster.kubectl(
+            *argv, f"--as=system:serviceaccount:{namespace}:{name}", check=False
+        )
+        assert result.stdout.strip() == "no", verb
+
+
 def test_rules_are_the_ones_listed_here() -> None:
     """A new rule in operator/rbac.yaml must come with its can-i checks above."""
     rules = [
@@ -88,12 +119,14 @@ def test_rules_are_the_ones_listed_here() -> None:
     granted = {
         (
             verb,
-            resource if not group else f"{resource.split('/')[0]}.{group}",
+            (resource if not group else f"{resource.split('/')[0]}.{group}")
+            + (f"/{name}" if name else ""),
             resource.partition("/")[2] or None,
         )
         for rule in rules
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
+        for name in rule.get("resourceNames") or [None]
     }
     assert granted == set(ALLOWED)

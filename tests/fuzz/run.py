@@ -8,6 +8,7 @@ data rejected, authentication not ignored.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ def fuzz_stack(folder: Path) -> Stack:
             "MINING_RATE_LIMIT_PER_IP": LIMITS,
             "MINING_RATE_LIMIT_IP_BURST": LIMITS,
             "LOGIN_MAX_ATTEMPTS": LIMITS,
+            "LOGIN_IP_MAX_ATTEMPTS": LIMITS,
             "REGISTER_MAX_ATTEMPTS": LIMITS,
+            "API_RATE_LIMIT": "0",
         },
         worker_pods=1,
         web_concurrency=2,
@@ -42,11 +45,11 @@ def fuzz_stack(folder: Path) -> Stack:
     )
 
 
-def sign_up(stack: Stack) -> str:
+def sign_up(stack: Stack, username: str = "fuzzer") -> str:
     """A token of a user created through the api (its id from the id-allocator)."""
     answer = httpx.post(
         f"{stack.api.url}/api/auth/register",
-        json={"username": "fuzzer", "password": "a fuzzing password"},
+        json={"username": username, "password": "a fuzzing password"},
         timeout=30,
     )
     answer.raise_for_status()
@@ -89,7 +92,10 @@ def run_schemathesis(
         "--report-dir",
         str(report),
     ]
+    # Logout signs its token out of event streams: it gets a token of its own (the config's
+    # LOGOUT_TOKEN), so that the event stream goes on being tested with the main one.
+    env = {**os.environ, "LOGOUT_TOKEN": sign_up(stack, "fuzzer-logout")}
     result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=1800, check=False, cwd=report.parent
+        argv, capture_output=True, text=True, timeout=1800, check=False, cwd=report.parent, env=env
     )
     return Outcome(result.returncode, result.stdout + result.stderr)

@@ -5,7 +5,8 @@
 //   AUTH_TOKEN        one bearer token for every click; or
 //   AUTH_TOKENS_FILE  a file of tokens, one per line (e.g. from `make -s token USER=<id>`;
 //                     k6 reads a relative path from this folder: `make load` makes it
-//                     absolute first);
+//                     absolute first; against `make run`'s stack `make load` mints USERS
+//                     tokens itself);
 //                     without either, setup() signs up USERS users on /api/auth/register and
 //                     stops early at the first 429 (sign-ups are limited per client IP)
 //   RPS               clicks started per second (constant arrival rate, default 200)
@@ -15,10 +16,14 @@
 //                     Idempotent-Replayed expected
 //   POLL_RATIO        share of accepted clicks whose status is polled (default 0.2)
 //   READ_RATIO        share of iterations that read /api/mining/status with its ETag (0.1)
+//   P95_MS            latency goal of the p95 thresholds in ms (default 300); "off" drops them,
+//                     as `make test`'s short run does: its verdict must not depend on how fast
+//                     or busy the machine is (latency is measured by `make load` and `make bench`)
 //
-// 429 and 503 are the api's expected answers under load (limits, backpressure): they count as
-// answers, not as failures. Thresholds (the load's requests, not setup's): http_req_failed
-// < 1 %, http_req_duration p95 < 300 ms, also per endpoint; checks > 99 %.
+// 429 and 503 are the api's expected answers under load (limits, backpressure, load shedding):
+// they count as answers, not as failures. Thresholds (the load's requests, not setup's):
+// http_req_failed < 1 %, checks > 99 %, and unless P95_MS=off http_req_duration p95 < P95_MS,
+// also per endpoint.
 
 import http from "k6/http";
 import { check, sleep } from "k6";
@@ -31,12 +36,20 @@ const DURATION = __ENV.DURATION || "30s";
 const RETRY_RATIO = Number(__ENV.RETRY_RATIO || 0.1);
 const POLL_RATIO = Number(__ENV.POLL_RATIO || 0.2);
 const READ_RATIO = Number(__ENV.READ_RATIO || 0.1);
+const P95_MS = (__ENV.P95_MS || "300").trim();
 const TOKENS_FILE = __ENV.AUTH_TOKENS_FILE ? open(__ENV.AUTH_TOKENS_FILE) : "";
 
 const accepted = new Counter("clicks_accepted");
 const replayed = new Counter("clicks_replayed");
 const limited = new Counter("clicks_rate_limited");
 const full = new Counter("clicks_queue_full");
+// Every answer by endpoint and status (the summary lists those named in ANSWERS).
+const answers = new Counter("answers");
+const ANSWERS = {
+  click: [200, 202, 422, 429, 503],
+  "click status": [200, 202, 404, 409, 503],
+  balance: [200, 304, 503],
+};
 
 http.setResponseCallback(http.expectedStatuses({ min: 200, max: 399 }, 429, 503));
 
@@ -54,15 +67,38 @@ export const options = {
   // Only the load's requests count (not setup's sign-ups); per-endpoint lines for diagnosis.
   thresholds: {
     "http_req_failed{scenario:clicks}": ["rate<0.01"],
-    "http_req_duration{scenario:clicks}": ["p(95)<300"],
-    "http_req_duration{name:click}": ["p(95)<300"],
-    "http_req_duration{name:click status}": ["p(95)<300"],
-    "http_req_duration{name:status}": ["p(95)<300"],
     checks: ["rate>0.99"],
+    ...latencyThresholds(P95_MS),
+    // Never failing: they make the summary list answers and latency by endpoint and status.
+    ...Object.fromEntries(
+      Object.entries(ANSWERS).flatMap(([endpoint, statuses]) => {
+        const name = endpoint === "balance" ? "status" : endpoint;
+        return [
+          [`http_reqs{name:${name}}`, ["count>=0"]],
+          ...statuses.flatMap((status) => [
+            [`answers{endpoint:${endpoint},status:${status}}`, ["count>=0"]],
+            [`http_req_duration{name:${name},status:${status}}`, ["max>=0"]],
+          ]),
+        ];
+      }),
+    ),
   },
   setupTimeout: "120s",
   summaryTrendStats: ["avg", "med", "p(90)", "p(95)", "p(99)", "max"],
 };
+
+function latencyThresholds(goal) {
+  if (goal === "off") return {};
+  const ms = Number(goal);
+  if (!(ms > 0)) throw new Error(`P95_MS must be a positive number of ms or "off", got ${goal}`);
+  const p95 = [`p(95)<${ms}`];
+  return {
+    "http_req_duration{scenario:clicks}": p95,
+    "http_req_duration{name:click}": p95,
+    "http_req_duration{name:click status}": p95,
+    "http_req_duration{name:status}": p95,
+  };
+}
 
 function signUp() {
   const run = Date.now().toString(36);
@@ -106,7 +142,12 @@ function click(token, key) {
   });
 }
 
+function tally(endpoint, answer) {
+  answers.add(1, { endpoint, status: String(answer.status) });
+}
+
 function count(answer) {
+  tally("click", answer);
   if (answer.status === 202) accepted.add(1);
   else if (answer.status === 200) replayed.add(1);
   else if (answer.status === 429) limited.add(1);
@@ -143,13 +184,17 @@ export default function (data) {
       `${BASE_URL}/api/mining/click/status?key=${encodeURIComponent(key)}`,
       { headers: { Authorization: `Bearer ${token}` }, tags: { name: "click status" } },
     );
-    check(status, { "status: 200 completed or 202 queued": (r) => [200, 202].includes(r.status) });
+    tally("click status", status);
+    check(status, {
+      "status: 200 completed or 202 queued (or 503)": (r) => [200, 202, 503].includes(r.status),
+    });
   }
   if (Math.random() < READ_RATIO) {
     const headers = { Authorization: `Bearer ${token}` };
     if (etags[token]) headers["If-None-Match"] = etags[token];
     const read = http.get(`${BASE_URL}/api/mining/status`, { headers, tags: { name: "status" } });
     if (read.headers["Etag"]) etags[token] = read.headers["Etag"];
-    check(read, { "balance: 200 or 304": (r) => [200, 304].includes(r.status) });
+    tally("balance", read);
+    check(read, { "balance: 200 or 304 (or 503)": (r) => [200, 304, 503].includes(r.status) });
   }
 }

@@ -11,6 +11,7 @@ from crypto_mine.common.names import Metrics
 
 METRIC_MODULES = (
     "crypto_mine.common.metrics",
+    "crypto_mine.common.mongo_metrics",
     "crypto_mine.api.observability",
     "crypto_mine.worker.metrics",
     "crypto_mine.allocator.metrics",
@@ -28,7 +29,10 @@ def exported_metrics() -> set[str]:
     """Sample names of every metric the api, worker, id-allocator and operator define."""
     for module in METRIC_MODULES:
         importlib.import_module(module)
-    names = {Metrics.queue_depth, Metrics.worker_lag, "up"}  # the worker's queue reporter; scrapes
+    # The worker's queue reporter (a collector of its own), the gauge made with the first
+    # synchronous MongoDB client, and Prometheus' own per target.
+    names = {Metrics.queue_depth, Metrics.worker_lag, Metrics.dead_letters, "up"}
+    names.add(Metrics.mongo_writable)
     for family in REGISTRY.collect():
         for suffix in SUFFIXES.get(family.type, ("",)):
             names.add(family.name + suffix)

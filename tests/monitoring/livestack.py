@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from devstack.generate import CHART, rule_file, run_helm
 from devstack.servers import (
     BIN,
     MongoServer,
@@ -25,9 +26,29 @@ from devstack.servers import (
     port_open,
     wait_until,
 )
+from tests.support.allocator import TOKEN as ALLOCATOR_TOKEN
 from tests.support.cluster import ROOT, kubectl
 
 CRD = ROOT / "charts" / "crypto-mine" / "crds" / "queueautoscalers.yaml"
+
+
+def chart_rules(release: str, namespace: str, *settings: str) -> str:
+    """The rule file of the chart's PrometheusRule for ``release`` in ``namespace``, with the
+    dev values and ``settings`` (``path=<JSON value>`` each)."""
+    argv = ["template", release, str(CHART), "--namespace", namespace]
+    argv += ["-f", str(CHART / "ci" / "dev-values.yaml")]
+    for setting in ("monitoring.prometheusRule.enabled=true", *settings):
+        argv += ["--set-json", setting]
+    return rule_file(run_helm(*argv))
+
+
+def alert_names(rules: str) -> set[str]:
+    return {
+        rule["alert"]
+        for group in yaml.safe_load(rules)["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
 
 
 def ensure_prometheus() -> str:
@@ -40,18 +61,36 @@ def ensure_prometheus() -> str:
 
 
 class Prometheus(Process):
-    """Prometheus on a free port, scraping every second; jobs: name -> (target, metrics path)."""
+    """Prometheus on a free port, scraping and evaluating every second; jobs: name -> (target,
+    metrics path); ``labels`` go on every target (as a ServiceMonitor's ``namespace`` does);
+    ``rules``: a rule file to load."""
 
-    def __init__(self, folder: Path, jobs: dict[str, tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        jobs: dict[str, tuple[str, str]],
+        labels: dict[str, str] | None = None,
+        rules: Path | None = None,
+    ) -> None:
         self.port = free_port()
         folder.mkdir(parents=True, exist_ok=True)
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "900ms"},
+        config: dict[str, Any] = {
+            "global": {
+                "scrape_interval": "1s",
+                "scrape_timeout": "900ms",
+                "evaluation_interval": "1s",
+            },
             "scrape_configs": [
-                {"job_name": job, "metrics_path": path, "static_configs": [{"targets": [target]}]}
+                {
+                    "job_name": job,
+                    "metrics_path": path,
+                    "static_configs": [{"targets": [target], "labels": labels or {}}],
+                }
                 for job, (target, path) in jobs.items()
             ],
         }
+        if rules is not None:
+            config["rule_files"] = [str(rules)]
         (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
         argv = [
             ensure_prometheus(),
@@ -71,6 +110,20 @@ class Prometheus(Process):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=3) as answer:
             body = answer.read()
         return json.loads(body) if path.startswith("/api/") else body
+
+    def rule_groups(self) -> list[dict[str, Any]]:
+        """The rule groups loaded, with each rule's query and state."""
+        answer = self._get("/api/v1/rules")
+        assert answer["status"] == "success", answer
+        groups: list[dict[str, Any]] = answer["data"]["groups"]
+        return groups
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts pending or firing now."""
+        answer = self._get("/api/v1/alerts")
+        assert answer["status"] == "success", answer
+        found: list[dict[str, Any]] = answer["data"]["alerts"]
+        return found
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The result of an instant query (raises on a query Prometheus rejects)."""
@@ -116,13 +169,17 @@ def queue_autoscaler(name: str, target: str, metric: dict[str, Any]) -> dict[str
 @dataclass
 class LiveStack:
     folder: Path
-    kubeconfig: Path
+    kubeconfig: Path | None = None
     started: list[Process] = field(default_factory=list)
     namespace: str = field(default_factory=lambda: f"live-{secrets.token_hex(4)}")
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     ports: dict[str, int] = field(default_factory=dict)
+    with_operator: bool = True
+    api_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, Process] = field(default_factory=dict)
 
     def _start(self, process: Process, port: int) -> None:
+        self.processes[process.name] = process
         self.started.append(process.start())
         wait_until(lambda: port_open(port) or not process.alive(), 30, process.name)
         assert process.alive(), f"{process.name} exited: {process.log.read_text()[-3000:]}"
@@ -132,8 +189,9 @@ class LiveStack:
         self.started.append(redis)
         mongo = MongoServer(self.folder / "mongo").start()
         self.started.append(mongo)
+        self.redis, self.mongo = redis, mongo
         self.redis_url = redis.url
-        for name in ("api", "worker", "id-allocator", "operator", "health"):
+        for name in ("api", "worker", "id-allocator", "id-allocator-metrics", "operator", "health"):
             self.ports[name] = free_port()
         env = {
             **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
@@ -141,12 +199,17 @@ class LiveStack:
             "MONGODB_URI": mongo.uri,
             "MONGODB_DB": "live",
             "JWT_SECRET": self.jwt_secret,
+            "ID_ALLOCATOR_TOKEN": ALLOCATOR_TOKEN,
             "HOST": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
         }
         self.env = env
         logs = self.folder / "logs"
-        allocator = {**env, "PORT": str(self.ports["id-allocator"])}
+        allocator = {
+            **env,
+            "PORT": str(self.ports["id-allocator"]),
+            "ID_METRICS_PORT": str(self.ports["id-allocator-metrics"]),
+        }
         self._start(
             Process(
                 "id-allocator", [str(BIN / "crypto-mine-id-allocator")], logs / "id.log", allocator
@@ -165,16 +228,19 @@ class LiveStack:
         )
         api = {
             **env,
+            **self.api_env,
             "PORT": str(self.ports["api"]),
             "ID_ALLOCATOR_URL": f"http://127.0.0.1:{self.ports['id-allocator']}",
         }
         self._start(
             Process("api", [str(BIN / "crypto-mine-api")], logs / "api.log", api), self.ports["api"]
         )
-        self._start_operator(logs)
+        if self.with_operator:
+            self._start_operator(logs)
         return self
 
     def _start_operator(self, logs: Path) -> None:
+        assert self.kubeconfig is not None, "the operator needs an API server"
         kubectl(self.kubeconfig, "apply", "-f", str(CRD))
         kubectl(
             self.kubeconfig, "wait", "--for=condition=Established", "--timeout=30s",
@@ -183,9 +249,9 @@ class LiveStack:
         kubectl(self.kubeconfig, "create", "namespace", self.namespace)
         closed = free_port()
         docs = [
-            deployment("scaled", 3),
+            deployment("crypto-mine-worker", 3),
             deployment("unread", 2),
-            queue_autoscaler("scaled", "scaled", {"source": "redis"}),
+            queue_autoscaler("crypto-mine-worker", "crypto-mine-worker", {"source": "redis"}),
             queue_autoscaler(
                 "unread",
                 "unread",
@@ -204,6 +270,7 @@ class LiveStack:
             "METRICS_PORT": str(self.ports["operator"]),
             "LIVENESS_ENDPOINT": f"http://127.0.0.1:{self.ports['health']}/healthz",
             "METRIC_TIMEOUT": "0.5",
+            "LEASE_NAMESPACE": self.namespace,
         }
         self._start(
             Process(
@@ -212,16 +279,21 @@ class LiveStack:
             self.ports["operator"],
         )
 
-    def scrape_jobs(self) -> dict[str, tuple[str, str]]:
+    def scrape_jobs(self, fullname: str = "crypto-mine") -> dict[str, tuple[str, str]]:
+        """Job name -> (target, path), the job named as the chart's ServiceMonitors name it for
+        a release whose full name is ``fullname``."""
+
         def at(name: str) -> str:
             return f"127.0.0.1:{self.ports[name]}"
 
-        return {
-            "crypto-mine-api": (at("api"), "/api/metrics"),
-            "crypto-mine-worker": (at("worker"), "/metrics"),
-            "crypto-mine-id-allocator": (at("id-allocator"), "/metrics"),
-            "crypto-mine-operator": (at("operator"), "/metrics"),
+        jobs = {
+            f"{fullname}-api": (at("api"), "/api/metrics"),
+            f"{fullname}-worker": (at("worker"), "/metrics"),
+            f"{fullname}-id-allocator": (at("id-allocator-metrics"), "/metrics"),
         }
+        if self.with_operator:
+            jobs[f"{fullname}-operator"] = (at("operator"), "/metrics")
+        return jobs
 
     def url(self, name: str, path: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}{path}"
@@ -229,12 +301,15 @@ class LiveStack:
     def stop(self) -> None:
         for process in reversed(self.started):
             process.stop()
+        if not self.with_operator or self.kubeconfig is None:
+            return
+        kubeconfig = self.kubeconfig
         for qa in kubectl(
-            self.kubeconfig, "get", "queueautoscalers", "-n", self.namespace, "-o", "name",
+            kubeconfig, "get", "queueautoscalers", "-n", self.namespace, "-o", "name",
             check=False,
         ).stdout.split():  # fmt: skip
             kubectl(
-                self.kubeconfig, "patch", qa, "-n", self.namespace, "--type=merge",
+                kubeconfig, "patch", qa, "-n", self.namespace, "--type=merge",
                 "-p", '{"metadata":{"finalizers":null}}', check=False,
             )  # fmt: skip
-        kubectl(self.kubeconfig, "delete", "namespace", self.namespace, "--wait=false", check=False)
+        kubectl(kubeconfig, "delete", "namespace", self.namespace, "--wait=false", check=False)

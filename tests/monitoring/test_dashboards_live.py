@@ -1,6 +1,9 @@
 """Every dashboard query returns data from a real Prometheus scraping the running stack: api,
 worker, id-allocator (real processes on real Redis and MongoDB) and the operator (on a real API
-server), with clicks, replays, throttled clicks, a poison job and id requests flowing."""
+server), labelled as the chart's ServiceMonitors label them and with the chart's recording rules,
+with clicks, replays, throttled clicks, sign-ups, a poison job and id requests flowing. The
+dashboard variables are filled in as Grafana fills them in. Queries of kube-state-metrics and
+cAdvisor series (replicas, pod resources) must run; no such exporter runs here."""
 
 from __future__ import annotations
 
@@ -19,11 +22,14 @@ from crypto_mine.api.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.names import APPLY_CLICKS_JOB, QUEUE_NAME
 from crypto_mine.common.settings import Env
+from tests.support.allocator import TOKEN as ALLOCATOR_TOKEN
 
-from .livestack import LiveStack, Prometheus
-from .queries import dashboard_queries
+from .exported import metric_names
+from .livestack import LiveStack, Prometheus, chart_rules
+from .queries import CLUSTER_METRICS, dashboard_queries, resolved
 
 DEADLINE = 120.0
+RELEASE = "crypto-mine"  # its full name too: the jobs are crypto-mine-api, ...
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, kubeconfig: Path) -> Iterato
 
 @pytest.fixture(scope="module")
 def prometheus(stack: LiveStack) -> Iterator[Prometheus]:
-    server = Prometheus(stack.folder / "prometheus", stack.scrape_jobs()).start()
+    folder = stack.folder / "prometheus"
+    folder.mkdir(parents=True, exist_ok=True)
+    rules = folder / "rules.yaml"
+    rules.write_text(chart_rules(RELEASE, stack.namespace))
+    labels = {"namespace": stack.namespace}
+    server = Prometheus(folder, stack.scrape_jobs(RELEASE), labels, rules).start()
     yield server
     server.stop()
 
@@ -70,7 +81,15 @@ class Traffic:
                 headers={"Authorization": f"Bearer {self.tokens[user]}"},
             )
         statuses |= {self.click("greedy", secrets.token_hex(6)) for _ in range(12)}
-        ids = self.client.post(self.stack.url("id-allocator", "/v1/ids?count=3"))
+        signup = self.client.post(
+            self.stack.url("api", "/api/auth/register"),
+            json={"username": f"user-{secrets.token_hex(4)}", "password": "correct horse"},
+        )
+        assert signup.status_code in {201, 429}, signup.text
+        ids = self.client.post(
+            self.stack.url("id-allocator", "/v1/ids?count=3"),
+            headers={"Authorization": f"Bearer {ALLOCATOR_TOKEN}"},
+        )
         assert ids.status_code == 200, ids.text
         return statuses
 
@@ -88,7 +107,14 @@ class Traffic:
 def test_every_dashboard_query_returns_data(stack: LiveStack, prometheus: Prometheus) -> None:
     traffic = Traffic(stack)
     traffic.poison()
-    queries = dashboard_queries()
+    filled = [
+        (where, resolved(expr, stack.namespace, RELEASE, rate_interval="20s", period="10m"))
+        for where, expr in dashboard_queries()
+    ]
+    cluster = [(where, expr) for where, expr in filled if metric_names(expr) & CLUSTER_METRICS]
+    for where, expr in cluster:
+        assert prometheus.query(expr) == [], where  # runs; no kube-state-metrics or kubelet here
+    queries = [(where, expr) for where, expr in filled if (where, expr) not in cluster]
     seen_statuses: set[int] = set()
     empty = [where for where, _ in queries]
     deadline = time.monotonic() + DEADLINE
@@ -101,9 +127,10 @@ def test_every_dashboard_query_returns_data(stack: LiveStack, prometheus: Promet
         traffic.close()
     assert {202, 200, 429} <= seen_statuses
     assert empty == [], f"no data after {DEADLINE:.0f}s for: {empty}"
-    assert len(queries) > 25
+    assert len(queries) > 35
+    assert len(cluster) == 4
 
 
 def test_scrape_targets_carry_the_chart_job_names(stack: LiveStack, prometheus: Prometheus) -> None:
     up = {s["metric"]["job"]: s["value"][1] for s in prometheus.query("up")}
-    assert up == {job: "1" for job in stack.scrape_jobs()}
+    assert up == {job: "1" for job in stack.scrape_jobs(RELEASE)}

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
 import redis
+from aiohttp import web
 
 from crypto_mine.common.names import Keys
-from crypto_mine.common.settings import Env, SettingsError
+from crypto_mine.common.settings import Env
+from crypto_mine.operator.allowlist import AllowList
 from crypto_mine.operator.queue_depth import (
     MetricError,
     query_prometheus,
@@ -21,6 +25,83 @@ from crypto_mine.operator.queue_depth import (
 from crypto_mine.operator.settings import OperatorSettings
 from crypto_mine.operator.spec import MetricSpec
 from devstack.servers import RedisServer, free_port
+from tests.e2e.prometheus import PrometheusServer
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """A real Prometheus scraping nothing: queries answer from PromQL alone."""
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets=[]).start()
+    yield server
+    server.stop()
+
+
+def query(prometheus: PrometheusServer, promql: str) -> float:
+    async def run() -> float:
+        async with aiohttp.ClientSession() as http:
+            return await query_prometheus(http, prometheus.url + "/", promql, 5.0)
+
+    return asyncio.run(run())
+
+
+def test_prometheus_vector_samples_are_summed(prometheus: PrometheusServer) -> None:
+    two_series = (
+        'label_replace(vector(3), "pod", "a", "", "")'
+        ' or label_replace(vector(4.5), "pod", "b", "", "")'
+    )
+    assert query(prometheus, two_series) == 7.5
+    assert query(prometheus, "vector(0)") == 0.0
+
+
+def test_prometheus_scalar_is_its_value(prometheus: PrometheusServer) -> None:
+    assert query(prometheus, "scalar(vector(42))") == 42.0
+
+
+def test_prometheus_rejecting_the_query_is_a_metric_error(prometheus: PrometheusServer) -> None:
+    # Prometheus's errorType, in the operator's words; never the text Prometheus sent.
+    with pytest.raises(MetricError, match=r"HTTP 400, the query failed \(bad_data\)$") as caught:
+        query(prometheus, "sum(")
+    assert "parse error" not in str(caught.value)
+
+
+def test_prometheus_empty_result_is_a_metric_error_not_an_empty_queue(
+    prometheus: PrometheusServer,
+) -> None:
+    # No worker exports the depth (none scraped yet, or the query names a wrong metric): the
+    # operator must not read that as "nothing waiting" and scale down.
+    with pytest.raises(MetricError, match="returned no series"):
+        query(prometheus, "sum(mining_click_queue_depth)")
+
+
+def test_prometheus_range_or_string_results_are_metric_errors(
+    prometheus: PrometheusServer,
+) -> None:
+    with pytest.raises(MetricError, match="returned a matrix, not a vector or scalar"):
+        query(prometheus, "vector(1)[1m:10s]")
+    with pytest.raises(MetricError, match="returned a string"):
+        query(prometheus, '"text"')
+
+
+@pytest.mark.parametrize(("promql", "shown"), [("vector(+Inf)", "inf"), ("vector(NaN)", "nan")])
+def test_prometheus_values_that_are_no_depth_are_metric_errors(
+    prometheus: PrometheusServer, promql: str, shown: str
+) -> None:
+    with pytest.raises(MetricError, match=f"returned {shown}$"):
+        query(prometheus, promql)
+
+
+def test_read_queue_depth_asks_prometheus_by_default(prometheus: PrometheusServer) -> None:
+    async def read(metric: MetricSpec, settings: OperatorSettings) -> float:
+        async with aiohttp.ClientSession() as http:
+            return await read_queue_depth(metric, settings, http)
+
+    from_settings = MetricSpec("prometheus", "vector(12)", None, None)
+    assert asyncio.run(read(from_settings, OperatorSettings(prometheus_url=prometheus.url))) == 12
+    own_url = MetricSpec("prometheus", "vector(13)", prometheus.url, None)
+    closed = f"http://127.0.0.1:{free_port()}"
+    allowed = AllowList.of([prometheus.url])
+    settings = OperatorSettings(prometheus_url=closed, metric_urls=allowed)
+    assert asyncio.run(read(own_url, settings)) == 13
 
 
 def test_missing_key_is_an_empty_queue(
@@ -38,8 +119,9 @@ def test_garbage_in_the_key_is_a_metric_error(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     redis_client.set(Keys.queue_depth, "lots")
-    with pytest.raises(MetricError, match="not a number"):
+    with pytest.raises(MetricError, match="does not hold a number") as caught:
         asyncio.run(read_redis_depth(redis_server.url, 1.0))
+    assert "lots" not in str(caught.value)
 
 
 def test_unreachable_redis_fails_fast_and_hides_the_password() -> None:
@@ -76,6 +158,117 @@ def test_unreachable_prometheus_is_a_metric_error() -> None:
         asyncio.run(query())
 
 
+SECRET = "s3cret-token-from-the-fetched-body"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (200, f'"{SECRET}"', "HTTP 200, the answer is not a query result"),
+        (200, f"<html>{SECRET}</html>", "HTTP 200, the answer is not JSON"),
+        (
+            400,
+            json.dumps({"status": "error", "errorType": "bad_data", "error": SECRET}),
+            "HTTP 400, the query failed (bad_data)",
+        ),
+        (
+            422,
+            json.dumps({"status": "error", "errorType": SECRET, "error": SECRET}),
+            "HTTP 422, the query failed",
+        ),
+        (
+            200,
+            json.dumps({"status": "success", "data": {"resultType": SECRET, "result": []}}),
+            "the query returned a result of an unknown type",
+        ),
+        (200, json.dumps({"status": "success", "data": SECRET}), "not a query result"),
+        (302, "", "HTTP 302, the answer is not JSON"),  # redirects are not followed
+    ],
+)
+def test_conditions_never_carry_what_was_fetched(status: int, body: str, expected: str) -> None:
+    """A metric source's answer reaches the operator's log at most, never a MetricError."""
+    seen: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        headers = {"Location": "http://169.254.169.254/"} if status == 302 else {}
+        return web.Response(status=status, text=body, headers=headers)
+
+    async def query() -> float:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                return await query_prometheus(http, f"http://127.0.0.1:{port}", "up", 2.0)
+        finally:
+            await runner.cleanup()
+
+    with pytest.raises(MetricError) as caught:
+        asyncio.run(query())
+    assert expected in str(caught.value)
+    assert SECRET not in str(caught.value)
+    assert seen == ["/api/v1/query"]
+
+
+def test_redis_error_replies_are_not_repeated(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    redis_client.rpush(Keys.queue_depth, "a list, not a counter")
+    with pytest.raises(MetricError) as caught:
+        asyncio.run(read_redis_depth(redis_server.url, 1.0))
+    assert str(caught.value).endswith("Redis answered with an error")
+    assert "WRONGTYPE" not in str(caught.value)
+
+
+def test_a_url_outside_the_allow_list_is_never_fetched(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    requests: list[str] = []
+
+    async def read(metric: MetricSpec) -> float:
+        async def count(request: web.Request) -> web.Response:
+            requests.append(request.path)
+            return web.json_response(
+                {"status": "success", "data": {"resultType": "scalar", "result": [0, "1"]}}
+            )
+
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", count)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        settings = OperatorSettings.from_env(
+            Env(
+                {"METRIC_URL_ALLOWLIST": f"http://127.0.0.1:{port}/allowed", "LEASE_NAMESPACE": "x"}
+            )
+        )
+        try:
+            async with aiohttp.ClientSession() as http:
+                return await read_queue_depth(metric, settings, http)
+        finally:
+            await runner.cleanup()
+
+    port = free_port()
+    refused = [
+        MetricSpec("prometheus", "up", f"http://127.0.0.1:{port}/other", None),
+        MetricSpec("prometheus", "up", f"http://localhost:{port}/allowed", None),
+        MetricSpec("redis", "", None, redis_server.url),
+    ]
+    for metric in refused:
+        with pytest.raises(MetricError) as caught:
+            asyncio.run(read(metric))
+        assert caught.value.reason == "MetricUrlNotAllowed"
+        assert "is not in the operator's METRIC_URL_ALLOWLIST" in str(caught.value)
+    assert requests == []
+    allowed = MetricSpec("prometheus", "up", f"http://127.0.0.1:{port}/allowed", None)
+    assert asyncio.run(read(allowed)) == 1.0
+    assert requests == ["/allowed/api/v1/query"]
+
+
 def test_prometheus_url_is_required_somewhere() -> None:
     async def read() -> float:
         async with aiohttp.ClientSession() as http:
@@ -89,12 +282,3 @@ def test_prometheus_url_is_required_somewhere() -> None:
 def test_redact_leaves_urls_without_password_alone() -> None:
     assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert redact("redis://:pw@host:1/0") == "redis://:***@host:1/0"
-
-
-def test_settings_from_environment() -> None:
-    settings = OperatorSettings.from_env(Env({"WATCH_NAMESPACE": "a, b", "METRICS_PORT": "9"}))
-    assert settings.namespaces == ("a", "b")
-    assert settings.metrics_port == 9
-    assert OperatorSettings.from_env(Env({})).namespaces == ()
-    with pytest.raises(SettingsError, match="METRICS_PORT"):
-        OperatorSettings.from_env(Env({"METRICS_PORT": "http"}))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from crypto_mine.operator.decision import StepRule
+from crypto_mine.operator.decision import Fallback, StepRule
 from crypto_mine.operator.spec import GROUP, KIND, PLURAL, VERSION, SpecError, parse_spec
 
 CRD = Path(__file__).parents[2] / "charts/crypto-mine/crds/queueautoscalers.yaml"
@@ -49,13 +49,24 @@ def test_defaults_are_the_crds() -> None:
     assert parsed.scale_up == StepRule(
         up["stabilizationWindowSeconds"]["default"], up["maxStepPods"]["default"]
     )
-    assert parsed.scale_down == StepRule(
-        down["stabilizationWindowSeconds"]["default"], down["maxStepPods"]["default"]
-    )
+    assert parsed.scale_down == StepRule(down["stabilizationWindowSeconds"]["default"], None)
+    assert "default" not in down["maxStepPods"]
     assert parsed.scale_up == StepRule(0, 4)
-    assert parsed.scale_down == StepRule(300, 1)
+    assert parsed.scale_down == StepRule(300, None)
     assert parsed.paused is False
     assert parsed.target_kind == "Deployment"
+    metric = props["metric"]["properties"]
+    assert parsed.metric.drain_rate_query == metric["drainRateQuery"]["default"]
+    assert parsed.metric.lag_query == metric["lagQuery"]["default"]
+    assert parsed.activation_threshold == props["activationThreshold"]["default"] == 0
+    assert parsed.cooldown_period == props["cooldownPeriodSeconds"]["default"] == 300
+    assert parsed.target_drain_seconds is None
+    assert parsed.target_lag_seconds is None
+    assert parsed.fallback is None
+    assert "default" not in props["fallback"]
+    fallback = props["fallback"]["properties"]
+    with_fallback = parse_spec({"scaleTargetRef": {"name": "w"}, "fallback": {"replicas": 4}})
+    assert with_fallback.fallback == Fallback(fallback["failureThreshold"]["default"], 4)
 
 
 def test_full_spec() -> None:
@@ -72,13 +83,20 @@ def test_full_spec() -> None:
                 "scaleDown": {"stabilizationWindowSeconds": 4},
             },
             "paused": True,
+            "targetDrainSeconds": 30,
+            "targetLagSeconds": 20,
+            "activationThreshold": 40,
+            "cooldownPeriodSeconds": 60,
+            "fallback": {"failureThreshold": 2, "replicas": 3},
         }
     )
     policy = parsed.policy
     assert (policy.min_replicas, policy.max_replicas, policy.target_per_replica) == (0, 3, 10)
     assert policy.scale_up == StepRule(0, 2)
-    assert policy.scale_down == StepRule(4, 1)
+    assert policy.scale_down == StepRule(4, None)
     assert (policy.period, policy.paused) == (1, True)
+    assert (policy.target_drain_seconds, policy.target_lag_seconds) == (30, 20)
+    assert (policy.activation, policy.cooldown, policy.fallback) == (40, 60, Fallback(2, 3))
     assert parsed.metric.redis_url == "redis://r:6379/0"
     assert parsed.metric.prometheus_url is None
 
@@ -109,6 +127,13 @@ def test_full_spec() -> None:
             {"scaleTargetRef": {"name": "w"}, "behavior": {"scaleDown": {"maxStepPods": 0}}},
             "spec.behavior.scaleDown.maxStepPods must be at least 1",
         ),
+        ({"scaleTargetRef": {"name": "w"}, "fallback": {}}, "spec.fallback.replicas is required"),
+        (
+            {"scaleTargetRef": {"name": "w"}, "fallback": {"replicas": 1, "failureThreshold": 0}},
+            "spec.fallback.failureThreshold must be at least 1",
+        ),
+        ({"scaleTargetRef": {"name": "w"}, "targetDrainSeconds": 0}, "spec.targetDrainSeconds"),
+        ({"scaleTargetRef": {"name": "w"}, "activationThreshold": -1}, "activationThreshold"),
     ],
 )
 def test_bad_specs_are_named(spec: dict[str, Any], message: str) -> None:

@@ -10,20 +10,27 @@ import httpx
 
 from devstack.servers import BIN, Process, free_port, wait_until
 
+# The service token of every allocator the tests start (the api's settings carry it too).
+TOKEN = "test-allocator-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
 
 class AllocatorProcess(Process):
-    """``crypto-mine-id-allocator`` on a free loopback port; restartable on the same port."""
+    """``crypto-mine-id-allocator`` on free loopback ports; restartable on the same ports."""
 
     def __init__(
         self, folder: Path, mongo_uri: str, env: Mapping[str, str] | None = None, name: str = ""
     ) -> None:
         self.port = free_port()
+        self.metrics_port = free_port()
         full = dict(os.environ)
         full.update(
             {
                 "MONGODB_URI": mongo_uri,
                 "HOST": "127.0.0.1",
                 "PORT": str(self.port),
+                "ID_METRICS_PORT": str(self.metrics_port),
+                "ID_ALLOCATOR_TOKEN": TOKEN,
                 "LOG_LEVEL": "INFO",
                 "DB_SERVER_SELECTION_TIMEOUT": "2000",
             }
@@ -57,4 +64,4 @@ class AllocatorProcess(Process):
         return self
 
     def metrics(self) -> str:
-        return httpx.get(f"{self.url}/metrics", timeout=5).text
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text

@@ -39,6 +39,7 @@ class ChartPod:
     component: str
     spec: dict[str, Any]
     secret: dict[str, str]
+    namespace: str = "default"
 
     @classmethod
     def rendered(cls, component: str, *sets: str) -> ChartPod:
@@ -50,20 +51,26 @@ class ChartPod:
         )
         secret = next(d for d in docs if d["kind"] == "Secret")
         data = {k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()}
-        return cls(component, deployment["spec"]["template"]["spec"], data)
+        namespace = deployment["metadata"].get("namespace") or "default"
+        return cls(component, deployment["spec"]["template"]["spec"], data, namespace)
 
     @property
     def container(self) -> dict[str, Any]:
         found: dict[str, Any] = self.spec["containers"][0]
         return found
 
-    def env(self) -> dict[str, str]:
+    def env(self, name: str) -> dict[str, str]:
+        """The container's environment; the downward API's pod name is ``name``."""
+        fields = {"metadata.name": name, "metadata.namespace": self.namespace}
         env: dict[str, str] = {}
         for item in self.container.get("env", []):
+            source = item.get("valueFrom", {})
             if "value" in item:
                 env[item["name"]] = str(item["value"])
+            elif "fieldRef" in source:
+                env[item["name"]] = fields[source["fieldRef"]["fieldPath"]]
             else:
-                env[item["name"]] = self.secret[item["valueFrom"]["secretKeyRef"]["key"]]
+                env[item["name"]] = self.secret[source["secretKeyRef"]["key"]]
         return env
 
     def run_args(self, name: str, env: dict[str, str] | None = None) -> list[str]:
@@ -84,7 +91,7 @@ class ChartPod:
         for mount in self.container.get("volumeMounts", []):
             assert "emptyDir" in volumes[mount["name"]], "the chart mounts emptyDirs only"
             args.append(f"--mount=type=tmpfs,destination={mount['mountPath']},tmpfs-mode=1777")
-        for key, value in {**self.env(), **(env or {})}.items():
+        for key, value in {**self.env(name), **(env or {})}.items():
             args.append(f"--env={key}={value}")
         if "command" in self.container:
             args.append(f"--entrypoint={json.dumps(self.container['command'])}")

@@ -16,7 +16,14 @@ from pathlib import Path
 from devstack.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = ("API_PORT", "ID_ALLOCATOR_PORT", "WORKER_METRICS_PORT", "REDIS_PORT", "MONGO_PORT")
+PORTS = (
+    "API_PORT",
+    "ID_ALLOCATOR_PORT",
+    "ID_ALLOCATOR_METRICS_PORT",
+    "WORKER_METRICS_PORT",
+    "REDIS_PORT",
+    "MONGO_PORT",
+)
 
 
 @dataclass

@@ -27,6 +27,7 @@ GENEROUS_LIMITS = {
     "MINING_RATE_LIMIT_USER_BURST": "100",
     "MINING_RATE_LIMIT_PER_IP": "1000",
     "MINING_RATE_LIMIT_IP_BURST": "1000",
+    "API_RATE_LIMIT": "0",  # the general limit (its own tests: tests/api/test_api_limit.py)
 }
 
 
@@ -34,9 +35,15 @@ class ApiProcess(Process):
     """``crypto-mine-api`` on a free loopback port against the given Redis and MongoDB."""
 
     def __init__(
-        self, folder: Path, redis_url: str, mongo_uri: str, database: str, **env: object
+        self,
+        folder: Path,
+        redis_url: str,
+        mongo_uri: str,
+        database: str,
+        port: int | None = None,
+        **env: object,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         environ = {
             **os.environ,
             "REDIS_URL": redis_url,

@@ -20,6 +20,7 @@ import redis
 from crypto_mine.common.names import Keys
 from crypto_mine.common.queue_stats import QueueKeys
 from devstack.servers import BIN, MongoServer, Process, RedisServer, free_port, wait_until
+from tests.support.allocator import TOKEN as ALLOCATOR_TOKEN
 from tests.support.allocator import AllocatorProcess
 from tests.support.worker import WorkerProcess
 
@@ -53,7 +54,7 @@ class ApiProcess(Process):
         super().start()
         return self
 
-    def wait_ready(self, timeout: float = 30) -> ApiProcess:
+    def wait_ready(self, timeout: float = 120) -> ApiProcess:
         expected = int(self.env.get("WEB_CONCURRENCY", "1"))
 
         def serving() -> bool:
@@ -114,7 +115,9 @@ class Stack:
         self.allocator = AllocatorProcess(
             self.folder, self.mongo.uri, {**shared, **self.allocator_env}, name="id-allocator"
         )
-        self.started.append(self.allocator.start().wait_ready())
+        # Listed once started, before waiting: a process that never gets ready is stopped too.
+        self.started.append(self.allocator.start())
+        self.allocator.wait_ready(60)
         self.workers = [
             WorkerProcess(
                 self.folder / f"worker-{n}",
@@ -126,7 +129,8 @@ class Stack:
             for n in range(self.worker_pods)
         ]
         for worker in self.workers:
-            self.started.append(worker.start())
+            self.started.append(worker)  # its start() waits for its metrics
+            worker.start()
         self.api = ApiProcess(
             self.folder,
             {
@@ -134,13 +138,15 @@ class Stack:
                 **shared,
                 "JWT_SECRET": self.secret,
                 "ID_ALLOCATOR_URL": self.allocator.url,
+                "ID_ALLOCATOR_TOKEN": ALLOCATOR_TOKEN,
                 "ID_ALLOCATOR_TIMEOUT": "2",
                 "WEB_CONCURRENCY": str(self.web_concurrency),
                 "AUTH_COOKIE_SECURE": "false",
                 **self.api_env,
             },
         )
-        self.started.append(self.api.start().wait_ready())
+        self.started.append(self.api.start())
+        self.api.wait_ready()
 
     def stop(self) -> None:
         for process in reversed(self.started):

@@ -30,7 +30,10 @@ from rq.serializers import JSONSerializer
 
 from bench.probes import cpu_seconds
 from crypto_mine.api.admission import Admitter, Click
+from crypto_mine.api.applied import AppliedClicks
 from crypto_mine.api.settings import ApiSettings
+from crypto_mine.common.ledger import click_id
+from crypto_mine.common.mongo import async_mongo_client
 from crypto_mine.common.names import QUEUE_NAME, Keys
 from crypto_mine.common.redis import async_redis_client
 from crypto_mine.common.settings import Env
@@ -83,16 +86,19 @@ def environment(redis_url: str, mongo_uri: str, batch: int) -> dict[str, str]:
 
 async def enqueue(settings: ApiSettings, count: int, users: int) -> None:
     client = async_redis_client(settings.redis, decode_responses=True)
-    admitter = Admitter(client, settings)
+    mongo = async_mongo_client(settings.mongo)
+    applied = AppliedClicks(mongo[settings.mongo.database], settings.idempotency_lookup_timeout)
+    admitter = Admitter(client, settings, applied)
     try:
         clicks = [
-            Click(user_id=f"u{n % users}", ip="10.0.0.1", key=f"k{n}", clicks=1, fingerprint="f")
+            Click(user_id=f"u{n % users}", ip="10.0.0.1", key=f"k{n}", clicks=1)
             for n in range(count)
         ]
         await asyncio.gather(*(admitter.admit(click) for click in clicks))
     finally:
         await admitter.close()
         await client.aclose()
+        await mongo.close()
 
 
 def drain(redis_url: str, counter: CommandCounter) -> tuple[float, int]:
@@ -130,6 +136,7 @@ def raw_insert(
     now = datetime.now(UTC)
     docs = [
         {
+            "_id": click_id(f"u{n % users}", f"k{n}"),
             "user": f"u{n % users}",
             "key": f"k{n}",
             "clicks": 1,

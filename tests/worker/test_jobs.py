@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 import redis
+from pymongo.database import Database
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from crypto_mine.common.names import QUEUE_NAME, Keys
+from crypto_mine.common.queue_stats import QueueKeys
 from crypto_mine.worker import jobs
 from devstack.servers import MongoServer
 from tests.support.api import Api
@@ -53,17 +55,47 @@ async def test_a_repeat_after_completion_replays_the_result(
     assert replay.json()["result"]["balance"] == 5
 
 
-async def test_key_seen_again_after_its_record_expired_is_not_applied_twice(
-    api: Api, run_worker: RunWorker, redis_client: redis.Redis
+async def test_key_seen_again_after_its_record_left_redis_is_replayed_from_mongodb(
+    api: Api, run_worker: RunWorker, redis_client: redis.Redis, database: Database[Any]
 ) -> None:
     assert (await api.click("u1", "k")).status_code == 202
+    assert (await api.click("u1", "other", {"clicks": 2})).status_code == 202
     run_worker()
-    redis_client.delete(Keys.click("u1", "k"))  # as if the 24 h TTL had passed
+    within = await api.click("u1", "k")
+    assert within.json()["result"]["balance"] == 15
+    redis_client.delete(Keys.click("u1", "k"))  # as if the window had passed
+    after = await api.click("u1", "k")
+    assert (after.status_code, after.headers["Idempotent-Replayed"]) == (200, "true")
+    assert after.json() == within.json()
+    assert redis_client.get(Keys.queue_depth) == "0"  # nothing queued again
+    assert redis_client.llen(QueueKeys.queue) == 0
+    assert 0 < redis_client.ttl(Keys.click("u1", "k")) <= api.settings.idempotency_window_seconds
+    # Its batch's marker gone (8 days later): the balance right after that batch is no
+    # longer known; the rest of the answer still is.
+    database["batches"].delete_many({})
+    redis_client.delete(Keys.click("u1", "k"))
+    late = await api.click("u1", "k")
+    assert late.json() == {**within.json(), "result": {**within.json()["result"], "balance": None}}
+
+
+async def test_key_seen_again_while_mongodb_cannot_tell_is_still_applied_once(
+    start_api: Any, run_worker: RunWorker, redis_client: redis.Redis, tmp_path: Any
+) -> None:
+    """The api's MongoDB is away: the key is taken as new (202), and the worker's unique index
+    keeps the click from counting twice (its outcome says it is a duplicate)."""
+    api = await start_api()
     assert (await api.click("u1", "k")).status_code == 202
+    run_worker()
+    redis_client.delete(Keys.click("u1", "k"))  # as if the window had passed
+    away = MongoServer(tmp_path / "away")  # never started: nothing listens on its port
+    blind = await start_api(MONGODB_URI=away.uri, DB_SERVER_SELECTION_TIMEOUT=100)
+    assert (await blind.click("u1", "k")).status_code == 202
     run_worker()
     body = (await api.status("u1", "k")).json()
     assert body["result"]["duplicate"] is True
     assert body["result"]["balance"] == 5
+    status = await api.client.get("/api/mining/status", headers=api.auth("u1"))
+    assert (status.json()["balance"], status.json()["clicks"]) == (5, 1)
 
 
 async def test_poison_job_is_dead_lettered_with_its_error_code(

@@ -12,14 +12,14 @@ from crypto_mine.common.batches import BatchApplier
 from crypto_mine.common.events import EventSettings
 from crypto_mine.common.failures import PoisonJob
 from crypto_mine.common.ledger import Ledger
-from crypto_mine.common.names import Keys
+from crypto_mine.common.names import KEY_TAG, Keys
 from crypto_mine.common.outcomes import Outcomes
 from crypto_mine.common.retry import Backoff
 
 
 def queued(client: redis.Redis, user: str, key: str, clicks: int = 1) -> dict[str, Any]:
     """The click record admission would have written, and the job payload entry."""
-    client.hset(Keys.click(user, key), mapping={"s": "queued", "f": "x", "n": clicks, "t": 7})
+    client.hset(Keys.click(user, key), mapping={"s": "queued", "n": clicks, "t": 7, "j": "job"})
     client.expire(Keys.click(user, key), 3600)
     return {"user": user, "key": key, "clicks": clicks, "at": 7}
 
@@ -84,7 +84,7 @@ def test_expired_records_and_poison_emit_nothing(
     assert entries(redis_client, "u1") == []  # no record: no outcome to tell about
     with pytest.raises(PoisonJob):
         applier.apply("job-2", "not a list")
-    assert redis_client.keys(Keys.events("*")) == []
+    assert redis_client.keys(f"{KEY_TAG}:events:*") == []
 
 
 def test_streams_are_trimmed(redis_client: redis.Redis, ledger: Ledger) -> None:
@@ -96,3 +96,27 @@ def test_streams_are_trimmed(redis_client: redis.Redis, ledger: Ledger) -> None:
     assert 10 <= redis_client.xlen(Keys.events("u1")) < 240
     last = entries(redis_client, "u1")[-1][1]
     assert last["balance"] == 240
+
+
+def test_a_completed_record_keeps_what_answers_need_for_the_window(
+    redis_client: redis.Redis, ledger: Ledger
+) -> None:
+    """The job id goes (and the fingerprint older versions wrote), ``d`` only for duplicates;
+    the record lives for the window from completion; a failed one keeps its TTL."""
+    outcomes = Outcomes(redis_client, 300, window_seconds=90)
+    applier = BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), 1.0)
+    batch = [queued(redis_client, "u1", "a", 2), {"user": "u1", "key": "bad", "clicks": 0}]
+    queued(redis_client, "u1", "bad")
+    redis_client.hset(Keys.click("u1", "a"), "f", "0123456789abcdef01234567")
+    applier.apply("job-1", batch)
+    record = redis_client.hgetall(Keys.click("u1", "a"))
+    assert set(record) == {"s", "n", "t", "r", "b", "a"}
+    assert (record["s"], record["n"], record["r"], record["b"]) == ("completed", "2", "4", "4")
+    assert 80 < redis_client.ttl(Keys.click("u1", "a")) <= 90
+    assert redis_client.hget(Keys.click("u1", "bad"), "s") == "failed"
+    assert redis_client.ttl(Keys.click("u1", "bad")) > 3000
+    # A repeated run (a crashed worker's job) changes neither the record nor its lifetime.
+    redis_client.expire(Keys.click("u1", "a"), 30)
+    applier.apply("job-1", batch)
+    assert redis_client.hgetall(Keys.click("u1", "a")) == record
+    assert redis_client.ttl(Keys.click("u1", "a")) <= 30

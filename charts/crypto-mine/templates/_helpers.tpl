@@ -140,9 +140,51 @@ Redis URL written into the chart's Secret: the in-chart dev server, or secrets.r
 Whether the chart must create its Secret (some value is not taken from an existing Secret).
 */}}
 {{- define "crypto-mine.needsSecret" -}}
-{{- if or (not .Values.secrets.jwt.existingSecret) (not .Values.secrets.mongodb.existingSecret) (not .Values.secrets.redis.existingSecret) -}}
+{{- $s := .Values.secrets -}}
+{{- if or (not $s.jwt.existingSecret) (not $s.idAllocatorToken.existingSecret) (not $s.mongodb.existingSecret) (not $s.redis.existingSecret) -}}
 true
 {{- end -}}
+{{- end }}
+
+{{/*
+Whether this render reads the cluster it installs into: the release namespace's "default"
+ServiceAccount, which every namespace has, can be looked up. `helm template`, GitOps renderers
+and an install into a namespace that does not exist yet see nothing.
+*/}}
+{{- define "crypto-mine.seesCluster" -}}
+{{- if (lookup "v1" "ServiceAccount" .Release.Namespace "default") -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+TRUSTED_PROXY_COUNT of the api: api.trustedProxyCount, else 1 behind the chart's Ingress, else
+0. Refuses what cannot be right: no count behind the Ingress (every client would share the
+controller's address, and one client's failed logins would limit everyone), or a count that
+clients could bypass by reaching the api without the proxy and writing X-Forwarded-For
+themselves.
+*/}}
+{{- define "crypto-mine.trustedProxyCount" -}}
+{{- $api := .Values.api -}}
+{{- if hasKey $api.env "TRUSTED_PROXY_COUNT" -}}
+{{- fail "api.env.TRUSTED_PROXY_COUNT: set api.trustedProxyCount instead, which the chart checks against the Ingress, the Service and the NetworkPolicies" -}}
+{{- end -}}
+{{- $count := ternary 1 0 $api.ingress.enabled -}}
+{{- if not (kindIs "invalid" $api.trustedProxyCount) -}}
+{{- $count = int $api.trustedProxyCount -}}
+{{- end -}}
+{{- if and $api.ingress.enabled (eq $count 0) -}}
+{{- fail "api.trustedProxyCount is 0 behind the chart's Ingress: every client would share the ingress controller's address (per-IP limits and login limits for everyone at once)" -}}
+{{- end -}}
+{{- if gt $count 0 -}}
+{{- if ne $api.service.type "ClusterIP" -}}
+{{- fail (printf "api.trustedProxyCount is %d with an api Service of type %s: clients reaching the Service directly could write X-Forwarded-For themselves; keep it ClusterIP behind the proxy" $count $api.service.type) -}}
+{{- end -}}
+{{- if and .Values.networkPolicy.enabled (empty .Values.networkPolicy.apiFrom) -}}
+{{- fail (printf "api.trustedProxyCount is %d but networkPolicy.apiFrom lets every pod reach the api, which could write X-Forwarded-For itself: list your proxy (e.g. the ingress controller's namespace)" $count) -}}
+{{- end -}}
+{{- end -}}
+{{- $count -}}
 {{- end }}
 
 {{/*
@@ -255,4 +297,92 @@ topologySpreadConstraints:
 {{- with .priorityClassName }}
 priorityClassName: {{ . }}
 {{- end }}
+{{- end }}
+
+{{/*
+Deployments the operator may scale, as a JSON list: operator.scaleTargets, else the chart's
+worker Deployment. Feeds the operator's SCALE_TARGETS and its RBAC resourceNames.
+*/}}
+{{- define "crypto-mine.scaleTargets" -}}
+{{- $targets := .Values.operator.scaleTargets -}}
+{{- if not $targets -}}
+{{- $targets = list (include "crypto-mine.componentName" (dict "root" . "component" "worker")) -}}
+{{- end -}}
+{{- toJson $targets -}}
+{{- end }}
+
+{{/*
+Refuse autoscaling values that cannot work together (rendered by each mode's template):
+- mode operator with no operator to serve the QueueAutoscaler (unless another release's
+  operator does: autoscaling.externalOperator), or one that does not watch this namespace;
+- scale to zero (minReplicas 0) on a Prometheus metric with no api to export it: the queue
+  depth comes from whichever api or worker pod holds the reporter lease, so with no api and no
+  worker it vanishes and nothing would start the first worker;
+- a drain-time target without a Prometheus to read the apply rate from;
+- mode keda on the Redis trigger without an address.
+*/}}
+{{- define "crypto-mine.checkAutoscaling" -}}
+{{- $a := .Values.autoscaling -}}
+{{- if gt (int $a.minReplicas) (int $a.maxReplicas) -}}
+{{- fail (printf "autoscaling.minReplicas (%v) exceeds autoscaling.maxReplicas (%v)" $a.minReplicas $a.maxReplicas) -}}
+{{- end -}}
+{{- if eq $a.mode "operator" -}}
+{{- if and (not .Values.operator.enabled) (not $a.externalOperator) -}}
+{{- fail "autoscaling.mode operator needs the operator: set operator.enabled=true, or autoscaling.externalOperator=true when another release's operator watches this namespace, or pick autoscaling.mode keda, hpa or none" -}}
+{{- end -}}
+{{- $watched := .Values.operator.watchNamespace | default .Release.Namespace -}}
+{{- if and .Values.operator.enabled (ne $watched "*") (not (has .Release.Namespace (splitList "," $watched | compact))) -}}
+{{- fail (printf "operator.watchNamespace (%s) leaves out the release namespace %s: nothing would serve the worker's QueueAutoscaler" $watched .Release.Namespace) -}}
+{{- end -}}
+{{- if and (gt (int $a.targetDrainSeconds) 0) (not (or $a.metric.prometheusUrl .Values.operator.prometheusUrl)) -}}
+{{- fail "autoscaling.targetDrainSeconds reads the apply rate from Prometheus: set autoscaling.metric.prometheusUrl or operator.prometheusUrl" -}}
+{{- end -}}
+{{- end -}}
+{{- $prometheus := or (and (eq $a.mode "operator") (eq $a.metric.source "prometheus")) (and (eq $a.mode "keda") (eq $a.keda.trigger "prometheus")) -}}
+{{- if and (eq (int $a.minReplicas) 0) $prometheus (not .Values.api.enabled) -}}
+{{- fail "autoscaling.minReplicas 0 on a Prometheus metric needs api.enabled: with no api and no worker running, mining_click_queue_depth vanishes and the workers would stay at zero (use metric.source redis, or keda.trigger redis)" -}}
+{{- end -}}
+{{- if and (eq $a.mode "keda") (eq $a.keda.trigger "redis") (not $a.keda.redis.address) -}}
+{{- fail "autoscaling.keda.trigger redis needs autoscaling.keda.redis.address (host:port)" -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The behavior of a HorizontalPodAutoscaler (mode hpa, and KEDA's in mode keda) from
+autoscaling.behavior: maxStepPods per 15 s; scaleDown.maxStepPods 0 = no limit (100 %).
+*/}}
+{{- define "crypto-mine.hpaBehavior" -}}
+scaleUp:
+  stabilizationWindowSeconds: {{ .scaleUp.stabilizationWindowSeconds }}
+  policies:
+    - type: Pods
+      value: {{ .scaleUp.maxStepPods }}
+      periodSeconds: 15
+scaleDown:
+  stabilizationWindowSeconds: {{ .scaleDown.stabilizationWindowSeconds }}
+  policies:
+    {{- if gt (int .scaleDown.maxStepPods) 0 }}
+    - type: Pods
+      value: {{ .scaleDown.maxStepPods }}
+      periodSeconds: 15
+    {{- else }}
+    - type: Percent
+      value: 100
+      periodSeconds: 15
+    {{- end }}
+{{- end }}
+
+{{/*
+RQ's Redis list of the click jobs waiting (what KEDA's Redis trigger counts): RQ's prefix and
+the queue name of crypto_mine.common.names (QUEUE_NAME); tests/chart checks they agree.
+*/}}
+{{- define "crypto-mine.jobListName" -}}
+rq:queue:mining-clicks
+{{- end }}
+
+{{/*
+Name of the operator's leader Lease: operator.leaderElection.leaseName, else "<fullname>-operator".
+*/}}
+{{- define "crypto-mine.leaseName" -}}
+{{- .Values.operator.leaderElection.leaseName | default (include "crypto-mine.componentName" (dict "root" . "component" "operator")) -}}
 {{- end }}

@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import kopf
 
-from crypto_mine.common.metrics import serve_metrics
 from crypto_mine.operator import metrics
 from crypto_mine.operator.conditions import (
     ABLE_TO_SCALE,
@@ -21,9 +20,16 @@ from crypto_mine.operator.conditions import (
     changed,
     merge,
 )
-from crypto_mine.operator.decision import Decision, History, Limit, after, decide
-from crypto_mine.operator.kube import KubeApi, TargetError, load_config
-from crypto_mine.operator.queue_depth import MetricError, read_queue_depth
+from crypto_mine.operator.decision import Decision, History, Limit, Observation, after, decide
+from crypto_mine.operator.kube import KubeApi, TargetError
+from crypto_mine.operator.kube_client import KubeClient
+from crypto_mine.operator.leader import LeaderElector
+from crypto_mine.operator.queue_depth import (
+    MetricError,
+    read_drain_rate,
+    read_lag,
+    read_queue_depth,
+)
 from crypto_mine.operator.settings import OperatorSettings
 from crypto_mine.operator.spec import (
     FINALIZER,
@@ -59,10 +65,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 60
 
     operator_settings: OperatorSettings = memo.settings
-    memo.kube = KubeApi(load_config())
+    memo.kube = KubeApi(KubeClient())
     memo.http = aiohttp.ClientSession()
-    if operator_settings.metrics_port:
-        serve_metrics(operator_settings.metrics_port)
+    # (namespace, Deployment) -> the QueueAutoscaler scaling it: one each.
+    memo.claims = {}
     log.info(
         "operator configured: namespaces=%s metrics_port=%s",
         ",".join(operator_settings.namespaces) or "*",
@@ -101,6 +107,9 @@ async def autoscale(
             interval = await reconcile(body, namespace, name, memo, logger)
             await stopped.wait(interval)
     finally:
+        claimed = memo.get("claimed")
+        if claimed is not None and memo.claims.get(claimed) == name:
+            del memo.claims[claimed]
         reason = stopped.reason
         if reason is not None and reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
             metrics.forget(namespace, name)
@@ -114,6 +123,10 @@ async def reconcile(
     logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> float:
     """One poll: read, decide, scale, report. Returns the seconds until the next poll."""
+    elector: LeaderElector | None = memo.get("elector")
+    if elector is not None and not elector.leading():
+        # The Lease may be someone else's by now: act on nothing until kopf is stopped.
+        return 1.0
     kube: KubeApi = memo.kube
     previous = _previous_status(body)
     try:
@@ -122,22 +135,24 @@ async def reconcile(
         failure = Condition(SCALING_ACTIVE, False, "InvalidSpec", str(error))
         await _report_failure(kube, body, namespace, name, previous, failure, logger)
         return INVALID_SPEC_INTERVAL
+    refusal = _refuse_target(memo, namespace, name, spec.target_name)
+    if refusal is not None:
+        await _report_failure(kube, body, namespace, name, previous, refusal, logger)
+        return float(spec.poll_interval)
     try:
-        current = await kube.read_replicas(namespace, spec.target_name)
+        target = await kube.read_target(namespace, spec.target_name)
     except TargetError as error:
         metrics.scale_errors_total.labels(namespace, name).inc()
         failure = Condition(ABLE_TO_SCALE, False, "FailedGetScale", str(error))
         await _report_failure(kube, body, namespace, name, previous, failure, logger)
         return float(spec.poll_interval)
+    current = target.replicas
 
-    depth: float | None = None
-    metric_error: str | None = None
+    observed = Observation(None)
+    metric_error: MetricError | None = None
+    notes: list[str] = []
     if not spec.paused:
-        try:
-            depth = await read_queue_depth(spec.metric, memo.settings, memo.http)
-        except MetricError as error:
-            metric_error = str(error)
-            metrics.metric_errors_total.labels(namespace, name, spec.metric.source).inc()
+        observed, metric_error, notes = await _observe(spec, target.ready, memo, namespace, name)
 
     now = time.monotonic()
     history: History | None = memo.get("history")
@@ -145,19 +160,16 @@ async def reconcile(
         # New, restarted, or retargeted: start conservatively from the current size.
         history = History.starting(current, now)
         memo.history_target = spec.target_name
-    decision = decide(spec.policy, current, depth, history, now)
-    scale_error: str | None = None
-    if decision.desired != current:
-        try:
-            await kube.scale(namespace, spec.target_name, decision.desired)
-        except TargetError as error:
-            scale_error = str(error)
-            metrics.scale_errors_total.labels(namespace, name).inc()
+    decision = decide(spec.policy, current, observed, history, now)
+    if elector is not None and not elector.leading():
+        return 1.0  # the readings took longer than the Lease was renewed for
+    scale_error = await _scale(kube, namespace, name, spec.target_name, decision)
     scaled = decision.desired != current and scale_error is None
     memo.history = after(decision, scaled=scaled)
+    depth = observed.depth
     _record_metrics(namespace, name, decision, depth, scaled)
 
-    conditions = _conditions(spec, decision, depth, metric_error, scale_error, scaled)
+    conditions = _conditions(spec, decision, depth, metric_error, scale_error, scaled, notes)
     _post_events(body, previous, conditions, decision, scaled, scale_error, logger)
     fields: dict[str, Any] = {
         "currentReplicas": decision.desired if scaled else current,
@@ -169,6 +181,76 @@ async def reconcile(
         fields["lastScaleTime"] = _now()
     await _write_status(kube, body, namespace, name, previous, fields, conditions)
     return float(spec.poll_interval)
+
+
+async def _scale(
+    kube: KubeApi, namespace: str, name: str, target: str, decision: Decision
+) -> str | None:
+    """Set the target's replicas to the decision's; why it failed, if it did."""
+    if decision.desired == decision.current:
+        return None
+    try:
+        await kube.scale(namespace, target, decision.desired)
+    except TargetError as error:
+        metrics.scale_errors_total.labels(namespace, name).inc()
+        return str(error)
+    return None
+
+
+async def _observe(
+    spec: AutoscalerSpec, ready: int, memo: kopf.Memo, namespace: str, name: str
+) -> tuple[Observation, MetricError | None, list[str]]:
+    """The readings of one poll; the optional ones (drain rate, lag) only when a target needs
+    them, and their failure leaves a note instead of stopping the poll."""
+    settings: OperatorSettings = memo.settings
+    try:
+        depth = await read_queue_depth(spec.metric, settings, memo.http)
+    except MetricError as error:
+        metrics.metric_errors_total.labels(namespace, name, spec.metric.source).inc()
+        return Observation(None, ready), error, []
+    notes: list[str] = []
+    rate: float | None = None
+    lag: float | None = None
+    if spec.target_drain_seconds is not None:
+        try:
+            rate = await read_drain_rate(spec.metric, settings, memo.http)
+        except MetricError as error:
+            metrics.metric_errors_total.labels(namespace, name, "prometheus").inc()
+            notes.append(f"drain rate unavailable: {error}")
+    if spec.target_lag_seconds is not None:
+        try:
+            lag = await read_lag(spec.metric, settings, memo.http)
+        except MetricError as error:
+            metrics.metric_errors_total.labels(namespace, name, spec.metric.source).inc()
+            notes.append(f"lag unavailable: {error}")
+    return Observation(depth, ready, rate, lag), None, notes
+
+
+def _refuse_target(memo: kopf.Memo, namespace: str, name: str, target: str) -> Condition | None:
+    """A condition when this QueueAutoscaler may not scale ``target``: a name outside the
+    operator's SCALE_TARGETS, or a Deployment another QueueAutoscaler already scales."""
+    settings: OperatorSettings = memo.settings
+    if settings.scale_targets and target not in settings.scale_targets:
+        return Condition(
+            ABLE_TO_SCALE,
+            False,
+            "TargetNotAllowed",
+            f"Deployment {target} is not in the operator's SCALE_TARGETS",
+        )
+    claims: dict[tuple[str, str], str] = memo.claims
+    owner = claims.setdefault((namespace, target), name)
+    if owner != name:
+        return Condition(
+            ABLE_TO_SCALE,
+            False,
+            "AmbiguousTarget",
+            f"Deployment {target} is scaled by QueueAutoscaler {owner} already",
+        )
+    previous = memo.get("claimed")
+    if previous is not None and previous != (namespace, target):
+        claims.pop(previous, None)
+    memo.claimed = (namespace, target)
+    return None
 
 
 async def _report_failure(
@@ -217,9 +299,10 @@ def _conditions(
     spec: AutoscalerSpec,
     decision: Decision,
     depth: float | None,
-    metric_error: str | None,
+    metric_error: MetricError | None,
     scale_error: str | None,
     scaled: bool,
+    notes: list[str],
 ) -> list[Condition]:
     target = f"Deployment {spec.target_name}"
     if scale_error is not None:
@@ -233,14 +316,13 @@ def _conditions(
     if spec.paused:
         active = Condition(SCALING_ACTIVE, False, "ScalingDisabled", "spec.paused is true")
     elif metric_error is not None:
-        active = Condition(SCALING_ACTIVE, False, "FailedGetMetric", metric_error)
+        message = str(metric_error)
+        if decision.fallback:
+            message += f"; running the fallback of {decision.desired} replicas"
+        active = Condition(SCALING_ACTIVE, False, metric_error.reason, message)
     else:
-        active = Condition(
-            SCALING_ACTIVE,
-            True,
-            "ValidMetricFound",
-            f"queue depth {depth:g} read from {spec.metric.source}",
-        )
+        read = f"queue depth {depth:g} read from {spec.metric.source}"
+        active = Condition(SCALING_ACTIVE, True, "ValidMetricFound", "; ".join([read, *notes]))
     result = [able, active]
     if decision.recommendation is not None:
         limited = decision.limit is not Limit.NONE

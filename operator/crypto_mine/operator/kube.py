@@ -1,6 +1,6 @@
 """The few Kubernetes API calls the operator makes beside kopf's own.
 
-The `kubernetes` client is synchronous; its calls run in threads. Transient API failures
+The client (``kube_client.py``) is synchronous; its calls run in threads. Transient API failures
 (throttling, server errors, timeouts, lost connections) become ``kopf.TemporaryError`` so kopf
 retries; a deleted QueueAutoscaler becomes ``kopf.PermanentError``; everything else about the
 target is a :class:`TargetError` the caller turns into a condition.
@@ -9,27 +9,22 @@ target is a :class:`TargetError` the caller turns into a condition.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import kopf
-import kubernetes
-import urllib3
-from kubernetes.client.exceptions import ApiException
 
+from crypto_mine.operator.kube_client import MERGE_PATCH, ApiError, KubeClient, resource_path
 from crypto_mine.operator.spec import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
-MERGE_PATCH = "application/merge-patch+json"
 # (connect, read) seconds for every call.
 REQUEST_TIMEOUT = (5.0, 20.0)
 RETRY_DELAY = 5.0
 _TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-
-_T = TypeVar("_T")
 
 
 class TargetError(Exception):
@@ -40,39 +35,34 @@ class TargetError(Exception):
         self.status = status
 
 
-def load_config() -> kubernetes.client.ApiClient:
-    """An API client from the in-cluster service account, else from ``KUBECONFIG``."""
-    try:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-    return kubernetes.client.ApiClient()
+@dataclass(frozen=True)
+class Target:
+    replicas: int
+    ready: int
 
 
 class KubeApi:
     """Scale subresource of the target Deployment, status of the QueueAutoscaler."""
 
-    def __init__(self, client: kubernetes.client.ApiClient) -> None:
-        self.apps = kubernetes.client.AppsV1Api(client)
-        self.custom = kubernetes.client.CustomObjectsApi(client)
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
 
-    async def read_replicas(self, namespace: str, name: str) -> int:
-        scale = await self._call(
-            f"reading the scale of Deployment {namespace}/{name}",
-            self.apps.read_namespaced_deployment_scale,
-            name,
-            namespace,
+    async def read_target(self, namespace: str, name: str) -> Target:
+        """Replicas and ready replicas, from the status subresource (what RBAC grants)."""
+        deployment = await self._call(
+            f"reading Deployment {namespace}/{name}",
+            "GET",
+            resource_path("apps/v1", namespace, "deployments", name, "status"),
         )
-        return int(scale.spec.replicas or 0) if scale.spec is not None else 0
+        spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+        return Target(int(spec.get("replicas") or 0), int(status.get("readyReplicas") or 0))
 
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
         await self._call(
             f"scaling Deployment {namespace}/{name} to {replicas}",
-            self.apps.patch_namespaced_deployment_scale,
-            name,
-            namespace,
+            "PATCH",
+            resource_path("apps/v1", namespace, "deployments", name, "scale"),
             {"spec": {"replicas": replicas}},
-            _content_type=MERGE_PATCH,
         )
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
@@ -80,14 +70,9 @@ class KubeApi:
         try:
             await self._call(
                 what,
-                self.custom.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
+                "PATCH",
+                resource_path(f"{GROUP}/{VERSION}", namespace, PLURAL, name, "status"),
                 {"status": dict(status)},
-                _content_type=MERGE_PATCH,
             )
         except TargetError as error:
             if error.status == 404:
@@ -95,27 +80,24 @@ class KubeApi:
             # A status the API server refuses will not be accepted by retrying either.
             log.error("%s failed: %s", what, error)
 
-    async def _call(self, what: str, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    async def _call(
+        self, what: str, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         try:
+            # Every write here is a merge patch (a GET sends no body, so no content type).
             return await asyncio.to_thread(
-                method, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs
+                self.client.request,
+                method,
+                path,
+                body,
+                content_type=MERGE_PATCH,
+                timeout=REQUEST_TIMEOUT,
             )
-        except ApiException as error:
+        except ApiError as error:
             if error.status in _TRANSIENT_STATUSES:
                 raise kopf.TemporaryError(
                     f"{what}: HTTP {error.status} {error.reason}", delay=RETRY_DELAY
                 ) from error
-            raise TargetError(f"{what}: {_message(error)}", error.status) from error
-        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise TargetError(f"{what}: {error.message}", error.status) from error
+        except OSError as error:
             raise kopf.TemporaryError(f"{what}: {error!r}", delay=RETRY_DELAY) from error
-
-
-def _message(error: ApiException) -> str:
-    """The Status message of an API error, else its reason."""
-    try:
-        body = json.loads(error.body or "")
-    except ValueError:
-        return str(error.reason)
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return str(error.reason)

@@ -39,6 +39,11 @@ scale_errors_total = Counter(
     ["namespace", "name"],
 )
 
+leader = Gauge(
+    f"{PREFIX}_leader",
+    "1 while this replica holds the leader Lease (or runs without election), else 0.",
+)
+
 _PER_RESOURCE = (desired_replicas, current_replicas, metric_value)
 
 

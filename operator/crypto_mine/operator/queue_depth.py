@@ -1,22 +1,48 @@
-"""Reading the queue depth: a Prometheus instant query, or the depth counter in Redis."""
+"""Reading the queue: its depth (a Prometheus instant query, or the depth counter in Redis),
+the age of its oldest job, and the rate clicks are applied at (Prometheus)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from crypto_mine.common.names import Keys
+from crypto_mine.common.queue_stats import read_stats
 from crypto_mine.operator.settings import OperatorSettings
 from crypto_mine.operator.spec import MetricSpec
 
+log = logging.getLogger(__name__)
+
 
 class MetricError(Exception):
-    """The queue depth could not be read; the message says where and why."""
+    """The queue depth could not be read.
+
+    The message says where and why in words of the operator's own: it ends up in the
+    QueueAutoscaler's conditions and Events, which its author reads, so it never carries text
+    fetched from the metric source. ``reason`` is the condition's reason.
+    """
+
+    def __init__(self, message: str, reason: str = "FailedGetMetric") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# Prometheus's documented errorType values: safe to repeat, unlike its error text.
+PROMETHEUS_ERROR_TYPES = frozenset(
+    {"timeout", "canceled", "execution", "bad_data", "internal", "unavailable", "not_found"}
+)
+RESULT_TYPES = frozenset({"matrix", "vector", "scalar", "string"})
+# An instant query for one number answers in a few hundred bytes; more is read no further.
+MAX_ANSWER_BYTES = 1 << 20
 
 
 async def read_queue_depth(
@@ -24,16 +50,67 @@ async def read_queue_depth(
 ) -> float:
     """The current queue depth (clicks waiting), or :class:`MetricError`."""
     if metric.source == "redis":
-        url = metric.redis_url or settings.redis_url
-        if not url:
-            raise MetricError("no Redis URL: set spec.metric.redisUrl or the operator's REDIS_URL")
-        return await read_redis_depth(url, settings.metric_timeout)
-    url = metric.prometheus_url or settings.prometheus_url
+        return await read_redis_depth(_redis_url(metric, settings), settings.metric_timeout)
+    url = _prometheus_url(metric, settings)
+    return await query_prometheus(http, url, metric.query, settings.metric_timeout)
+
+
+async def read_lag(
+    metric: MetricSpec, settings: OperatorSettings, http: aiohttp.ClientSession
+) -> float:
+    """Seconds the oldest waiting job has waited: ``metric.lagQuery``, or the queue's head."""
+    if metric.source == "redis":
+        url = _redis_url(metric, settings)
+        client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=settings.metric_timeout,
+            socket_connect_timeout=settings.metric_timeout,
+        )
+        try:
+            return (await read_stats(client)).lag_seconds
+        except (RedisError, OSError) as error:
+            raise MetricError(f"Redis at {redact(url)}: {_failure(error)}") from error
+        except ValueError:
+            raise MetricError(
+                f"Redis at {redact(url)}: the queue's keys do not hold numbers"
+            ) from None
+        finally:
+            await client.aclose()
+    url = _prometheus_url(metric, settings)
+    return await query_prometheus(http, url, metric.lag_query, settings.metric_timeout)
+
+
+async def read_drain_rate(
+    metric: MetricSpec, settings: OperatorSettings, http: aiohttp.ClientSession
+) -> float:
+    """Clicks applied per second, all replicas together (``metric.drainRateQuery``)."""
+    url = _prometheus_url(metric, settings)
+    return await query_prometheus(http, url, metric.drain_rate_query, settings.metric_timeout)
+
+
+def _redis_url(metric: MetricSpec, settings: OperatorSettings) -> str:
+    url = _allowed(metric.redis_url, settings) or settings.redis_url
+    if not url:
+        raise MetricError("no Redis URL: set spec.metric.redisUrl or the operator's REDIS_URL")
+    return url
+
+
+def _prometheus_url(metric: MetricSpec, settings: OperatorSettings) -> str:
+    url = _allowed(metric.prometheus_url, settings) or settings.prometheus_url
     if not url:
         raise MetricError(
             "no Prometheus URL: set spec.metric.prometheusUrl or the operator's PROMETHEUS_URL"
         )
-    return await query_prometheus(http, url, metric.query, settings.metric_timeout)
+    return url
+
+
+def _allowed(url: str | None, settings: OperatorSettings) -> str | None:
+    """The spec's own URL if the allow-list admits it; nothing is fetched from one it does not."""
+    if url is None or settings.metric_urls.admits(url):
+        return url
+    raise MetricError(
+        f"{redact(url)} is not in the operator's METRIC_URL_ALLOWLIST", "MetricUrlNotAllowed"
+    )
 
 
 async def query_prometheus(
@@ -44,29 +121,46 @@ async def query_prometheus(
     where = f"Prometheus at {redact(base_url)}"
     try:
         async with http.get(
-            endpoint, params={"query": query}, timeout=aiohttp.ClientTimeout(total=time_limit)
+            endpoint,
+            params={"query": query},
+            timeout=aiohttp.ClientTimeout(total=time_limit),
+            allow_redirects=False,
         ) as response:
-            payload: Any = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-        raise MetricError(f"{where}: {describe(error)}") from error
-    if not isinstance(payload, dict) or payload.get("status") != "success":
-        detail = payload.get("error") if isinstance(payload, dict) else payload
-        raise MetricError(f"{where}: query {query!r} failed: {detail}")
+            status = response.status
+            body = await response.content.read(MAX_ANSWER_BYTES + 1)
+    except TimeoutError as error:
+        raise MetricError(f"{where}: no answer within {time_limit:g}s") from error
+    except aiohttp.ClientError as error:
+        raise MetricError(f"{where}: {_failure(error)}") from error
+    if len(body) > MAX_ANSWER_BYTES:
+        raise MetricError(f"{where}: HTTP {status}, the answer exceeds {MAX_ANSWER_BYTES} bytes")
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        raise MetricError(f"{where}: HTTP {status}, the answer is not JSON") from None
+    if not isinstance(payload, dict):
+        raise MetricError(f"{where}: HTTP {status}, the answer is not a query result")
+    if payload.get("status") != "success":
+        kind = payload.get("errorType")
+        known = f" ({kind})" if kind in PROMETHEUS_ERROR_TYPES else ""
+        # The error text is Prometheus's (it can quote the query): the log only, shortened.
+        log.warning("%s: query failed: %.200s", where, str(payload.get("error")))
+        raise MetricError(f"{where}: HTTP {status}, the query failed{known}")
     try:
         data = payload["data"]
-        if data["resultType"] == "scalar":
+        kind = data["resultType"]
+        if kind == "scalar":
             value = float(data["result"][1])
-        elif data["resultType"] == "vector":
+        elif kind == "vector":
             if not data["result"]:
-                raise MetricError(f"{where}: query {query!r} returned no series")
+                raise MetricError(f"{where}: the query returned no series")
             value = sum(float(sample["value"][1]) for sample in data["result"])
         else:
-            raise MetricError(
-                f"{where}: query {query!r} returned a {data['resultType']}, not a vector or scalar"
-            )
+            shown = kind if kind in RESULT_TYPES else "result of an unknown type"
+            raise MetricError(f"{where}: the query returned a {shown}, not a vector or scalar")
     except (KeyError, IndexError, TypeError, ValueError) as error:
-        raise MetricError(f"{where}: unexpected answer to {query!r}: {describe(error)}") from error
-    return _finite(value, f"{where}: query {query!r}")
+        raise MetricError(f"{where}: the answer is not a query result") from error
+    return _finite(value, f"{where}: the query")
 
 
 async def read_redis_depth(url: str, time_limit: float) -> float:
@@ -78,7 +172,7 @@ async def read_redis_depth(url: str, time_limit: float) -> float:
     try:
         raw = await client.get(Keys.queue_depth)
     except (RedisError, OSError) as error:
-        raise MetricError(f"{where}: {describe(error)}") from error
+        raise MetricError(f"{where}: {_failure(error)}") from error
     finally:
         await client.aclose()
     if raw is None:
@@ -86,10 +180,23 @@ async def read_redis_depth(url: str, time_limit: float) -> float:
     try:
         return _finite(float(raw), f"{where}: key {Keys.queue_depth}")
     except ValueError:
-        shown = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-        raise MetricError(
-            f"{where}: key {Keys.queue_depth} holds {shown!r}, not a number"
-        ) from None
+        raise MetricError(f"{where}: key {Keys.queue_depth} does not hold a number") from None
+
+
+def _failure(error: BaseException) -> str:
+    """What went wrong, in the operator's words: server-sent text (a Redis error reply, an
+    HTTP reason phrase) is never repeated."""
+    if isinstance(error, AuthenticationError):
+        return "authentication failed"
+    if isinstance(error, (RedisTimeoutError, TimeoutError, aiohttp.ServerTimeoutError)):
+        return "timed out"
+    if isinstance(error, ResponseError):
+        return "Redis answered with an error"
+    if isinstance(error, (RedisConnectionError, OSError, aiohttp.ClientConnectionError)):
+        return f"cannot connect ({type(error).__name__})"
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"HTTP {error.status}"
+    return type(error).__name__
 
 
 def redact(url: str) -> str:
@@ -100,12 +207,6 @@ def redact(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urlunsplit(parts._replace(netloc=user + netloc))
-
-
-def describe(error: BaseException) -> str:
-    """``Type: message``, or the type alone for exceptions without a message (timeouts)."""
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _finite(value: float, what: str) -> float:

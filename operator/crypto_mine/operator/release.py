@@ -17,31 +17,27 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from typing import Any, cast
-
-from kubernetes.client import CustomObjectsApi
-from kubernetes.client.exceptions import ApiException
 
 from crypto_mine.common.logs import configure_logging
-from crypto_mine.operator.kube import load_config
+from crypto_mine.operator.kube_client import MERGE_PATCH, ApiError, KubeClient, resource_path
 from crypto_mine.operator.spec import FINALIZER, GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
 
-def names(api: CustomObjectsApi, namespace: str, selector: str) -> list[str]:
-    found = api.list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, label_selector=selector
-    )
-    listed = cast(dict[str, Any], found)
+def _path(namespace: str, name: str = "") -> str:
+    return resource_path(f"{GROUP}/{VERSION}", namespace, PLURAL, name)
+
+
+def names(client: KubeClient, namespace: str, selector: str) -> list[str]:
+    listed = client.request("GET", _path(namespace), query={"labelSelector": selector})
     return [item["metadata"]["name"] for item in listed["items"]]
 
 
-def release_finalizer(api: CustomObjectsApi, namespace: str, name: str) -> None:
+def release_finalizer(client: KubeClient, namespace: str, name: str) -> None:
     """Take the operator's finalizer off one QueueAutoscaler (if it is still there)."""
     try:
-        found = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        body = cast(dict[str, Any], found)
+        body = client.request("GET", _path(namespace, name))
         finalizers = body["metadata"].get("finalizers") or []
         if FINALIZER not in finalizers:
             return
@@ -52,27 +48,27 @@ def release_finalizer(api: CustomObjectsApi, namespace: str, name: str) -> None:
                 "resourceVersion": body["metadata"]["resourceVersion"],
             }
         }
-        api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
+        client.request("PATCH", _path(namespace, name), patch, content_type=MERGE_PATCH)
         log.warning("finalizer of QueueAutoscaler %s/%s removed (no operator)", namespace, name)
-    except ApiException as error:
+    except ApiError as error:
         if error.status != 404:
             raise
 
 
-def release(api: CustomObjectsApi, namespace: str, selector: str, timeout: float) -> int:
+def release(client: KubeClient, namespace: str, selector: str, timeout: float) -> int:
     """Delete the selected QueueAutoscalers and see them gone; returns how many there were."""
-    doomed = names(api, namespace, selector)
+    doomed = names(client, namespace, selector)
     for name in doomed:
         try:
-            api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        except ApiException as error:
+            client.request("DELETE", _path(namespace, name))
+        except ApiError as error:
             if error.status != 404:
                 raise
     deadline = time.monotonic() + timeout
-    while (left := names(api, namespace, selector)) and time.monotonic() < deadline:
+    while (left := names(client, namespace, selector)) and time.monotonic() < deadline:
         time.sleep(0.5)
     for name in left:
-        release_finalizer(api, namespace, name)
+        release_finalizer(client, namespace, name)
     return len(doomed)
 
 
@@ -83,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds for the operator")
     args = parser.parse_args(argv)
     configure_logging("operator-release", "INFO")
-    count = release(CustomObjectsApi(load_config()), args.namespace, args.selector, args.timeout)
+    count = release(KubeClient(), args.namespace, args.selector, args.timeout)
     log.info("%d QueueAutoscaler(s) of %s in %s deleted", count, args.selector, args.namespace)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from crypto_mine.operator.decision import Policy, StepRule
+from crypto_mine.operator.decision import Fallback, Policy, StepRule
 
 GROUP = "autoscaling.crypto-mine.io"
 VERSION = "v1alpha1"
@@ -22,6 +22,10 @@ FINALIZER = f"{GROUP}/finalizer"
 
 SOURCES = ("prometheus", "redis")
 DEFAULT_QUERY = "sum(mining_click_queue_depth)"
+# Clicks applied per second, all replicas together, for targetDrainSeconds.
+DEFAULT_DRAIN_RATE_QUERY = "sum(rate(mining_worker_processed_total[1m]))"
+# Seconds the oldest waiting job has waited, for targetLagSeconds (source prometheus).
+DEFAULT_LAG_QUERY = "max(mining_worker_lag_seconds)"
 
 
 class SpecError(ValueError):
@@ -34,6 +38,8 @@ class MetricSpec:
     query: str
     prometheus_url: str | None
     redis_url: str | None
+    drain_rate_query: str = DEFAULT_DRAIN_RATE_QUERY
+    lag_query: str = DEFAULT_LAG_QUERY
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,11 @@ class AutoscalerSpec:
     scale_up: StepRule
     scale_down: StepRule
     paused: bool
+    target_drain_seconds: int | None = None
+    target_lag_seconds: int | None = None
+    activation_threshold: float = 0.0
+    cooldown_period: int = 300
+    fallback: Fallback | None = None
 
     @property
     def policy(self) -> Policy:
@@ -59,6 +70,11 @@ class AutoscalerSpec:
             scale_down=self.scale_down,
             period=self.poll_interval,
             paused=self.paused,
+            target_drain_seconds=self.target_drain_seconds,
+            target_lag_seconds=self.target_lag_seconds,
+            activation=self.activation_threshold,
+            cooldown=self.cooldown_period,
+            fallback=self.fallback,
         )
 
 
@@ -79,6 +95,10 @@ def parse_spec(spec: Mapping[str, Any]) -> AutoscalerSpec:
         query=_string(metric, "metric.query", "query", DEFAULT_QUERY),
         prometheus_url=_optional_string(metric, "metric.prometheusUrl", "prometheusUrl"),
         redis_url=_optional_string(metric, "metric.redisUrl", "redisUrl"),
+        drain_rate_query=_string(
+            metric, "metric.drainRateQuery", "drainRateQuery", DEFAULT_DRAIN_RATE_QUERY
+        ),
+        lag_query=_string(metric, "metric.lagQuery", "lagQuery", DEFAULT_LAG_QUERY),
     )
 
     behavior = _object(spec, "behavior")
@@ -96,15 +116,20 @@ def parse_spec(spec: Mapping[str, Any]) -> AutoscalerSpec:
             stabilization_window=_int(
                 up, "stabilizationWindowSeconds", 0, low=0, high=3600, path="behavior.scaleUp"
             ),
-            max_step=_int(up, "maxStepPods", 4, low=1, path="behavior.scaleUp"),
+            max_step=_optional_int(up, "maxStepPods", low=1, path="behavior.scaleUp", default=4),
         ),
         scale_down=StepRule(
             stabilization_window=_int(
                 down, "stabilizationWindowSeconds", 300, low=0, high=3600, path="behavior.scaleDown"
             ),
-            max_step=_int(down, "maxStepPods", 1, low=1, path="behavior.scaleDown"),
+            max_step=_optional_int(down, "maxStepPods", low=1, path="behavior.scaleDown"),
         ),
         paused=_bool(spec, "paused", False),
+        target_drain_seconds=_optional_int(spec, "targetDrainSeconds", low=1, high=86400),
+        target_lag_seconds=_optional_int(spec, "targetLagSeconds", low=1, high=86400),
+        activation_threshold=_int(spec, "activationThreshold", 0, low=0),
+        cooldown_period=_int(spec, "cooldownPeriodSeconds", 300, low=0, high=86400),
+        fallback=_fallback(spec),
     )
     if parsed.min_replicas > parsed.max_replicas:
         raise SpecError(
@@ -162,6 +187,32 @@ def _int(
         bounds = f"at least {low}" if high is None else f"between {low} and {high}"
         raise SpecError(f"{where} must be {bounds}, got {value}")
     return value
+
+
+def _fallback(spec: Mapping[str, Any]) -> Fallback | None:
+    if spec.get("fallback") is None:
+        return None
+    fallback = _object(spec, "fallback")
+    if "replicas" not in fallback:
+        raise SpecError("spec.fallback.replicas is required")
+    return Fallback(
+        failure_threshold=_int(fallback, "failureThreshold", 3, low=1, path="fallback"),
+        replicas=_int(fallback, "replicas", 0, low=0, path="fallback"),
+    )
+
+
+def _optional_int(
+    parent: Mapping[str, Any],
+    key: str,
+    *,
+    low: int,
+    high: int | None = None,
+    path: str | None = None,
+    default: int | None = None,
+) -> int | None:
+    if parent.get(key, default) is None:
+        return None
+    return _int(parent, key, default or 0, low=low, high=high, path=path)
 
 
 def _bool(parent: Mapping[str, Any], key: str, default: bool) -> bool:

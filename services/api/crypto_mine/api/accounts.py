@@ -7,16 +7,14 @@ A pooled MongoDB connection that died with a restarted server fails the first wr
 the index creation and the insert are tried once more on a fresh connection, and a retried
 insert that meets its own first attempt (same id, same username) counts as done.
 
-Sign-up attempts are limited per client IP (``REGISTER_MAX_ATTEMPTS`` per
-``REGISTER_WINDOW_SECONDS``) with the login limiter's script, counted before any work and
-failing closed the same way, so a flood of sign-ups cannot burn argon2 time or user ids.
+Sign-up attempts are limited per client IP before any work (``attempt_limits.py``). The most
+common passwords, and the username as a password, are refused (``passwords.py``).
 
-Login: input checks -> attempt limit -> user lookup -> argon2 verify -> token. The limit
-counts every attempt per client IP and per username in one Redis script *before* the password
-is checked, so parallel guesses cannot slip past it; a successful login then gives its attempt
-back to the address and clears the username's counter, so in effect only failures count. With
-Redis unreachable, login answers ``503``: the limiter never fails open. An unknown username
-is verified against a dummy hash, so both kinds of failure cost the same time.
+Login: input checks -> attempt limits (``attempt_limits.py``: per username and client, per
+client, and delays per username that spare the account's own devices) -> user lookup ->
+argon2 verify -> token and device cookie. With Redis unreachable, login answers ``503``: the
+limits never fail open. An unknown username is verified against a dummy hash, so both kinds of
+failure cost the same time.
 """
 
 from __future__ import annotations
@@ -31,22 +29,25 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect, DuplicateKeyError, PyMongoError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from crypto_mine.common.ids import AllocatorError, AllocatorUnavailable, IdAllocatorClient
-from crypto_mine.common.names import Collections, Keys
+from crypto_mine.common.mongo import primary
+from crypto_mine.common.names import Collections
 
+from . import jsonbody
+from .attempt_limits import AttemptLimiter, AttemptLimits
 from .auth import COOKIE, issue_token
 from .clientip import client_ip
+from .devices import DeviceCookies
 from .errors import ApiError, JSONResponse
+from .passwords import check_new_password, common_passwords
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -56,46 +57,6 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 256
 # argon2 needs 64 MiB and a core for ~0.1 s per hash: bound how many run at once.
 HASH_THREADS = max(2, os.cpu_count() or 2)
 
-# KEYS: the attempt counters (per IP, per username); ARGV: max attempts, window in ms.
-# Returns {0, 0} when the attempt is counted, else {blocking key's index, ms until it frees}.
-ATTEMPT_SCRIPT = """
-local limit = tonumber(ARGV[1])
-local blocked, wait = 0, 0
-for i, key in ipairs(KEYS) do
-  if tonumber(redis.call('GET', key) or '0') >= limit then
-    local ttl = redis.call('PTTL', key)
-    if ttl < 0 then
-      redis.call('PEXPIRE', key, ARGV[2])
-      ttl = tonumber(ARGV[2])
-    end
-    if ttl > wait then
-      blocked, wait = i, ttl
-    end
-  end
-end
-if blocked > 0 then
-  return {blocked, wait}
-end
-for _, key in ipairs(KEYS) do
-  if redis.call('INCR', key) == 1 then
-    redis.call('PEXPIRE', key, ARGV[2])
-  end
-end
-return {0, 0}
-"""
-
-# KEYS[1]: the IP's counter, which gets the successful attempt back; KEYS[2]: the username's.
-FORGIVE_SCRIPT = """
-if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
-  redis.call('DECR', KEYS[1])
-end
-redis.call('DEL', KEYS[2])
-return 0
-"""
-
-LOGIN_SCOPES = ("ip", "username")
-REGISTER_SCOPES = ("ip",)
-
 
 def invalid(detail: str) -> ApiError:
     return ApiError(400, "invalid_body", detail)
@@ -103,10 +64,8 @@ def invalid(detail: str) -> ApiError:
 
 async def read_credentials(request: Request) -> tuple[str, str]:
     """``(username, password)`` of a body ``{"username": ..., "password": ...}``, checked."""
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as error:
-        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {error}") from None
+    jsonbody.require_json(request.headers.get("content-type"))
+    body = jsonbody.parse(await request.body())
     if not isinstance(body, dict):
         raise invalid("The body must be a JSON object with 'username' and 'password'.")
     unknown = sorted(set(body) - {"username", "password"})
@@ -146,8 +105,21 @@ class AccountEndpoints:
         self.settings = settings
         self.users = database[Collections.users]
         self.allocator = allocator
-        self.attempt = redis.register_script(ATTEMPT_SCRIPT)
-        self.forgive = redis.register_script(FORGIVE_SCRIPT)
+        self.limiter = AttemptLimiter(
+            redis,
+            AttemptLimits(
+                login_max_failures=settings.login_max_attempts,
+                login_ip_max_attempts=settings.login_ip_max_attempts,
+                login_window_seconds=settings.login_window_seconds,
+                login_max_delay_seconds=settings.login_delay_max_seconds,
+                register_max_attempts=settings.register_max_attempts,
+                register_window_seconds=settings.register_window_seconds,
+            ),
+        )
+        self.devices = DeviceCookies(
+            settings.jwt_secret, settings.login_device_ttl_seconds, settings.auth_cookie_secure
+        )
+        common_passwords()  # read the list now, not during the first sign-up
         self.hasher = PasswordHasher()
         self.hash_limiter = anyio.CapacityLimiter(HASH_THREADS)
         self._indexed = False
@@ -165,15 +137,10 @@ class AccountEndpoints:
     async def register(self, request: Request) -> Response:
         self._issuing()
         username, password = await read_credentials(request)
+        check_new_password(username, password)
         key = username_key(username)
         ip = client_ip(request, self.settings.trusted_proxies)
-        await self._count_attempt(
-            [Keys.register_attempts(ip)],
-            REGISTER_SCOPES,
-            self.settings.register_max_attempts,
-            self.settings.register_window_seconds,
-            "sign-up",
-        )
+        await self.limiter.sign_up(ip)
         await self._ensure_index()
         if await self.users.find_one({"usernameKey": key}, {"_id": 1}) is not None:
             raise taken(username)
@@ -191,36 +158,27 @@ class AccountEndpoints:
         if not await self._insert(user):
             raise taken(username)
         log.info("user registered", extra={"userId": user_id})
-        return self._signed_in(user_id, username, 201)
+        return self._signed_in(user_id, username, 201, key)
 
     async def login(self, request: Request) -> Response:
         self._issuing()
         username, password = await read_credentials(request)
         key = username_key(username)
         ip = client_ip(request, self.settings.trusted_proxies)
-        counters = [Keys.login_attempts("ip", ip), Keys.login_attempts("username", key)]
-        await self._count_attempt(
-            counters,
-            LOGIN_SCOPES,
-            self.settings.login_max_attempts,
-            self.settings.login_window_seconds,
-            "login",
-        )
+        trusted = self.devices.trusted(request, key)
+        await self.limiter.log_in(key, ip, trusted)
         user = await self.users.find_one({"usernameKey": key})
         if user is not None:
             stored = str(user["passwordHash"])
         else:
             stored = await anyio.to_thread.run_sync(dummy_hash, limiter=self.hash_limiter)
         if not await self._verify(stored, password) or user is None:
-            log.info("login failed", extra={"username": key, "ip": ip})
+            log.info("login failed", extra={"username": key, "ip": ip, "trustedDevice": trusted})
             raise ApiError(401, "invalid_credentials", "The username or password is wrong.")
         user_id = str(user["_id"])
-        try:
-            await self.forgive(keys=counters)
-        except RedisError as error:  # the attempt stays counted; the login still succeeds
-            log.warning("login counters not reset: %s", error)
+        await self.limiter.logged_in(key, ip)
         await self._rehash_if_needed(user_id, stored, password)
-        return self._signed_in(user_id, str(user["username"]), 200)
+        return self._signed_in(user_id, str(user["username"]), 200, key)
 
     async def _ensure_index(self) -> None:
         if self._indexed:
@@ -247,7 +205,7 @@ class AccountEndpoints:
             await self.users.insert_one(user)
         except DuplicateKeyError:
             mine = {"_id": user["_id"], "usernameKey": user["usernameKey"]}
-            return await self.users.find_one(mine, {"_id": 1}) is not None
+            return await primary(self.users).find_one(mine, {"_id": 1}) is not None
         return True
 
     async def _new_user_id(self) -> str:
@@ -272,22 +230,6 @@ class AccountEndpoints:
             ) from None
         return str(user_id)
 
-    async def _count_attempt(
-        self, counters: list[str], scopes: tuple[str, ...], limit: int, window: int, what: str
-    ) -> None:
-        """Count one attempt on every counter, or raise ``429`` naming the exhausted one."""
-        blocked, wait_ms = await self.attempt(keys=counters, args=[limit, window * 1000])
-        if int(blocked):
-            scope = scopes[int(blocked) - 1]
-            retry_after = max(1, math.ceil(int(wait_ms) / 1000))
-            raise ApiError(
-                429,
-                "too_many_attempts",
-                f"Too many {what} attempts for this {scope}; retry after {retry_after} s.",
-                {"Retry-After": str(retry_after)},
-                limit=scope,
-            )
-
     async def _verify(self, stored: str, password: str) -> bool:
         try:
             return bool(
@@ -310,7 +252,7 @@ class AccountEndpoints:
         except PyMongoError as error:
             log.warning("password hash of %s not upgraded: %s", user_id, error)
 
-    def _signed_in(self, user_id: str, username: str, status: int) -> Response:
+    def _signed_in(self, user_id: str, username: str, status: int, key: str) -> Response:
         token = issue_token(self.settings, user_id)
         response = JSONResponse(
             {"userId": user_id, "username": username, "token": token},
@@ -326,6 +268,7 @@ class AccountEndpoints:
             httponly=True,
             samesite="lax",
         )
+        self.devices.set(response, key)
         return response
 
 

@@ -1,16 +1,20 @@
 """Admission of clicks: limits, idempotency, backpressure and enqueue in one Redis round trip.
 
-Concurrent requests are coalesced: while a script call is in flight, new clicks wait in a
-list, and the next call carries all of them (up to ``batch_max_clicks``). Each call runs the
+Concurrent requests are coalesced (``batching.py``): while a script call is in flight, new
+clicks wait in a list, and the next call carries all of them (up to ``batch_max_clicks``,
+``batch_concurrency`` calls in flight per process). Each call runs the
 Lua steps in ``lua/`` atomically; the accepted clicks join the job still waiting at the tail
 of the RQ queue, or a new one (``lua/enqueue.lua``), so jobs grow to ``job_max_clicks`` while
 workers are busy. A click is answered ``202`` only after that call returned, so it is in
 Redis, with its idempotency record, in the same atomic step.
+
+Before its script runs, a batch's keys are looked up in MongoDB (``applied.py``, one read):
+Redis holds records for a window only, and a key repeated after it is found there and
+answered with its stored outcome by the same script, instead of being taken as new.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -37,6 +41,8 @@ from crypto_mine.common.names import (
     Keys,
 )
 
+from .applied import AppliedClicks
+from .batching import Batcher
 from .settings import ApiSettings, Bucket
 
 log = logging.getLogger(__name__)
@@ -44,9 +50,10 @@ log = logging.getLogger(__name__)
 STEPS = ("clock", "limits", "idempotency", "backpressure", "enqueue", "admit")
 
 
-def load_script() -> str:
+def load_script(steps: tuple[str, ...] = STEPS) -> str:
+    """The Lua files of ``steps``, in order, as one script."""
     folder = resources.files(__package__) / "lua"
-    return "\n".join((folder / f"{step}.lua").read_text() for step in STEPS)
+    return "\n".join((folder / f"{step}.lua").read_text() for step in steps)
 
 
 class Outcome(IntEnum):
@@ -68,7 +75,10 @@ class Click:
     ip: str
     key: str
     clicks: int
-    fingerprint: str
+
+
+def clicks_of(click: Click) -> int:
+    return click.clicks
 
 
 class Admission(NamedTuple):
@@ -129,88 +139,38 @@ class JobTemplate:
         return fields
 
 
-def _expire(future: asyncio.Future[Admission]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError("the click waited too long for admission"))
-
-
 class Admitter:
-    """Runs the admission script for batches of concurrent clicks."""
+    """Runs the admission script for batches of concurrent clicks (``batching.py``)."""
 
-    def __init__(self, redis: Redis, settings: ApiSettings) -> None:
+    def __init__(self, redis: Redis, settings: ApiSettings, applied: AppliedClicks) -> None:
         self.redis = redis
         self.settings = settings
+        self.applied = applied
         self.script = redis.register_script(load_script())
         self.template = JobTemplate(settings)
         self.policies = (settings.global_bucket, settings.user_bucket, settings.ip_bucket)
         self._limits = [
             str(value) for bucket in self.policies for value in (bucket.rate, bucket.burst)
         ]
-        self._pending: list[tuple[Click, asyncio.Future[Admission]]] = []
-        self._running = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.batcher: Batcher[Click, Admission] = Batcher(
+            self._run,
+            concurrency=settings.batch_concurrency,
+            max_weight=settings.batch_max_clicks,
+            timeout=settings.admission_timeout_seconds,
+            what="admission",
+            weight=clicks_of,
+        )
 
     async def admit(self, click: Click) -> Admission:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Admission] = loop.create_future()
-        self._pending.append((click, future))
-        if self._running < self.settings.batch_concurrency:
-            self._running += 1
-            task = asyncio.create_task(self._drain())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        # A timer rather than asyncio.wait_for, which costs every click a second future and
-        # its callbacks: a click still waiting when it fires fails, and is never sent.
-        timer = loop.call_later(self.settings.admission_timeout_seconds, _expire, future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        return await self.batcher.submit(click)
 
     async def close(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch = self._take()
-                if not batch:
-                    continue
-                try:
-                    admissions = await self._run([click for click, _ in batch])
-                except Exception as error:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for (_, future), admission in zip(batch, admissions, strict=True):
-                    if not future.done():
-                        future.set_result(admission)
-        finally:
-            self._running -= 1
-
-    def _take(self) -> list[tuple[Click, asyncio.Future[Admission]]]:
-        """Up to ``batch_max_clicks`` clicks of the pending ones, oldest first.
-
-        A click whose request already gave up (admission timeout, client gone) was answered
-        ``503`` or nothing: it is dropped here, never sent, so it cannot be queued unseen.
-        """
-        budget = self.settings.batch_max_clicks
-        batch = []
-        seen = 0
-        for seen, (click, future) in enumerate(self._pending, start=1):  # noqa: B007
-            if future.done():
-                continue
-            batch.append((click, future))
-            budget -= click.clicks
-            if budget <= 0:
-                break
-        del self._pending[:seen]
-        return batch
+        await self.batcher.close()
 
     async def _run(self, clicks: list[Click]) -> list[Admission]:
+        stored = await self.applied.find([(click.user_id, click.key) for click in clicks]) or {}
         job_id = uuid.uuid4().hex
+        at = int(time.time() * 1000)
         fields = self.template.fields()
         keys = [
             Keys.global_bucket,
@@ -231,9 +191,10 @@ class Admitter:
             sum(click.clicks for click in clicks),
             len(fields) // 2,
             Keys.batch_prefix,
+            self.settings.idempotency_window_seconds,
+            at,
             *fields,
         ]
-        at = int(time.time() * 1000)
         for click in clicks:
             keys += [
                 Keys.user_bucket(click.user_id),
@@ -241,7 +202,12 @@ class Admitter:
                 Keys.click(click.user_id, click.key),
             ]
             payload = {"user": click.user_id, "key": click.key, "clicks": click.clicks, "at": at}
-            args += [click.fingerprint, click.clicks, orjson.dumps(payload)]
+            record = stored.get((click.user_id, click.key))
+            args += [
+                click.clicks,
+                orjson.dumps(payload),
+                " ".join(record.fields()) if record else "",
+            ]
         started = time.perf_counter()
         depth, enqueued, results = await self.script(keys=keys, args=args)
         REDIS_LATENCY.labels("admit").observe((time.perf_counter() - started) * 1000)

@@ -4,51 +4,62 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
-from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from crypto_mine.common.ids import IdAllocatorClient
 from crypto_mine.common.mongo import async_mongo_client
+from crypto_mine.common.queue_reporter import AsyncQueueReporter
 from crypto_mine.common.redis import async_redis_client
 
 from .accounts import AccountEndpoints
 from .admission import Admitter
+from .api_limit import ApiLimitMiddleware
+from .applied import AppliedClicks
 from .auth import Authenticator
 from .body_limit import BodyLimitMiddleware
 from .clicks import ClickEndpoints
 from .compression import Compression
+from .cors import with_cors
 from .errors import EXCEPTION_HANDLERS, JSONResponse
-from .events import EventEndpoint, EventHub
+from .events import EventEndpoint, EventFeeds, EventHub
 from .health import HealthEndpoints
 from .hot_path import ClickHotPath
 from .inline import InlineApplier
+from .live_socket import LiveSocket
+from .logout import LogoutEndpoint
 from .mobile import MobileEndpoint
 from .observability import Performance, TimingMiddleware
 from .openapi import document
 from .page import DemoPage
+from .reads import Reads
+from .security_headers import SecurityHeaders
 from .settings import ApiSettings
+from .shedding import Shedding
 from .status import StatusEndpoint
 
 log = logging.getLogger(__name__)
 
 
 class Api(Starlette):
-    """Starlette, with one path answered before all of its layers (``ClickHotPath``)."""
+    """Starlette, with layers before all of its own: one path answered there (``ClickHotPath``),
+    CORS around everything when ``CORS_ORIGIN`` names origins, the load shedding in front of
+    both (``Shedding``), and outside of all the headers of every answer (``SecurityHeaders``)."""
 
-    def __init__(self, hot_path: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
-        self.hot_path = hot_path
+    def __init__(self, outer: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self.outer = outer
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return self.hot_path(super().build_middleware_stack())
+        return self.outer(super().build_middleware_stack())
 
 
 def create_app(settings: ApiSettings | None = None) -> Starlette:
@@ -57,7 +68,8 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     mongo = async_mongo_client(settings.mongo)
     database = mongo[settings.mongo.database]
     auth = Authenticator(settings)
-    admitter = Admitter(redis, settings)
+    applied = AppliedClicks(database, settings.idempotency_lookup_timeout)
+    admitter = Admitter(redis, settings, applied)
     performance = Performance()
     inline = None
     if not settings.use_queue:
@@ -66,14 +78,24 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             "for development and tests only"
         )
         inline = InlineApplier(settings)
-    clicks = ClickEndpoints(settings, auth, admitter, redis, inline)
-    status = StatusEndpoint(settings, auth, redis, database)
+    reads = Reads(redis, settings.redis.socket_timeout)
+    clicks = ClickEndpoints(settings, auth, admitter, reads, applied, inline)
+    status = StatusEndpoint(settings, auth, redis, reads, database)
     hub = EventHub(settings.redis, redis)
-    events = EventEndpoint(settings, auth, redis, hub, status)
-    page = DemoPage()
-    allocator = IdAllocatorClient(settings.id_allocator_url, settings.id_allocator_timeout)
+    feeds = EventFeeds(settings, redis, hub, status)
+    events = EventEndpoint(auth, feeds)
+    live = LiveSocket(settings, auth, feeds)
+    page = DemoPage(settings.cdn_base_url)
+    allocator = IdAllocatorClient(
+        settings.id_allocator_url,
+        settings.id_allocator_timeout,
+        token=settings.id_allocator_token,
+    )
     accounts = AccountEndpoints(settings, redis, database, allocator)
-    health = HealthEndpoints(settings, redis, database, performance)
+    logout = LogoutEndpoint(settings, auth, redis)
+    # Every process of the pod shares the pod's identity (see AsyncQueueReporter).
+    reporter = AsyncQueueReporter(redis, f"api:{socket.gethostname()}")
+    health = HealthEndpoints(settings, redis, database, performance, reporter)
     openapi = document(settings.max_clicks_per_request)
 
     async def openapi_json(_: Request) -> Response:
@@ -81,10 +103,13 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        reporter.start()
         try:
             yield
         finally:
+            await reporter.stop()
             await admitter.close()
+            await reads.close()
             await hub.close()
             if inline is not None:
                 inline.close()
@@ -95,33 +120,56 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     routes = [
         Route("/api/auth/register", accounts.register, methods=["POST"]),
         Route("/api/auth/login", accounts.login, methods=["POST"]),
+        Route("/api/auth/logout", logout.logout, methods=["POST"]),
         # POST is answered by ClickHotPath before routing; the route answers other methods (405).
         Route("/api/mining/click", clicks.click, methods=["POST"]),
         Route("/api/mining/click/status", clicks.status, methods=["GET"]),
         Route("/api/mining/status", status.get),
         Route("/api/mining/events", events.stream, methods=["GET"]),
+        WebSocketRoute("/api/mining/ws", live.connect),
+        Route("/api/mining/ws", live.upgrade_required, methods=["GET"]),
         Route("/api/queue/stats", health.queue_stats, methods=["GET"]),
         Route("/api/mobile-app/apk", MobileEndpoint(settings).get),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/api/health", health.health, methods=["GET"]),
+        Route("/health", health.health, methods=["GET"]),  # the scaling guide's path
         Route("/api/metrics", health.metrics, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/", page.index, methods=["GET"]),
         Route("/static/{asset}", page.asset, methods=["GET"]),
     ]
-    middleware = [
-        Middleware(TimingMiddleware, performance=performance),
+    middleware = [Middleware(TimingMiddleware, performance=performance)]
+    if settings.api_bucket is not None:
+        middleware.append(
+            Middleware(
+                ApiLimitMiddleware,
+                redis=redis,
+                bucket=settings.api_bucket,
+                trusted_proxies=settings.trusted_proxies,
+            )
+        )
+    middleware += [
         Middleware(Compression, minimum_size=settings.gzip_min_bytes),
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
     ]
-    return Api(
-        partial(
-            ClickHotPath,
+
+    def outer(app: ASGIApp) -> ASGIApp:
+        hot = ClickHotPath(
+            app,
             endpoint=clicks.click,
             performance=performance,
             max_body_bytes=settings.max_body_bytes,
-        ),
+        )
+        with_cors_or_not = with_cors(hot, settings.cors_origins) if settings.cors_origins else hot
+        return SecurityHeaders(
+            Shedding(with_cors_or_not, settings.max_requests_in_flight, performance),
+            hsts_max_age=settings.hsts_max_age,
+            trusted_proxies=settings.trusted_proxies,
+        )
+
+    return Api(
+        outer,
         routes=routes,
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -12,7 +12,6 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive
@@ -21,12 +20,14 @@ from crypto_mine.common.failures import TransientFailure
 from crypto_mine.common.names import Keys
 from crypto_mine.common.records import COMPLETED, FAILED, QUEUED, ClickRecord, Field
 
-from . import idempotency, limits
+from . import idempotency, jsonbody, limits
 from .admission import Admission, Admitter, Click, Outcome
+from .applied import AppliedClicks
 from .auth import Authenticator
 from .clientip import client_ip
-from .errors import ApiError, JSONResponse
+from .errors import ApiError, JSONResponse, unavailable
 from .inline import InlineApplier
+from .reads import Reads
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,7 @@ async def read_body(request: Request, max_clicks: int) -> dict[str, Any]:
     raw = await read_all(request.receive)
     if not raw.strip():
         return {"clicks": 1}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {error}") from None
+    body = jsonbody.parse(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "The body must be a JSON object.")
     unknown = sorted(set(body) - {"clicks"})
@@ -79,13 +77,15 @@ class ClickEndpoints:
         settings: ApiSettings,
         auth: Authenticator,
         admitter: Admitter,
-        redis: Any,
+        reads: Reads,
+        applied: AppliedClicks,
         inline: InlineApplier | None = None,
     ) -> None:
         self.settings = settings
         self.auth = auth
         self.admitter = admitter
-        self.redis = redis
+        self.reads = reads
+        self.applied = applied
         self.inline = inline
         self.policy_header = limits.policies(admitter.policies)
 
@@ -98,7 +98,6 @@ class ClickEndpoints:
             ip=client_ip(request, self.settings.trusted_proxies),
             key=key,
             clicks=body["clicks"],
-            fingerprint=idempotency.fingerprint(body),
         )
         admission = await self.admitter.admit(click)
         if admission.outcome is Outcome.FULL:
@@ -165,7 +164,7 @@ class ClickEndpoints:
                     "retry with the same Idempotency-Key.",
                     {"Retry-After": "1"},
                 ) from None
-            raw = await self.redis.hgetall(Keys.click(user_id, key)) or raw
+            raw = await self.reads.hash(Keys.click(user_id, key)) or raw
         record = ClickRecord.from_hash(key, raw)
         if admission.outcome is Outcome.REPLAYED:
             headers[REPLAY_HEADER] = "true"
@@ -176,9 +175,15 @@ class ClickEndpoints:
     async def status(self, request: Request) -> Response:
         user_id = await self.auth.user_id(request)
         key = idempotency.parse_key(request.query_params.get("key"), "The 'key' query parameter")
-        raw = await self.redis.hgetall(Keys.click(user_id, key))
-        if not raw:
-            raise ApiError(404, "not_found", "No click with this key is known for this user.")
-        record = ClickRecord.from_hash(key, raw)
+        raw = await self.reads.hash(Keys.click(user_id, key))
+        if raw:
+            record = ClickRecord.from_hash(key, raw)
+        else:  # not in the window: MongoDB holds every applied click
+            found = await self.applied.find([(user_id, key)])
+            if found is None:
+                raise unavailable("mongodb")
+            if not found:
+                raise ApiError(404, "not_found", "No click with this key is known for this user.")
+            record = found[(user_id, key)]
         status = {COMPLETED: 200, FAILED: 409}.get(record.state, 202)
         return JSONResponse(record.to_json(), status_code=status)

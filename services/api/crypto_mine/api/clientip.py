@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 
-def client_ip(request: Request, trusted_proxies: int) -> str:
+def client_ip(request: HTTPConnection, trusted_proxies: int) -> str:
     """With N trusted proxies in front, the client is the N-th address from the right.
 
     Hops left of it were written by the client and prove nothing; with no trusted proxy, the

@@ -1,12 +1,16 @@
-"""gzip for responses of at least ``GZIP_MIN_BYTES`` bytes, when the client accepts it.
+"""gzip or deflate for responses of at least ``GZIP_MIN_BYTES`` bytes, as the client accepts.
 
 Starlette's GZipMiddleware does the compressing; it skips ``text/event-stream`` (an event must
 reach the client when it is sent, not when a compressor's buffer fills) and already-compressed
-types. What it does not do is read ``Accept-Encoding`` properly: it compresses whenever the
-header contains "gzip", also for ``gzip;q=0`` (which refuses it). Here the header is parsed.
+types. What it does not do is read ``Accept-Encoding`` properly (it compresses whenever the
+header contains "gzip", also for ``gzip;q=0``, which refuses it) or offer ``deflate``. Here the
+header is parsed (RFC 9110, section 12.5.3): the coding with the highest weight wins, gzip on a
+tie; ``deflate`` is the zlib format (RFC 1950), as HTTP means it.
 """
 
 from __future__ import annotations
+
+import zlib
 
 from starlette.datastructures import Headers
 from starlette.middleware.gzip import GZipMiddleware, GZipResponder
@@ -14,10 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LEVEL = 6  # zlib's default: most of level 9's gain for far less CPU
 VARY = (b"vary", b"Accept-Encoding")
+GZIP = "gzip"
+DEFLATE = "deflate"
+# The codings offered, in order of preference on equal weights, with their other names.
+CODINGS = {GZIP: (GZIP, "x-gzip"), DEFLATE: (DEFLATE,)}
 
 
-def accepts_gzip(header: str) -> bool:
-    """Whether an ``Accept-Encoding`` value allows gzip (RFC 9110, section 12.5.3)."""
+def weights_of(header: str) -> dict[str, float]:
     weights: dict[str, float] = {}
     for item in header.split(","):
         coding, _, params = item.strip().partition(";")
@@ -31,10 +38,32 @@ def accepts_gzip(header: str) -> bool:
                     weight = 0.0
         if coding:
             weights[coding.strip().lower()] = weight
-    for coding in ("gzip", "x-gzip", "*"):
-        if coding in weights:
-            return weights[coding] > 0
-    return False
+    return weights
+
+
+def chosen_coding(header: str) -> str | None:
+    """The content coding to answer with for an ``Accept-Encoding`` value; None: identity."""
+    weights = weights_of(header)
+    best, best_weight = None, 0.0
+    for coding, names in CODINGS.items():
+        named = [weights[name] for name in names if name in weights]
+        weight = max(named) if named else weights.get("*", 0.0)
+        if weight > best_weight:
+            best, best_weight = coding, weight
+    return best
+
+
+class DeflateResponder(GZipResponder):
+    content_encoding = DEFLATE
+
+    @property
+    def compressor(self) -> zlib._Compress:
+        if self._compressor is None:
+            self._compressor = zlib.compressobj(self.compresslevel, zlib.DEFLATED, zlib.MAX_WBITS)
+        return self._compressor
+
+
+RESPONDERS: dict[str, type[GZipResponder]] = {GZIP: GZipResponder, DEFLATE: DeflateResponder}
 
 
 class Compression(GZipMiddleware):
@@ -45,7 +74,8 @@ class Compression(GZipMiddleware):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not accepts_gzip(Headers(scope=scope).get("accept-encoding", "")):
+        coding = chosen_coding(Headers(scope=scope).get("accept-encoding", ""))
+        if coding is None:
             # Plain answer; it still varies with Accept-Encoding, so caches keep the two apart.
             async def send_plain(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -54,7 +84,7 @@ class Compression(GZipMiddleware):
 
             await self.app(scope, receive, send_plain)
             return
-        responder = GZipResponder(
+        responder = RESPONDERS[coding](
             self.app,
             self.minimum_size,
             compresslevel=self.compresslevel,

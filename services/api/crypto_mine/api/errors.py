@@ -12,7 +12,7 @@ import orjson
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,12 @@ def unavailable(what: str, retry_after: int = 1) -> ApiError:
     )
 
 
-async def api_error(_: Request, exc: Exception) -> Response:
+async def api_error(_: HTTPConnection, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return exc.response()
 
 
-async def http_error(_: Request, exc: Exception) -> Response:
+async def http_error(_: HTTPConnection, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = HTTPStatus(exc.status_code)
     code = status.phrase.lower().replace(" ", "_").replace("-", "_")
@@ -70,22 +70,22 @@ async def http_error(_: Request, exc: Exception) -> Response:
     return ApiError(exc.status_code, code, detail, exc.headers).response()
 
 
-async def redis_error(_: Request, exc: Exception) -> Response:
+async def redis_error(_: HTTPConnection, exc: Exception) -> Response:
     log.warning("redis unavailable: %s", exc)
     return unavailable("redis").response()
 
 
-async def mongo_error(_: Request, exc: Exception) -> Response:
+async def mongo_error(_: HTTPConnection, exc: Exception) -> Response:
     log.warning("mongodb unavailable: %s", exc)
     return unavailable("mongodb").response()
 
 
-async def timeout_error(_: Request, exc: Exception) -> Response:
+async def timeout_error(_: HTTPConnection, exc: Exception) -> Response:
     log.warning("dependency timed out: %r", exc)
     return unavailable("backend").response()
 
 
-async def server_error(_: Request, exc: Exception) -> Response:
+async def server_error(_: HTTPConnection, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc)
     return ApiError(500, "internal_error", "The server failed; the failure is logged.").response()
 
@@ -100,7 +100,7 @@ EXCEPTION_HANDLERS = {
 }
 
 
-async def error_response(request: Request, exc: Exception) -> Response:
+async def error_response(request: HTTPConnection, exc: Exception) -> Response:
     """The answer the handlers above give for ``exc`` (the nearest class in its MRO)."""
     for cls in type(exc).__mro__:
         handler = EXCEPTION_HANDLERS.get(cls)

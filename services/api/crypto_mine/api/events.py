@@ -1,12 +1,14 @@
 """``GET /api/mining/events``: the caller's click outcomes and balance changes, live (SSE).
 
-Server-Sent Events rather than a WebSocket: the flow is one-way, it passes proxies as plain
-HTTP, browsers reconnect by themselves and send ``Last-Event-ID``, and the ``auth-token``
-cookie authenticates an ``EventSource`` (which cannot set headers; tokens never go in URLs).
+The same events also go over a WebSocket (``/api/mining/ws``, ``live_socket.py``): both read
+one :class:`Feed` per connection, opened by :class:`EventFeeds`. Server-Sent Events stay the
+first choice of the demo page: the flow is one-way, it passes proxies as plain HTTP, browsers
+reconnect by themselves and send ``Last-Event-ID``, and the ``auth-token`` cookie authenticates
+an ``EventSource`` (which cannot set headers; tokens never go in URLs).
 
 The source is the user's Redis Stream, appended by the outcome writer in the very script that
 records the outcomes (``crypto_mine.common.events``), so any api replica serves any client, and
-a stream only ever holds its own user's events.
+a stream only ever holds its own user's events: the stream is the user's room.
 
 - One blocking ``XREAD`` per api process serves all of its open streams (:class:`EventHub`):
   an open stream holds no Redis connection. A new subscriber wakes the reader at once with
@@ -16,12 +18,16 @@ a stream only ever holds its own user's events.
   When entries older than the oldest kept one were trimmed past the client's position, a
   ``balance`` snapshot comes first. A new connection starts with a ``balance`` snapshot whose
   id is the stream's end at that moment, so the events after it are exactly the new ones.
-- At most ``MINING_EVENTS_MAX_STREAMS_PER_USER`` open streams per user across all replicas:
-  leases in a sorted set, renewed with every heartbeat and gone three heartbeats after the
-  replica holding them died. Beyond the limit: ``429`` with ``Retry-After``.
-- A comment line every ``MINING_EVENTS_HEARTBEAT`` seconds keeps proxies from closing an idle
-  stream and finds dead clients.
+- At most ``MINING_EVENTS_MAX_STREAMS_PER_USER`` open streams per user across all replicas,
+  SSE and WebSocket together: leases in a sorted set, renewed with every heartbeat and gone
+  three heartbeats after the replica holding them died. Beyond the limit: ``429`` with
+  ``Retry-After``.
+- A heartbeat every ``MINING_EVENTS_HEARTBEAT`` seconds (an SSE comment line) keeps proxies
+  from closing an idle stream and finds dead clients.
 - A client more than ``QUEUE_LIMIT`` events behind is disconnected; it resumes from Redis.
+- A stream ends when its token expires (``token_expired``: the client reconnects with a fresh
+  one) or is signed out (``signed_out``: ``POST /api/auth/logout`` on any replica appends a
+  ``signout`` entry to the user's stream, and opens no stream with that token again).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, cast
@@ -47,7 +54,7 @@ from crypto_mine.common import events
 from crypto_mine.common.names import Keys
 from crypto_mine.common.settings import RedisSettings
 
-from .auth import Authenticator
+from .auth import Authenticator, Identity, unauthorized
 from .errors import ApiError
 from .observability import EVENT_STREAMS, EVENTS_SENT
 from .settings import ApiSettings
@@ -64,9 +71,13 @@ START = "0-0"
 
 Entry = tuple[str, dict[str, str]]
 
-# KEYS[1]: the user's leases; ARGV: 1 connection, 2 lease ms, 3 limit (0: renew, no limit).
-# Returns 1 when the connection holds a lease, 0 when the limit is reached.
+# KEYS: 1 the user's leases, 2 the token's sign-out mark; ARGV: 1 connection, 2 lease ms,
+# 3 limit (0: renew, no limit). Returns 1 when the connection holds a lease, 0 when the limit
+# is reached, -1 when the token was signed out.
 LEASE_SCRIPT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return -1
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -177,54 +188,103 @@ class EventHub:
                 subscription.position, subscription.cursor = position, entry_id
 
 
-def frame(user_id: str, entry_id: str, fields: dict[str, str]) -> tuple[str | None, bytes]:
-    """One SSE event: ``id``, ``event`` and a one-line JSON ``data``."""
-    parsed = events.payload(user_id, fields)
-    if parsed is None:  # an entry of a kind this version does not know: only move the id on
-        return None, f"id: {entry_id}\n\n".encode()
-    name, body = parsed
-    return name, b"id: %s\nevent: %s\ndata: %s\n\n" % (
-        entry_id.encode(),
-        name.encode(),
-        orjson.dumps(body),
+# Entry id (None: a snapshot with no place in the stream), name and body (None: unknown kind).
+Event = tuple[str | None, str | None, dict[str, Any] | None]
+
+
+def decoded(user_id: str, entries: list[Entry]) -> list[Event]:
+    """The events of stream entries, counted as sent."""
+    found: list[Event] = []
+    for entry_id, fields in entries:
+        parsed = events.payload(user_id, fields)
+        if parsed is None:  # an entry of a kind this version does not know: only the id moves
+            found.append((entry_id, None, None))
+            continue
+        name, body = parsed
+        EVENTS_SENT.labels(name).inc()
+        found.append((entry_id, name, body))
+    return found
+
+
+def signs_out(fields: dict[str, str], token_id: str) -> bool:
+    """Whether a stream entry is the sign-out of the token ``token_id`` (never sent on)."""
+    return fields.get(events.TYPE_FIELD) == events.SIGNOUT and (
+        fields.get(events.SESSION_FIELD) == token_id
     )
 
 
-class EventStreamResponse(StreamingResponse):
-    """A ``text/event-stream`` that runs ``on_close`` however the stream ends."""
+class Feed:
+    """One open connection's events: a snapshot maybe, then batches, with a lease held."""
 
-    media_type = "text/event-stream"
-
-    def __init__(
-        self, content: AsyncIterator[bytes], on_close: Callable[[], Awaitable[None]]
-    ) -> None:
-        super().__init__(
-            content,
-            headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
-        )
-        self.on_close = on_close
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        EVENT_STREAMS.inc()
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            EVENT_STREAMS.dec()
-            with anyio.CancelScope(shield=True):
-                await self.on_close()
-
-
-class EventEndpoint:
     def __init__(
         self,
-        settings: ApiSettings,
-        auth: Authenticator,
-        redis: Redis,
-        hub: EventHub,
-        status: StatusEndpoint,
+        feeds: EventFeeds,
+        subscription: Subscription,
+        snapshot: Event | None,
+        identity: Identity,
+        connection: str,
+    ) -> None:
+        self.feeds = feeds
+        self.subscription = subscription
+        self.user_id = subscription.user_id
+        self.snapshot = snapshot
+        self.identity = identity
+        # The lease, renewed while the token is not signed out.
+        self.leases = [Keys.event_leases(identity.user_id), Keys.signed_out(identity.token_id)]
+        self.connection = connection
+        # Why the feed ended, when the api ended it: "token_expired" or "signed_out".
+        self.ended: str | None = None
+
+    async def batches(self) -> AsyncGenerator[list[Event] | None, None]:
+        """Events as they come, in batches; None when a heartbeat is due (the lease renewed).
+
+        Ends when the client fell more than ``QUEUE_LIMIT`` events behind, or with
+        :attr:`ended` set when the token expires or is signed out.
+        """
+        loop = asyncio.get_running_loop()
+        heartbeat = self.feeds.heartbeat
+        queue = self.subscription.queue
+        beat = loop.time() + heartbeat
+        end = loop.time() + (self.identity.expires - time.time())
+        while True:
+            if self.subscription.overflowed and queue.empty():
+                log.warning("event stream of %s fell behind; closing it", self.user_id)
+                return
+            try:
+                first = await asyncio.wait_for(queue.get(), max(0.0, min(beat, end) - loop.time()))
+            except TimeoutError:
+                first = None
+            if first is not None:
+                entries = [first]
+                while not queue.empty():
+                    entries.append(queue.get_nowait())
+                for n, (_, fields) in enumerate(entries):
+                    if signs_out(fields, self.identity.token_id):
+                        if n:
+                            yield decoded(self.user_id, entries[:n])
+                        self.ended = "signed_out"
+                        return
+                yield decoded(self.user_id, entries)
+            if loop.time() >= end:  # the client reconnects with a fresh token
+                self.ended = "token_expired"
+                return
+            if loop.time() >= beat:
+                beat = loop.time() + heartbeat
+                await self.feeds.renew(self.leases, self.connection)
+                yield None
+
+    async def close(self) -> None:
+        self.feeds.hub.unsubscribe(self.subscription)
+        await self.feeds.release(self.leases[0], self.connection)
+
+
+class EventFeeds:
+    """Opens feeds: the per-user limit (leases), where to start, and the snapshot to send first."""
+
+    def __init__(
+        self, settings: ApiSettings, redis: Redis, hub: EventHub, status: StatusEndpoint
     ) -> None:
         self.settings = settings
-        self.auth = auth
         self.redis = redis
         self.hub = hub
         self.status = status
@@ -232,14 +292,18 @@ class EventEndpoint:
         self.heartbeat = settings.events_heartbeat_seconds
         self.lease_ms = math.ceil(1000 * self.heartbeat * LEASE_HEARTBEATS)
 
-    async def stream(self, request: Request) -> EventStreamResponse:
-        user_id = await self.auth.user_id(request)
-        resume = request.headers.get("last-event-id", "").strip()
-        cursor = resume if events.parse_id(resume) else None
+    async def open(self, identity: Identity, resume: str | None) -> Feed:
+        """A feed from ``resume`` (an event id) or from now; ``429`` beyond the user's limit,
+        ``401`` for a token that was signed out."""
+        user_id = identity.user_id
+        cursor = resume.strip() if resume and events.parse_id(resume) else None
         connection = uuid.uuid4().hex
-        leases = Keys.event_leases(user_id)
+        leases = [Keys.event_leases(user_id), Keys.signed_out(identity.token_id)]
         limit = self.settings.events_max_streams_per_user
-        if not int(await self.lease(keys=[leases], args=[connection, self.lease_ms, limit])):
+        leased = int(await self.lease(keys=leases, args=[connection, self.lease_ms, limit]))
+        if leased < 0:
+            raise unauthorized("This token was signed out; sign in again.")
+        if not leased:
             raise ApiError(
                 429,
                 "too_many_streams",
@@ -251,18 +315,11 @@ class EventEndpoint:
             start, snapshot = await self._start(user_id, cursor)
             subscription = await self.hub.subscribe(user_id, start)
         except BaseException:
-            await self._release(leases, connection)
+            await self.release(leases[0], connection)
             raise
-        body = self._events(subscription, snapshot, leases, connection)
+        return Feed(self, subscription, snapshot, identity, connection)
 
-        async def close() -> None:
-            self.hub.unsubscribe(subscription)
-            await body.aclose()
-            await self._release(leases, connection)
-
-        return EventStreamResponse(body, close)
-
-    async def _start(self, user_id: str, cursor: str | None) -> tuple[str, bytes | None]:
+    async def _start(self, user_id: str, cursor: str | None) -> tuple[str, Event | None]:
         """Where to read from, and the ``balance`` snapshot to send first (if any)."""
         try:
             info: dict[str, Any] = await self.redis.xinfo_stream(Keys.events(user_id))
@@ -281,54 +338,82 @@ class EventEndpoint:
             gap = trimmed and oldest is not None and oldest > position
         return cursor, await self._snapshot(user_id, None) if gap else None
 
-    async def _snapshot(self, user_id: str, entry_id: str | None) -> bytes:
+    async def _snapshot(self, user_id: str, entry_id: str | None) -> Event:
         status = await self.status.lookup(user_id)
-        head = f"id: {entry_id}\n".encode() if entry_id else b""
-        return head + b"event: %s\ndata: %s\n\n" % (
-            events.BALANCE.encode(),
-            orjson.dumps(status.to_json()),
-        )
+        EVENTS_SENT.labels(events.BALANCE).inc()
+        return entry_id, events.BALANCE, status.to_json()
 
-    async def _events(
-        self, subscription: Subscription, snapshot: bytes | None, leases: str, connection: str
-    ) -> AsyncGenerator[bytes, None]:
-        loop = asyncio.get_running_loop()
-        yield f"retry: {RETRY_MS}\n\n".encode()
-        if snapshot is not None:
-            EVENTS_SENT.labels(events.BALANCE).inc()
-            yield snapshot
-        beat = loop.time() + self.heartbeat
-        while True:
-            if subscription.overflowed and subscription.queue.empty():
-                log.warning("event stream of %s fell behind; closing it", subscription.user_id)
-                return
-            try:
-                first = await asyncio.wait_for(
-                    subscription.queue.get(), max(0.0, beat - loop.time())
-                )
-            except TimeoutError:
-                first = None
-            if first is not None:
-                entries = [first]
-                while not subscription.queue.empty():
-                    entries.append(subscription.queue.get_nowait())
-                chunk = []
-                for entry_id, fields in entries:
-                    name, data = frame(subscription.user_id, entry_id, fields)
-                    if name is not None:
-                        EVENTS_SENT.labels(name).inc()
-                    chunk.append(data)
-                yield b"".join(chunk)
-            if loop.time() >= beat:
-                yield b": heartbeat\n\n"
-                beat = loop.time() + self.heartbeat
-                try:
-                    await self.lease(keys=[leases], args=[connection, self.lease_ms, 0])
-                except RedisError as error:
-                    log.warning("event stream lease not renewed: %s", error)
+    async def renew(self, leases: list[str], connection: str) -> None:
+        try:
+            await self.lease(keys=leases, args=[connection, self.lease_ms, 0])
+        except RedisError as error:
+            log.warning("event stream lease not renewed: %s", error)
 
-    async def _release(self, leases: str, connection: str) -> None:
+    async def release(self, leases: str, connection: str) -> None:
         try:
             await asyncio.wait_for(self.redis.zrem(leases, connection), 2)
         except (RedisError, TimeoutError) as error:  # the lease expires by itself
             log.warning("event stream lease not released: %s", error)
+
+
+# The last event of a stream the api ends: why, so the client knows what to do.
+ENDED = b'event: end\ndata: {"reason":"%s"}\n\n'
+
+
+def frame(event: Event) -> bytes:
+    """One SSE event: ``id``, ``event`` and a one-line JSON ``data`` (only an id if unknown)."""
+    entry_id, name, body = event
+    head = f"id: {entry_id}\n".encode() if entry_id else b""
+    if name is None:
+        return head + b"\n"
+    return head + b"event: %s\ndata: %s\n\n" % (name.encode(), orjson.dumps(body))
+
+
+class EventStreamResponse(StreamingResponse):
+    """A ``text/event-stream`` that runs ``on_close`` however the stream ends."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, content: AsyncIterator[bytes], on_close: Callable[[], Awaitable[None]]
+    ) -> None:
+        super().__init__(
+            content,
+            headers={"Cache-Control": "no-store, no-transform", "X-Accel-Buffering": "no"},
+        )
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        EVENT_STREAMS.inc()
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            EVENT_STREAMS.dec()
+            with anyio.CancelScope(shield=True):
+                await self.on_close()
+
+
+class EventEndpoint:
+    def __init__(self, auth: Authenticator, feeds: EventFeeds) -> None:
+        self.auth = auth
+        self.feeds = feeds
+
+    async def stream(self, request: Request) -> EventStreamResponse:
+        identity = await self.auth.identity(request)
+        feed = await self.feeds.open(identity, request.headers.get("last-event-id"))
+        body = self._events(feed)
+
+        async def close() -> None:
+            await body.aclose()
+            await feed.close()
+
+        return EventStreamResponse(body, close)
+
+    async def _events(self, feed: Feed) -> AsyncGenerator[bytes, None]:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        if feed.snapshot is not None:
+            yield frame(feed.snapshot)
+        async for batch in feed.batches():
+            yield b": heartbeat\n\n" if batch is None else b"".join(map(frame, batch))
+        if feed.ended:
+            yield ENDED % feed.ended.encode()

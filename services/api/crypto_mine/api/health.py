@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from crypto_mine.common.metrics import exposition
+from crypto_mine.common.queue_reporter import AsyncQueueReporter
 from crypto_mine.common.queue_stats import read_stats
 
 from .errors import JSONResponse
 from .observability import Performance
+from .redis_safety import UnsafeRedis, check_no_eviction, durability
 from .settings import ApiSettings
+
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 1.0
 
@@ -27,7 +34,9 @@ class HealthEndpoints:
         redis: Redis,
         database: AsyncDatabase[dict[str, Any]],
         performance: Performance,
+        reporter: AsyncQueueReporter,
     ) -> None:
+        self.reporter = reporter
         self.settings = settings
         self.redis = redis
         self.database = database
@@ -39,13 +48,17 @@ class HealthEndpoints:
     async def _check(self, name: str, probe: Any) -> tuple[str, str]:
         try:
             await asyncio.wait_for(probe, READY_TIMEOUT)
+        except UnsafeRedis as error:
+            log.error("not ready: %s", error)
+            return name, f"unsafe: {error}"
         except Exception as error:  # readiness reports any failure, whatever its kind
-            return name, f"unavailable: {type(error).__name__}"
+            log.warning("%s not ready: %r", name, error)
+            return name, "unavailable"
         return name, "ok"
 
     async def dependencies(self) -> dict[str, str]:
         checks = await asyncio.gather(
-            self._check("redis", self.redis.ping()),
+            self._check("redis", check_no_eviction(self.redis)),
             self._check("mongodb", self.database.command("ping")),
         )
         return dict(checks)
@@ -66,10 +79,19 @@ class HealthEndpoints:
         )
 
     async def health(self, _: Request) -> Response:
+        """``/api/health`` and ``/health`` (the scaling guide's path): the performance summary.
+
+        Carries the guide's field names: ``performance.avgResponseTime`` (ms), ``errorRate``,
+        ``totalRequests``; ``queue.pending`` (clicks waiting) and ``queue.workers``.
+        """
         checks = await self.dependencies()
         queue: dict[str, Any] | None = None
-        if checks["redis"] == "ok":
-            queue = (await read_stats(self.redis)).to_json()
+        redis: dict[str, Any] | None = None
+        if checks["redis"] != "unavailable":
+            stats = await read_stats(self.redis)
+            queue = {**stats.to_json(), "pending": stats.depth}
+            with contextlib.suppress(ResponseError):  # INFO refused by an ACL
+                redis = await durability(self.redis)
         healthy = all(state == "ok" for state in checks.values())
         return JSONResponse(
             {
@@ -77,6 +99,7 @@ class HealthEndpoints:
                 "checks": checks,
                 "performance": self.performance.summary(),
                 "queue": queue,
+                "redis": redis,
             }
         )
 
@@ -85,4 +108,4 @@ class HealthEndpoints:
 
     async def metrics(self, _: Request) -> Response:
         body, content_type = exposition()
-        return Response(body, media_type=content_type)
+        return Response(body + await self.reporter.exposition(), media_type=content_type)

@@ -1,17 +1,14 @@
-"""Idempotency keys: what a valid key is, and the fingerprint that tells a repeat from a reuse.
+"""Idempotency keys: what a valid key is.
 
-Records live in Redis for ``MINING_IDEMPOTENCY_TTL_SECONDS`` (default 24 h), scoped per user;
-the Lua step is ``lua/idempotency.lua``. After the TTL a key is new again for the api, and the
-worker's unique index on (user, key) still refuses to apply the click twice.
+Records live in Redis (``lua/idempotency.lua``), scoped per user: while the click waits, for
+``MINING_IDEMPOTENCY_TTL_SECONDS`` (default 24 h), and once it completed for
+``MINING_IDEMPOTENCY_WINDOW_SECONDS``; after that MongoDB answers for it (``applied.py``), so a
+repeat of an applied click is answered with its original outcome however late it comes. A
+repeat is told from a reuse of the key with another body by the clicks it asks for (the
+normalized body is ``{"clicks": n}``).
 """
 
 from __future__ import annotations
-
-import functools
-import hashlib
-from typing import Any
-
-import orjson
 
 from .errors import ApiError
 
@@ -31,14 +28,3 @@ def parse_key(raw: str | None, source: str = f"The {HEADER} header") -> str:
             400, "idempotency_key_invalid", f"{source} must be printable ASCII characters."
         )
     return raw
-
-
-def fingerprint(body: dict[str, Any]) -> str:
-    """A short digest of the normalized body: equal bodies, equal fingerprints."""
-    return _digest(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
-
-
-@functools.lru_cache(maxsize=1024)
-def _digest(canonical: bytes) -> str:
-    # Normalized click bodies are few ({"clicks": n}): most digests come from this cache.
-    return hashlib.blake2b(canonical, digest_size=12).hexdigest()

@@ -65,7 +65,12 @@ class InlineApplier:
         self.redis = redis_client(settings.redis)
         self.mongo = mongo_client(settings.mongo)
         ledger = Ledger(self.mongo[settings.mongo.database], settings.reward_per_click)
-        outcomes = Outcomes(self.redis, settings.status_cache_ttl_seconds, settings.events)
+        outcomes = Outcomes(
+            self.redis,
+            settings.status_cache_ttl_seconds,
+            settings.events,
+            settings.idempotency_window_seconds,
+        )
         self.batches = BatchApplier(
             ledger, outcomes, Backoff(), retry_budget_seconds=settings.admission_timeout_seconds
         )

@@ -1,12 +1,20 @@
-"""``GET /api/mobile-app/apk``: the mobile release's metadata, from the environment."""
+"""``GET /api/mobile-app/apk``: the mobile release's metadata, from the environment.
+
+Cached for five minutes by shared caches; a client that revalidates (the demo page does when
+its window regains focus) gets ``304`` for an unchanged release by its ``ETag``.
+"""
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .errors import JSONResponse
 from .settings import ApiSettings
+from .status import etag_of, matches
+
+CACHE_CONTROL = "public, max-age=300"
 
 
 class MobileEndpoint:
@@ -18,6 +26,10 @@ class MobileEndpoint:
             "buildDate": settings.mobile_apk_build_date,
             "releaseNotes": settings.mobile_apk_notes,
         }
+        self.etag = etag_of(orjson.dumps(self.body))
 
-    async def get(self, _: Request) -> Response:
-        return JSONResponse(self.body, headers={"Cache-Control": "public, max-age=300"})
+    async def get(self, request: Request) -> Response:
+        headers = {"Cache-Control": CACHE_CONTROL, "ETag": self.etag}
+        if matches(request.headers.get("if-none-match"), self.etag):
+            return Response(status_code=304, headers=headers)
+        return JSONResponse(self.body, headers=headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .api_limit import limited_path
 from .idempotency import MAX_LENGTH
 
 
@@ -31,6 +32,7 @@ def _error(description: str, headers: list[str] | None = None) -> dict[str, Any]
 LIMIT_HEADERS = ["RateLimit", "RateLimit-Policy"]
 SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
 UNAUTHORIZED = _error("Missing, invalid or expired token.")
+UNSUPPORTED = _error("The body is not sent as application/json (no HTML form can sign in).")
 UNAVAILABLE = _error("A dependency is unreachable; retry later.", ["Retry-After"])
 
 KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH, "pattern": "^[ -~]+$"}
@@ -84,12 +86,13 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "One event of the stream (text/event-stream fields).",
         "properties": {
-            "event": {"enum": ["click", "balance"]},
+            "event": {"enum": ["click", "balance", "end"]},
             "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
             "data": {
                 "type": "string",
                 "contentMediaType": "application/json",
-                "description": "A ClickStatus (`click`) or a MiningStatus (`balance`).",
+                "description": "A ClickStatus (`click`), a MiningStatus (`balance`), or "
+                '`{"reason": "token_expired" | "signed_out"}` (`end`, the last event).',
             },
             "retry": {"type": "integer", "description": "Reconnection delay in ms."},
         },
@@ -175,6 +178,10 @@ SCHEMAS: dict[str, Any] = {
             "performance": {
                 "type": "object",
                 "properties": {
+                    "avgResponseTime": {
+                        "type": "number",
+                        "description": "Milliseconds (the scaling guide's name).",
+                    },
                     "avgResponseTimeMs": {"type": "number"},
                     "p95ResponseTimeMs": {"type": "number"},
                     "errorRate": {"type": "number"},
@@ -183,7 +190,26 @@ SCHEMAS: dict[str, Any] = {
                     "uptimeSeconds": {"type": "number"},
                 },
             },
-            "queue": {"oneOf": [_ref("QueueStats"), {"type": "null"}]},
+            "queue": {
+                "oneOf": [
+                    {
+                        "allOf": [
+                            _ref("QueueStats"),
+                            {
+                                "type": "object",
+                                "required": ["pending"],
+                                "properties": {
+                                    "pending": {
+                                        "type": "integer",
+                                        "description": "Clicks waiting (= depth).",
+                                    }
+                                },
+                            },
+                        ]
+                    },
+                    {"type": "null"},
+                ]
+            },
         },
     },
 }
@@ -213,6 +239,7 @@ HEADERS: dict[str, Any] = {
         "schema": {"type": "string"},
     },
     "Cache-Control": {"description": "Caching policy.", "schema": {"type": "string"}},
+    "Upgrade": {"description": "`websocket`.", "schema": {"type": "string"}},
 }
 
 
@@ -222,14 +249,32 @@ def click_request(max_clicks: int) -> dict[str, Any]:
     return schema
 
 
+API_LIMITED = "The general api limit (API_RATE_LIMIT per client IP) is exhausted."
+
+
+def general_limit(paths: dict[str, Any]) -> None:
+    """Every operation under the general limit (``api_limit.py``) may answer its ``429``."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if not limited_path({"type": "http", "path": path, "method": method.upper()}):
+                continue
+            own = operation["responses"].get("429")
+            if own is None:
+                operation["responses"]["429"] = _error(API_LIMITED, ["Retry-After", *LIMIT_HEADERS])
+            else:
+                own["description"] += " Or: " + API_LIMITED
+                own["headers"].update(_error("", LIMIT_HEADERS)["headers"])
+
+
 def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
     """The document, with the running api's MINING_MAX_CLICKS_PER_REQUEST."""
     key_header = {
         "name": "Idempotency-Key",
         "in": "header",
         "required": True,
-        "description": "Unique per click and user; retries reuse it. Kept for "
-        "MINING_IDEMPOTENCY_TTL_SECONDS (default 24 h).",
+        "description": "Unique per click and user; retries reuse it. A repeat is answered "
+        "with the click's original outcome, from Redis for MINING_IDEMPOTENCY_WINDOW_SECONDS "
+        "after the click completed, from MongoDB after that.",
         "schema": KEY_SCHEMA,
     }
     credentials = {
@@ -245,9 +290,14 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 "requestBody": credentials,
                 "responses": {
                     "201": _json(_ref("Session"), "Created and signed in.", ["Set-Cookie"]),
-                    "400": _error("Invalid JSON, missing or malformed username or password."),
+                    "400": _error(
+                        "Invalid JSON, a repeated key, missing or malformed username or "
+                        "password, or a password that is among the most common ones "
+                        "(`password_too_common`) or is the username (`password_is_username`)."
+                    ),
                     "409": _error("The username is taken (case does not matter)."),
                     "413": _error("Body too large."),
+                    "415": UNSUPPORTED,
                     "429": _error(
                         "Too many sign-up attempts from this IP (REGISTER_MAX_ATTEMPTS per "
                         "REGISTER_WINDOW_SECONDS).",
@@ -268,16 +318,26 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
         "/api/auth/login": {
             "post": {
                 "summary": "Sign in",
-                "description": "At most LOGIN_MAX_ATTEMPTS attempts per LOGIN_WINDOW_SECONDS, "
-                "per client IP and per username; a successful login is not counted against "
-                "the IP and clears the username's count.",
+                "description": "Per LOGIN_WINDOW_SECONDS: at most LOGIN_MAX_ATTEMPTS failed "
+                "logins per username and client IP, and LOGIN_IP_MAX_ATTEMPTS logins of any "
+                "outcome per client IP; past LOGIN_MAX_ATTEMPTS failures of a username from "
+                "anywhere, attempts from browsers that never signed in to it (no `login-device` "
+                "cookie) wait a delay that doubles up to LOGIN_DELAY_MAX_SECONDS. A success "
+                "clears the username's failures and sets the `login-device` cookie.",
                 "requestBody": credentials,
                 "responses": {
                     "200": _json(_ref("Session"), "Signed in.", ["Set-Cookie"]),
-                    "400": _error("Invalid JSON, missing or malformed username or password."),
+                    "400": _error(
+                        "Invalid JSON, a repeated key, missing or malformed username or password."
+                    ),
                     "401": _error("The username or password is wrong (the same answer for both)."),
                     "413": _error("Body too large."),
-                    "429": _error("Too many attempts for this IP or username.", ["Retry-After"]),
+                    "415": UNSUPPORTED,
+                    "429": _error(
+                        "Too many attempts: `limit` is ip, username_ip or username (a delay of "
+                        "seconds).",
+                        ["Retry-After"],
+                    ),
                     "501": _error(
                         "This api issues no tokens (JWT_ALGORITHMS without HS256): sign in with "
                         "the identity provider whose JWKS it trusts."
@@ -285,6 +345,31 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                     "503": _error(
                         "Redis or MongoDB is unreachable; nothing was checked.", ["Retry-After"]
                     ),
+                },
+            }
+        },
+        "/api/auth/logout": {
+            "post": {
+                "summary": "Sign out",
+                "description": "Clears the auth-token cookie, ends every event stream opened "
+                "with this token on every replica, and refuses it for new streams; the token "
+                "stays valid for other calls until its exp.",
+                "security": SECURED,
+                "responses": {
+                    "204": {
+                        "description": "Signed out.",
+                        "headers": {
+                            "Set-Cookie": {
+                                "description": "`auth-token=; Max-Age=0` (the cookie is cleared).",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    },
+                    "401": UNAUTHORIZED,
+                    "403": _error(
+                        "Authenticated by the cookie, but sent from another site's page."
+                    ),
+                    "503": UNAVAILABLE,
                 },
             }
         },
@@ -313,6 +398,10 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                     ),
                     "400": _error("Missing or invalid Idempotency-Key, or invalid body."),
                     "401": UNAUTHORIZED,
+                    "403": _error(
+                        "Authenticated by the cookie, but sent from another site's page "
+                        "(Sec-Fetch-Site or Origin)."
+                    ),
                     "413": _error("Body too large."),
                     "422": _error("The key was used before with a different body."),
                     "429": _error("A rate limit is exhausted.", ["Retry-After", *LIMIT_HEADERS]),
@@ -348,7 +437,9 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 "(a `balance` snapshot first when some were trimmed away). A `: heartbeat` "
                 "comment comes every MINING_EVENTS_HEARTBEAT seconds. Browsers authenticate "
                 "with the auth-token cookie (tokens are never accepted in the URL). At most "
-                "MINING_EVENTS_MAX_STREAMS_PER_USER open streams per user.",
+                "MINING_EVENTS_MAX_STREAMS_PER_USER open streams per user. The stream ends "
+                "with an `end` event when its token expires (reconnect with a fresh one) or "
+                "is signed out by logout.",
                 "security": SECURED,
                 "parameters": [
                     {
@@ -366,7 +457,34 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                         "`data:` one JSON document).",
                         "content": {"text/event-stream": {"schema": _ref("ServerSentEvent")}},
                     },
+                    "401": _error("Missing, invalid, expired or signed-out token."),
+                    "429": _error("Too many open streams for this user.", ["Retry-After"]),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/api/mining/ws": {
+            "get": {
+                "summary": "The events of /api/mining/events over a WebSocket",
+                "description": (
+                    "Open with `Upgrade: websocket`. Auth: a bearer token, the auth-token "
+                    "cookie, or the subprotocols `crypto-mine.v1` + `bearer.<token>` (the "
+                    "answer names `crypto-mine.v1`); never a token in the URL. A browser's "
+                    "Origin must be the api's own or one of CORS_ORIGIN. Resume: "
+                    "`Last-Event-ID` or `?lastEventId=`. Messages (JSON text): `{id, event, "
+                    "data}` as the event stream's, and `{event: heartbeat}`."
+                ),
+                "security": SECURED,
+                "parameters": [
+                    {"name": "lastEventId", "in": "query", "schema": {"type": "string"}},
+                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "101": {"description": "Switching Protocols: the socket is open."},
+                    "400": _error("Bad subprotocols (a token without crypto-mine.v1)."),
                     "401": UNAUTHORIZED,
+                    "403": _error("The browser origin is not allowed (CORS_ORIGIN)."),
+                    "426": _error("A plain GET: this path is a WebSocket.", ["Upgrade"]),
                     "429": _error("Too many open streams for this user.", ["Retry-After"]),
                     "503": UNAVAILABLE,
                 },
@@ -433,7 +551,13 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
         "/api/mobile-app/apk": {
             "get": {
                 "summary": "Mobile release metadata",
-                "responses": {"200": _json(_ref("MobileApk"), "Metadata.")},
+                "parameters": [
+                    {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json(_ref("MobileApk"), "Metadata.", ["ETag", "Cache-Control"]),
+                    "304": {"description": "Not modified."},
+                },
             }
         },
         "/healthz": {
@@ -457,6 +581,12 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
                 "responses": {"200": _json(_ref("Health"), "Summary.")},
             }
         },
+        "/health": {
+            "get": {
+                "summary": "The same as /api/health (the scaling guide's path)",
+                "responses": {"200": _json(_ref("Health"), "Summary.")},
+            }
+        },
         "/api/metrics": {
             "get": {
                 "summary": "Prometheus metrics",
@@ -475,6 +605,7 @@ def document(max_clicks_per_request: int = 1000) -> dict[str, Any]:
             }
         },
     }
+    general_limit(paths)
     return {
         "openapi": "3.1.0",
         "info": {

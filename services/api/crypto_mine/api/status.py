@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from pymongo.asynchronous.database import AsyncDatabase
@@ -18,13 +18,19 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crypto_mine.common.metrics import STATUS_CACHE
 from crypto_mine.common.names import Collections, Keys
 from crypto_mine.common.status_cache import WRITE_SCRIPT, UserStatus
 
 from .auth import Authenticator
+from .reads import Reads
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
+
+CACHE_HIT = STATUS_CACHE.labels("hit")
+CACHE_MISS = STATUS_CACHE.labels("miss")
+CACHE_ERROR = STATUS_CACHE.labels("error")
 
 
 def etag_of(body: bytes) -> str:
@@ -44,11 +50,12 @@ class StatusEndpoint:
         settings: ApiSettings,
         auth: Authenticator,
         redis: Redis,
+        reads: Reads,
         database: AsyncDatabase[dict[str, Any]],
     ) -> None:
         self.settings = settings
         self.auth = auth
-        self.redis = redis
+        self.reads = reads
         self.balances = database[Collections.balances]
         self.write = redis.register_script(WRITE_SCRIPT)
         self.cache_control = (
@@ -59,12 +66,16 @@ class StatusEndpoint:
     async def lookup(self, user_id: str) -> UserStatus:
         key = Keys.user_status(user_id)
         try:
-            cached = cast(dict[str, str], await self.redis.hgetall(key))
-        except RedisError as error:
+            cached = await self.reads.hash(key)
+        except (RedisError, TimeoutError) as error:
             log.warning("status cache unavailable, reading MongoDB: %s", error)
             cached, key = {}, ""
+            CACHE_ERROR.inc()
         if cached:
+            CACHE_HIT.inc()
             return UserStatus.from_hash(user_id, cached)
+        if key:
+            CACHE_MISS.inc()
         status = UserStatus.from_document(user_id, await self.balances.find_one({"_id": user_id}))
         if key:
             try:

@@ -6,7 +6,9 @@ An entry is one of:
 
 - a click: ``ev=click``, ``k`` = idempotency key, then the click record's own fields
   (:class:`crypto_mine.common.records.Field`): state, clicks, accepted, reward, balance, ...;
-- a balance: ``ev=balance``, then the status cache's fields ``clicks``, ``balance``, ``last``.
+- a balance: ``ev=balance``, then the status cache's fields ``clicks``, ``balance``, ``last``;
+- a sign-out: ``ev=signout``, ``tok`` = the id of the token signed out (the api's logout): the
+  streams opened with that token end; it is never sent to clients.
 
 Streams are trimmed to about ``MINING_EVENTS_MAXLEN`` entries and expire
 ``MINING_EVENTS_TTL`` seconds after their last entry.
@@ -24,8 +26,10 @@ from .status_cache import UserStatus
 
 CLICK = "click"
 BALANCE = "balance"
+SIGNOUT = "signout"
 TYPE_FIELD = "ev"
 KEY_FIELD = "k"
+SESSION_FIELD = "tok"
 
 STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import httpx
@@ -31,12 +31,14 @@ class AllocatorUnavailable(AllocatorError):
 class AllocatorClientSettings:
     url: str = "http://crypto-mine-id-allocator:8081"
     timeout: float = 5.0
+    token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Env) -> AllocatorClientSettings:
         return cls(
             url=env.str("ID_ALLOCATOR_URL", cls.url),
             timeout=env.float("ID_ALLOCATOR_TIMEOUT", cls.timeout, min=0.01),
+            token=env.optional("ID_ALLOCATOR_TOKEN"),
         )
 
 
@@ -51,11 +53,13 @@ class IdAllocatorClient:
         base_url: str,
         timeout: float = 5.0,
         *,
+        token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}"} if token else None,
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             transport=transport,
@@ -63,7 +67,7 @@ class IdAllocatorClient:
 
     @classmethod
     def from_settings(cls, settings: AllocatorClientSettings) -> IdAllocatorClient:
-        return cls(settings.url, settings.timeout)
+        return cls(settings.url, settings.timeout, token=settings.token)
 
     async def allocate(self, count: int = 1) -> list[int]:
         """``count`` new unique ids (1 to 10 000)."""

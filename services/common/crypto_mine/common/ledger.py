@@ -15,28 +15,32 @@ off at any point; every step below is a single-document atomic write or is idemp
    (under load: the clicks of one admission call) take one ``update_many`` with the same guard
    and ``_id: {$in: users}``; each document's update is still atomic, and the users it did not
    match (no balance yet, or already marked) are told apart by one read.
-3. Insert the marker ``{_id: B}`` into ``batches``: every user's share of ``B`` is applied.
+3. Insert the marker ``{_id: B, balances}`` into ``batches``: every user's share of ``B`` is
+   applied; ``balances`` holds each of those users' balance right after ``B``. These are the
+   balances the click outcomes report, in this run and in every later one (a later run finds
+   the marker and reports its balances), so an answer given from MongoDB once the click's
+   record left Redis is the same as the one given from Redis.
 4. ``$unset`` ``applying.B`` on those users, so their ``applying`` maps stay small.
 
-Steps 3 and 4 are deferred and gathered: every ``flush_batches`` batches or ``flush_seconds``
-(and on :meth:`Ledger.flush`), one ``insert_many`` writes the markers of the finished batches.
-Step 4 then costs no write of its own for a user who clicks again soon: the ``$unset`` of their
-marks rides along with their next guarded update (a different field of the same document, one
-atomic write). Users without such a write for a whole flush period, and all of them at
-:meth:`Ledger.flush`, are unmarked by one ``update_many``. A mark that outlives its process is
-garbage, never an error: it only stops its own batch from applying again, which is what it is
-for.
+Step 4 is deferred and gathered: it costs no write of its own for a user who clicks again soon:
+the ``$unset`` of their marks rides along with their next guarded update (a different field of
+the same document, one atomic write). Users without such a write for ``flush_seconds`` (or
+``flush_batches`` batches), and all of them at :meth:`Ledger.flush`, are unmarked by one
+``update_many``. A mark that outlives its process is garbage, never an error: it only stops its
+own batch from applying again, which is what it is for.
 
-A process killed between a batch's step 2 and its flush leaves that batch's marks behind. If
+A process killed between a batch's step 2 and its step 4 leaves that batch's marks behind. If
 its job had not completed, the job runs again and its run repeats steps 3 and 4; if it had, no
 run will ever come, and :meth:`Ledger.sweep` (called by the workers' maintenance) removes marks
 that are old enough and whose batch has a marker or can no longer run.
 
 A later run finds its clicks already inserted (step 1 reports them as its own), sees the marker
-when step 3 was reached and then only repeats step 4; otherwise the guard of step 2 skips every
-user already done. A user is unmarked (step 4) only after the marker exists (step 3), so "not
-marked and no marker" always means "not applied". An E11000 in step 2 can also come from two
-batches creating the same new user at once; it is told apart by reading the document.
+when step 3 was reached and then only repeats step 4 (with the marker's balances); otherwise
+the guard of step 2 skips every user already done. A user is unmarked (step 4) only after the
+marker exists (step 3), so "not marked and no marker" always means "not applied". An E11000 in
+step 2 can also come from two batches creating the same new user at once; it is told apart by
+reading the document; in step 3 from two runs of one batch at once: the marker written first
+stands, and both report its balances.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
@@ -55,6 +59,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from .mongo import Document, primary
 from .names import JOB_FAILURE_TTL, Collections
 
 log = logging.getLogger(__name__)
@@ -63,8 +68,6 @@ DUPLICATE_KEY = 11000
 SETTLE_ATTEMPTS = 10
 # Users with equal shares of a batch updated by one statement, from this many on.
 GROUPED = 4
-
-Document = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class Outcome:
     reward: int
     balance: int
     duplicate: bool  # the click was applied before, by another batch
+    applied_ms: int  # when its document was written (by the batch that applied it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,18 +113,36 @@ class Applied:
     fresh: int  # clicks of this batch applied now (not duplicates)
 
 
+def click_id(user: str, key: str) -> str:
+    """The ``_id`` of the click document of (user, key): both in one string, never the same for
+    two pairs (the user's length comes first, so a ``:`` inside either cannot move the split).
+
+    Lookups by ``_id`` use the one index every MongoDB server keeps, and read one document.
+    """
+    return f"{len(user)}:{user}:{key}"
+
+
 def one_batch(expected: int) -> int:
     """A cursor batch size that brings ``expected`` documents in the first reply: the server's
     default first batch is 101 documents, and every further one is a ``getMore`` round trip."""
     return max(expected, 1) + 1
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+
+
 def to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    """Epoch ms as a date, exactly (MongoDB keeps dates to the millisecond)."""
+    return EPOCH + ms * MILLISECOND
 
 
 def to_ms(moment: datetime | None) -> int:
-    return int(moment.timestamp() * 1000) if moment else 0
+    """A date in epoch ms, exactly (floored to the millisecond, as MongoDB stores it)."""
+    if not moment:
+        return 0
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (aware - EPOCH) // MILLISECOND
 
 
 def now_ms() -> int:
@@ -141,13 +163,13 @@ def last_click_ms(balance: Document | None) -> int:
     return to_ms(last) if isinstance(last, datetime) else 0
 
 
-def mark_ms(value: Any) -> int:
-    """When a batch was marked on a balance, in epoch ms (marks written as dates or their text
-    by earlier versions are read too)."""
+def stored_ms(value: Any) -> int:
+    """A stored time in epoch ms: epoch ms, a date, or a date's text (the local MongoDB server
+    keeps some dates as text; marks of earlier versions are dates), 0 when none of these."""
     if isinstance(value, int):
         return value
     if isinstance(value, datetime):
-        return to_ms(value if value.tzinfo else value.replace(tzinfo=UTC))
+        return to_ms(value)
     try:
         return to_ms(datetime.fromisoformat(str(value)).replace(tzinfo=UTC))
     except ValueError:
@@ -162,16 +184,18 @@ class Ledger:
         flush_batches: int = 64,
         flush_seconds: float = 5.0,
     ) -> None:
-        self.clicks: Collection[Document] = database[Collections.clicks]
-        self.balances: Collection[Document] = database[Collections.balances]
-        self.batches: Collection[Document] = database[Collections.batches]
+        # Every read here decides a write: from the primary only (mongo.primary).
+        self.clicks: Collection[Document] = primary(database[Collections.clicks])
+        self.balances: Collection[Document] = primary(database[Collections.balances])
+        self.batches: Collection[Document] = primary(database[Collections.batches])
         self.reward_per_click = reward_per_click
         self.flush_batches = flush_batches
         self.flush_seconds = flush_seconds
-        # Finished batches whose markers wait for the next flush: batch -> users.
-        self._finished: dict[str, list[str]] = {}
+        # Batches finished since the last flush.
+        self._finished = 0
         # Users still marked by batches whose markers are written: user -> those batches. Each
-        # is unmarked by its next balance write, or by a flush if none comes for a flush period.
+        # is unmarked by its next balance write, or by a flush if none comes for a flush period
+        # (the users of ``_aged``: waiting at the last flush, and no write since).
         self._unmark: dict[str, set[str]] = {}
         self._aged: set[str] = set()
         self._since = 0.0
@@ -184,9 +208,10 @@ class Ledger:
         self.batches.create_index("at", expireAfterSeconds=JOB_FAILURE_TTL + 86_400)
 
     def apply(self, batch: str, clicks: list[Click]) -> Applied:
-        now = datetime.now(UTC)
+        now = to_datetime(now_ms())
         docs: list[Document] = [
             {
+                "_id": click_id(click.user, click.key),
                 "user": click.user,
                 "key": click.key,
                 "clicks": click.clicks,
@@ -206,17 +231,23 @@ class Ledger:
             total[0] += doc["reward"]
             total[1] += doc["clicks"]
             total[2] = max(total[2], to_ms(doc["acceptedAt"]))
-        if totals:
-            if not (existing and self._done(batch)):
-                self._apply_balances(batch, totals)
-            self._finish(batch, sorted(totals))
+        marker = self._marker(batch) if existing else None  # a run before reached step 3
+        if totals and marker is None:
+            self._apply_balances(batch, totals)
         users = self._totals({click.user for click in clicks})
+        after: dict[str, int] = {}
+        if totals:
+            after = marker if marker is not None else self._mark(batch, users, sorted(totals))
+            self._finish(batch, sorted(totals))
+        applied_ms = to_ms(now)
         outcomes = []
         for click in clicks:
             original = existing.get((click.user, click.key))
             duplicate = original is not None and original["batch"] != batch
             reward = original["reward"] if original else click.clicks * self.reward_per_click
-            outcomes.append(Outcome(click, reward, users[click.user].balance, duplicate))
+            when = stored_ms(original["appliedAt"]) if original else applied_ms
+            balance = after.get(click.user, users[click.user].balance)
+            outcomes.append(Outcome(click, reward, balance, duplicate, when))
         fresh = sum(doc["clicks"] for doc in ours)
         return Applied(outcomes, list(users.values()), fresh)
 
@@ -231,19 +262,48 @@ class Ledger:
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
             pairs = {(docs[e["index"]]["user"], docs[e["index"]]["key"]) for e in errors}
-            found = self.clicks.find(
-                {
-                    "user": {"$in": sorted({user for user, _ in pairs})},
-                    "key": {"$in": sorted({key for _, key in pairs})},
-                },
-                batch_size=one_batch(len(pairs)),
-            )
+            ids = sorted(click_id(user, key) for user, key in pairs)
+            found = self.clicks.find({"_id": {"$in": ids}}, batch_size=one_batch(len(ids)))
             existing = {(doc["user"], doc["key"]): doc for doc in found}
+            older = pairs - set(existing)
+            if older:  # documents written before their _id came from (user, key)
+                found = self.clicks.find(
+                    {
+                        "user": {"$in": sorted({user for user, _ in older})},
+                        "key": {"$in": sorted({key for _, key in older})},
+                    },
+                    batch_size=one_batch(len(older)),
+                )
+                existing.update(((doc["user"], doc["key"]), doc) for doc in found)
             return {pair: existing[pair] for pair in pairs}
         return {}
 
     def _done(self, batch: str) -> bool:
         return self.batches.find_one({"_id": batch}, {"_id": 1}) is not None
+
+    def _marker(self, batch: str) -> dict[str, int] | None:
+        """The balances ``batch``'s marker holds (``{}`` for a marker without them, written
+        by an earlier version), or None when it has none yet."""
+        doc = self.batches.find_one({"_id": batch}, {"balances": 1})
+        if doc is None:
+            return None
+        return {str(user): int(balance) for user, balance in doc.get("balances") or []}
+
+    def _mark(self, batch: str, users: dict[str, UserTotal], applied: list[str]) -> dict[str, int]:
+        """Step 3: the marker, with the balances of the users ``batch`` applied to, as read
+        after it; those of a marker written first by a concurrent run of ``batch`` stand.
+        Balances as [user, balance] pairs: a user id is no safe field name (it may hold a ".")."""
+        balances = {user: users[user].balance for user in applied}
+        marker = {
+            "_id": batch,
+            "at": datetime.now(UTC),
+            "balances": [[user, balance] for user, balance in balances.items()],
+        }
+        try:
+            self.batches.insert_one(marker)
+        except DuplicateKeyError:
+            return self._marker(batch) or balances
+        return balances
 
     def _guarded(
         self,
@@ -271,6 +331,7 @@ class Ledger:
         rides: dict[str, frozenset[str]] = {}
         with self._lock:  # marks waiting to be removed ride along with these writes
             for user in users:
+                self._aged.discard(user)  # it writes: its marks ride along, no flush needed
                 waiting = self._unmark.pop(user, None)
                 if waiting and batch in waiting:  # never in the write that sets it
                     self._unmark[user] = {batch}
@@ -381,43 +442,30 @@ class Ledger:
         raise RuntimeError(f"balance of user {user!r} for batch {batch!r} did not settle")
 
     def _finish(self, batch: str, users: list[str]) -> None:
+        """Step 3 is done: the users' marks of ``batch`` wait to be removed (step 4), by their
+        next balance write or, after a flush period without one, by a flush."""
+        self._wait_unmark({user: frozenset({batch}) for user in users})
         with self._lock:
             if not self._finished:
                 self._since = time.monotonic()
-            self._finished[batch] = users
+            self._finished += 1
             due = (
-                len(self._finished) >= self.flush_batches
+                self._finished >= self.flush_batches
                 or time.monotonic() - self._since >= self.flush_seconds
             )
         if due:
             self._flush(final=False)
 
     def flush(self) -> None:
-        """Everything deferred: the markers of the finished batches, then all their marks."""
+        """Everything deferred: the marks of every finished batch are removed."""
         self._flush(final=True)
 
     def _flush(self, final: bool) -> None:
-        """Markers of the finished batches first (step 3); their users then wait to be unmarked
-        (step 4) by their next balance write. Those that waited a whole flush period for one,
-        or all at the ``final`` flush, are unmarked by one statement."""
+        """Users whose marks waited a whole flush period for a balance write to ride along,
+        or all of them at the ``final`` flush, are unmarked by one statement."""
         with self._lock:
-            finished, self._finished = self._finished, {}
-            waited = {} if final else self._take_unmark(self._aged)
-        try:
-            if finished:
-                self._insert_markers(list(finished))
-        except Exception:
-            with self._lock:  # try again at the next flush
-                self._finished = {**finished, **self._finished}
-            self._wait_unmark(waited)
-            raise
-        marked: dict[str, set[str]] = defaultdict(set)
-        for batch, users in finished.items():
-            for user in users:
-                marked[user].add(batch)
-        self._wait_unmark({user: frozenset(batches) for user, batches in marked.items()})
-        with self._lock:
-            due = {**waited, **self._take_unmark(set(self._unmark))} if final else waited
+            self._finished = 0
+            due = self._take_unmark(set(self._unmark) if final else self._aged)
             self._aged = set(self._unmark)
         if not due:
             return
@@ -437,16 +485,6 @@ class Ledger:
             for user in sorted(users)
             if user in self._unmark
         }
-
-    def _insert_markers(self, batches: list[str]) -> None:
-        now = datetime.now(UTC)
-        try:
-            self.batches.insert_many(
-                [{"_id": batch, "at": now} for batch in batches], ordered=False
-            )
-        except BulkWriteError as error:  # a marker already there is the one we meant to write
-            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
-                raise
 
     def sweep(
         self,
@@ -470,7 +508,7 @@ class Ledger:
         )
         cutoff = to_ms(older_than)
         old = {
-            doc["_id"]: [batch for batch, at in doc["applying"].items() if mark_ms(at) < cutoff]
+            doc["_id"]: [batch for batch, at in doc["applying"].items() if stored_ms(at) < cutoff]
             for doc in docs
             if doc.get("applying")
         }

@@ -14,6 +14,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
+    Counter,
     Histogram,
     generate_latest,
     start_http_server,
@@ -29,6 +30,17 @@ REDIS_LATENCY = Histogram(
     "Latency of Redis calls in milliseconds, by operation.",
     ["operation"],
     buckets=(0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
+HTTP_REQUESTS = Counter(
+    Metrics.http_requests,
+    "HTTP answers by route template, method and status (the click route included).",
+    ["route", "method", "status"],
+)
+STATUS_CACHE = Counter(
+    Metrics.status_cache,
+    "Reads of a user's status from the Redis cache: hit, miss (read from MongoDB) or error "
+    "(Redis away, read from MongoDB).",
+    ["result"],
 )
 
 

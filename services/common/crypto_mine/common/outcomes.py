@@ -1,12 +1,12 @@
 """The Redis side of a batch: claiming its clicks, and writing its outcome in one script call
-(click records, status cache, depth, the users' event streams of ``crypto_mine.common.events``).
+(click records, kept for the window from then on; status cache, depth, the users' event streams
+of ``crypto_mine.common.events``).
 
 Field names of the click record are those of ``crypto_mine.common.records.Field``.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -16,7 +16,7 @@ from redis import Redis
 
 from .events import EventSettings
 from .ledger import Applied, Click
-from .names import Keys
+from .names import Keys, Ttl
 from .status_cache import WRITE_STATUS_LUA
 
 
@@ -46,11 +46,18 @@ return redis.call('LRANGE', KEYS[2], 0, -1)
 
 
 class Outcomes:
-    def __init__(self, redis: Redis, status_ttl: int, events: EventSettings | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        status_ttl: int,
+        events: EventSettings | None = None,
+        window_seconds: int = Ttl.window,
+    ) -> None:
         self.script = redis.register_script(load_script())
         self.claim_script = redis.register_script(CLAIM_SCRIPT)
         self.status_ttl = status_ttl
         self.events = events or EventSettings()
+        self.window = window_seconds
 
     def claim(self, job_id: str) -> list[Any]:
         """The job's clicks, decoded; from now on admission starts new jobs instead."""
@@ -66,7 +73,6 @@ class Outcomes:
         def stream(user: str) -> int:
             return streams.setdefault(user, len(streams) + 1)
 
-        applied_ms = int(time.time() * 1000)
         keys = [Keys.queue_depth, Keys.queue_jobs, Keys.batch(job_id)]
         keys += [Keys.click(o.click.user, o.click.key) for o in outcomes]
         keys += [Keys.click(f.click.user, f.click.key) for f in failures]
@@ -79,9 +85,10 @@ class Outcomes:
             self.status_ttl,
             self.events.maxlen,
             self.events.ttl_seconds,
+            self.window,
         ]
         for o in outcomes:
-            args += [o.click.key, o.reward, o.balance, applied_ms, int(o.duplicate)]
+            args += [o.click.key, o.reward, o.balance, o.applied_ms, int(o.duplicate)]
             args.append(stream(o.click.user))
         for f in failures:
             args += [f.click.key, f.error_code, stream(f.click.user)]

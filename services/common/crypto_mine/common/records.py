@@ -1,7 +1,14 @@
 """The click record: idempotency entry and status of one click, a small Redis hash.
 
-The api's admission script creates it (state ``queued``); the worker completes or fails it.
-Field names are short because there is one record per accepted click for a whole TTL.
+The api's admission script creates it (state ``queued``: clicks, accepted time, job), kept
+``MINING_IDEMPOTENCY_TTL_SECONDS`` while the click waits; the worker completes it (reward,
+balance, applied time; ``d`` only for a duplicate; the job id goes) and keeps it for the window,
+``MINING_IDEMPOTENCY_WINDOW_SECONDS``, or fails it (error code, the TTL kept). After the window
+MongoDB answers for a completed click (``applied.py``), with the same record.
+
+Field names are short and no field is stored that can be derived: there is one record per
+click accepted within the window. A repeat is told from a reuse of the key by its clicks (the
+whole normalized body, ``{"clicks": n}``), which MongoDB keeps too.
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ FAILED = "failed"
 
 class Field:
     state = "s"
-    fingerprint = "f"
     clicks = "n"
     job = "j"
     accepted_ms = "t"
@@ -62,6 +68,22 @@ class ClickRecord:
             error=raw.get(Field.error) or None,
         )
 
+    def fields(self) -> list[str]:
+        """Field/value pairs of a completed record, as the worker writes them."""
+        assert self.state == COMPLETED, self.state
+        pairs = [Field.state, COMPLETED, Field.clicks, str(self.clicks)]
+        pairs += [Field.accepted_ms, str(self.accepted_ms)]
+        for field, value in (
+            (Field.reward, self.reward),
+            (Field.balance, self.balance),
+            (Field.applied_ms, self.applied_ms),
+        ):
+            if value is not None:
+                pairs += [field, str(value)]
+        if self.duplicate:
+            pairs += [Field.duplicate, "1"]
+        return pairs
+
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "idempotencyKey": self.key,
@@ -79,17 +101,3 @@ class ClickRecord:
         if self.state == FAILED:
             body["error"] = {"code": self.error or "unknown"}
         return body
-
-
-def completed_fields(reward: int, balance: int, applied_ms: int, duplicate: bool) -> dict[str, str]:
-    return {
-        Field.state: COMPLETED,
-        Field.reward: str(reward),
-        Field.balance: str(balance),
-        Field.applied_ms: str(applied_ms),
-        Field.duplicate: "1" if duplicate else "0",
-    }
-
-
-def failed_fields(error_code: str) -> dict[str, str]:
-    return {Field.state: FAILED, Field.error: error_code}

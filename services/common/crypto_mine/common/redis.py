@@ -72,14 +72,16 @@ PACKED: dict[type[AbstractConnection], type[AbstractConnection]] = {
 def async_redis_client(
     settings: RedisSettings, *, decode_responses: bool = False, max_connections: int = 64
 ) -> redis.asyncio.Redis:
-    client = redis.asyncio.Redis.from_url(
+    """A client whose callers wait for a free connection (at most ``REDIS_SOCKET_TIMEOUT``)
+    when all ``max_connections`` are busy, instead of failing at once."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
         settings.url,
+        max_connections=max_connections,
+        timeout=settings.socket_timeout,
         socket_timeout=settings.socket_timeout,
         socket_connect_timeout=settings.connect_timeout,
         health_check_interval=30,
         decode_responses=decode_responses,
-        max_connections=max_connections,
     )
-    pool = client.connection_pool
     pool.connection_class = PACKED.get(pool.connection_class, pool.connection_class)
-    return client
+    return redis.asyncio.Redis.from_pool(pool)

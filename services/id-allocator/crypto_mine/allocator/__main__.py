@@ -7,6 +7,7 @@ import sys
 import uvicorn
 
 from crypto_mine.common.logs import configure_logging
+from crypto_mine.common.metrics import serve_metrics
 from crypto_mine.common.settings import SettingsError
 
 from .app import create_app
@@ -19,6 +20,8 @@ def main() -> None:
     except SettingsError as exc:
         sys.exit(f"crypto-mine-id-allocator: bad settings: {exc}")
     configure_logging("id-allocator", settings.log_level)
+    if settings.metrics_port:
+        serve_metrics(settings.metrics_port, addr=settings.host)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -1,4 +1,12 @@
-"""HTTP interface: ``POST /v1/ids``, ``/healthz``, ``/readyz``, ``/metrics``.
+"""HTTP interface: ``POST /v1/ids``, ``/healthz``, ``/readyz``, ``/health`` (metrics: ``__main__``).
+
+``POST /v1/ids`` answers only callers that present the service token
+(``Authorization: Bearer <ID_ALLOCATOR_TOKEN>``, compared in constant time): anyone else who
+reaches the port could burn up to 10,000 ids a call and learn the next user id. The probes
+need no token: ``/healthz`` (liveness) allocates nothing; ``/health`` is the user-id guide's
+check, which generates one id to prove generation works (each call uses up an id: a gap in user
+ids). Metrics are served on a port of their own (``ID_METRICS_PORT``), which the chart opens to the
+monitoring namespace only.
 
 Every 4xx/5xx answer is a JSON body ``{"error": <code>, "detail": <text>}``; no stack trace ever
 reaches a client.
@@ -7,10 +15,12 @@ reaches a client.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -23,8 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from crypto_mine.common.metrics import exposition
-from crypto_mine.common.mongo import Document, async_mongo_client
+from crypto_mine.common.mongo import Document, async_mongo_client, primary
 from crypto_mine.common.names import Collections
 
 from . import metrics
@@ -59,9 +68,15 @@ class JSONResponse(Response):
 
 
 def error(
-    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    /,
+    **extra: Any,
 ) -> Response:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+    body = {"error": code, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 @dataclass
@@ -74,7 +89,8 @@ class Service:
 
 def build_service(settings: AllocatorSettings) -> Service:
     client = async_mongo_client(settings.mongo)
-    collection = client[settings.mongo.database][Collections.counters]
+    # The counter's reads decide its next write: from the primary only.
+    collection = primary(client[settings.mongo.database][Collections.counters])
     counter = Counter(collection, settings.counter_name, settings.start, settings.retry)
     allocator: Allocator
     if settings.mode == SEGMENT:
@@ -97,27 +113,79 @@ def parse_count(request: Request) -> int | str:
     return int(raw)
 
 
+def authorized(request: Request, token: str) -> bool:
+    presented = request.headers.get("authorization", "")
+    return hmac.compare_digest(presented.encode(), f"Bearer {token}".encode())
+
+
+async def generate(service: Service, count: int) -> list[IdRange]:
+    """``count`` new ids, counted in the metrics whether they come or not."""
+    try:
+        ranges = await service.allocator.allocate(count)
+    except Exception:
+        metrics.generation_errors.inc()
+        raise
+    metrics.ids_issued.labels(service.allocator.mode).inc(count)
+    metrics.generated.inc(count)
+    return ranges
+
+
+def unavailable(service: Service, **extra: Any) -> Response:
+    return error(
+        503,
+        "unavailable",
+        "the id counter could not be reached; retry later",
+        {"Retry-After": str(service.settings.retry_after_seconds)},
+        **extra,
+    )
+
+
 async def allocate_ids(request: Request) -> Response:
     service: Service = request.app.state.service
+    if not authorized(request, service.settings.token):
+        metrics.requests.labels("unauthorized").inc()
+        return error(
+            401,
+            "unauthorized",
+            "a valid service token is required (Authorization: Bearer)",
+            {"WWW-Authenticate": "Bearer"},
+        )
     count = parse_count(request)
     if isinstance(count, str):
         metrics.requests.labels("bad_request").inc()
         return error(400, "invalid_count", count)
     try:
-        ranges = await service.allocator.allocate(count)
+        ranges = await generate(service, count)
     except CounterUnavailable as exc:
         metrics.requests.labels("unavailable").inc()
-        return error(
-            503,
-            "unavailable",
-            f"the id counter could not be reached: {exc}; retry later",
-            {"Retry-After": str(service.settings.retry_after_seconds)},
-        )
+        log.warning("ids not allocated: %s", exc)
+        return unavailable(service)
     ids = [i for segment in ranges for i in segment.ids()]
     metrics.requests.labels("ok").inc()
-    metrics.ids_issued.labels(service.allocator.mode).inc(count)
     return JSONResponse(
         {"ids": ids, "ranges": [[segment.first, segment.last] for segment in ranges]}
+    )
+
+
+async def health(request: Request) -> Response:
+    """The user-id guide's health check: generate one id, say so."""
+    service: Service = request.app.state.service
+    timestamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        [segment] = await generate(service, 1)
+    except CounterUnavailable as exc:
+        log.warning("health check generated no id: %s", exc)
+        return unavailable(
+            service, status="unhealthy", timestamp=timestamp, user_id_generation="failing"
+        )
+    return JSONResponse(
+        {
+            "status": "healthy",
+            "timestamp": timestamp,
+            "user_id_generation": "working",
+            "test_id": str(segment.first),
+        },
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -134,11 +202,6 @@ async def readyz(request: Request) -> Response:
         log.warning("not ready: MongoDB ping failed: %s", exc)
         return error(503, "not_ready", "MongoDB did not answer a ping")
     return JSONResponse({"status": "ready", "mode": service.allocator.mode})
-
-
-async def metrics_endpoint(request: Request) -> Response:
-    body, content_type = exposition()
-    return Response(body, media_type=content_type)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -176,7 +239,7 @@ def create_app(settings: AllocatorSettings) -> Starlette:
             Route("/v1/ids", allocate_ids, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,

@@ -1,4 +1,6 @@
-"""The allocator's Prometheus metrics, all named ``id_allocator_*``."""
+"""The allocator's Prometheus metrics: ``id_allocator_*``, and two under the user-id guide's
+names (``user_id_generation_total``, ``user_id_generation_errors_total``) so that its alerts
+read them."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from prometheus_client import Counter, Gauge, Histogram
 ids_issued = Counter("id_allocator_ids_issued", "Ids handed out to clients.", ["mode"])
 requests = Counter(
     "id_allocator_requests",
-    "POST /v1/ids requests by outcome (ok, bad_request, unavailable, error).",
+    "POST /v1/ids requests by outcome (ok, bad_request, unauthorized, unavailable, error).",
     ["outcome"],
 )
 segment_fetches = Counter(
@@ -47,4 +49,12 @@ errors = Counter(
     "id_allocator_errors",
     "Failed MongoDB attempts, given-up reservations and possibly lost ranges by kind.",
     ["kind"],
+)
+
+# The user-id guide's names. Generated: every id handed out (POST /v1/ids and the /health test
+# id); errors: every generation that failed (its caller got no id).
+generated = Counter("user_id_generation", "User ids generated (the user-id guide's name).")
+generation_errors = Counter(
+    "user_id_generation_errors",
+    "User id generations that failed: the caller got no id (the user-id guide's name).",
 )

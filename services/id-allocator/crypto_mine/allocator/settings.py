@@ -12,6 +12,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # The largest `count` one request may ask for.
 MAX_COUNT = 10_000
+MIN_TOKEN_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class AllocatorSettings:
     retry_after_seconds: int = 1
     host: str = "0.0.0.0"  # noqa: S104 - pods listen on all interfaces
     port: int = 8081
+    metrics_port: int = 9101
+    # The callers' shared secret (`Authorization: Bearer`); see service_token().
+    token: str = field(default="", repr=False)
     log_level: str = "INFO"
     mongo: MongoSettings = field(default_factory=MongoSettings)
 
@@ -93,17 +97,36 @@ class AllocatorSettings:
                 ),
             ),
             retry=RetryPolicy(
-                retries=env.int("ID_RETRIES", RetryPolicy.retries, min=0, max=10),
-                base_seconds=env.int("ID_RETRY_BASE_MS", 100, min=1, max=10_000) / 1000,
+                # MAX_RETRIES and RETRY_DELAY: the user-id guide's names.
+                retries=env.int(
+                    "ID_RETRIES", RetryPolicy.retries, min=0, max=10, alias="MAX_RETRIES"
+                ),
+                base_seconds=env.int(
+                    "ID_RETRY_BASE_MS", 100, min=1, max=10_000, alias="RETRY_DELAY"
+                )
+                / 1000,
                 attempt_timeout=env.int("ID_MONGO_TIMEOUT_MS", 1000, min=10, max=60_000) / 1000,
                 deadline=env.int("ID_REQUEST_DEADLINE_MS", 4000, min=10, max=120_000) / 1000,
             ),
             retry_after_seconds=env.int("ID_RETRY_AFTER_SECONDS", cls.retry_after_seconds, min=0),
             host=env.str("HOST", cls.host),
             port=env.int("PORT", cls.port, min=1, max=65_535),
+            metrics_port=env.int("ID_METRICS_PORT", cls.metrics_port, min=0, max=65_535),
+            token=service_token(env),
             log_level=_log_level(env),
             mongo=MongoSettings.from_env(env),
         )
+
+
+def service_token(env: Env) -> str:
+    """``ID_ALLOCATOR_TOKEN``: the secret every caller of ``POST /v1/ids`` presents."""
+    token = env.optional("ID_ALLOCATOR_TOKEN") or ""
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise SettingsError(
+            f"ID_ALLOCATOR_TOKEN is missing or shorter than {MIN_TOKEN_LENGTH} characters: "
+            "the allocator hands out ids only to callers that present it."
+        )
+    return token
 
 
 def _log_level(env: Env) -> str:

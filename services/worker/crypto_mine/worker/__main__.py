@@ -6,12 +6,16 @@ import sys
 
 from crypto_mine.common.logs import configure_logging
 from crypto_mine.common.metrics import prepare_multiprocess_dir
+from crypto_mine.common.settings import SettingsError
 
 from .settings import WorkerSettings
 
 
 def main() -> None:
-    settings = WorkerSettings.from_env()  # fail fast, with the variable's name
+    try:
+        settings = WorkerSettings.from_env()  # fail fast, with the variable's name
+    except SettingsError as error:
+        sys.exit(f"crypto-mine-worker: bad settings: {error}")
     configure_logging("worker", settings.log_level)
     prepare_multiprocess_dir()
     from .supervisor import Supervisor

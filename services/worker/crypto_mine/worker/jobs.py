@@ -39,7 +39,12 @@ class BatchApplier:
         self.redis = redis_client(settings.redis)
         self.mongo = mongo_client(settings.mongo, **mongo_options)
         self.ledger = Ledger(self.mongo[settings.mongo.database], settings.reward_per_click)
-        self.outcomes = Outcomes(self.redis, settings.status_cache_ttl_seconds, settings.events)
+        self.outcomes = Outcomes(
+            self.redis,
+            settings.status_cache_ttl_seconds,
+            settings.events,
+            settings.idempotency_window_seconds,
+        )
         self.batches = batches.BatchApplier(
             self.ledger,
             self.outcomes,

@@ -1,7 +1,10 @@
-"""``crypto-mine-queue``: what the click queue holds, as a table or as JSON.
+"""``crypto-mine-queue``: what the click queue holds, as a table or as JSON; and
+``crypto-mine-queue requeue``: dead-lettered jobs back to the queue; and
+``crypto-mine-queue redis``: what an operator needs to know of that Redis.
 
 Depth in clicks, jobs waiting and in progress, dead-lettered jobs with their error codes,
-workers and lag.
+workers and lag. Run it where ``REDIS_URL`` names the queue's Redis (in a worker pod, with
+``kubectl exec``).
 """
 
 from __future__ import annotations
@@ -119,11 +122,76 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# INFO fields that tell whether Redis can keep the queue: memory and its limit, the eviction
+# policy (anything but noeviction may drop queued clicks), persistence, load.
+REDIS_FIELDS = (
+    "redis_version",
+    "used_memory_human",
+    "maxmemory_human",
+    "maxmemory_policy",
+    "mem_fragmentation_ratio",
+    "evicted_keys",
+    "aof_enabled",
+    "aof_last_write_status",
+    "aof_rewrite_in_progress",
+    "rdb_last_bgsave_status",
+    "connected_clients",
+    "blocked_clients",
+    "instantaneous_ops_per_sec",
+)
+
+
+def redis_info(settings: RedisSettings) -> dict[str, Any]:
+    """The fields of REDIS_FIELDS from INFO (missing ones as None)."""
+    connection: Redis = redis_client(settings)
+    try:
+        info = connection.info("all")
+    finally:
+        connection.close()
+    return {field: info.get(field) for field in REDIS_FIELDS}
+
+
+def requeue(settings: RedisSettings, job_ids: list[str]) -> list[str]:
+    """Move dead-lettered jobs (all when ``job_ids`` is empty) back to the queue."""
+    connection: Redis = redis_client(settings)
+    try:
+        queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+        registry = FailedJobRegistry(queue=queue)
+        chosen = job_ids or registry.get_job_ids()
+        dead = set(registry.get_job_ids())
+        missing = [job_id for job_id in chosen if job_id not in dead]
+        if missing:
+            raise SystemExit(f"not dead-lettered: {', '.join(missing)}")
+        for job_id in chosen:
+            registry.requeue(job_id)
+        return chosen
+    finally:
+        connection.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="crypto-mine-queue", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    commands = parser.add_subparsers(dest="command")
+    again = commands.add_parser("requeue", help="move dead-lettered jobs back to the queue")
+    which = again.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every dead-lettered job")
+    which.add_argument("job_ids", nargs="*", default=[], metavar="JOB_ID", help="these jobs")
+    commands.add_parser("redis", help="memory, eviction policy, persistence, clients of Redis")
     args = parser.parse_args(argv)
-    data = snapshot(RedisSettings.from_env(Env()))
+    settings = RedisSettings.from_env(Env())
+    if args.command == "redis":
+        info = redis_info(settings)
+        if args.json:
+            sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        else:
+            sys.stdout.write("".join(f"{key:<26} {value}\n" for key, value in info.items()))
+        return
+    if args.command == "requeue":
+        done = requeue(settings, [] if args.all else args.job_ids)
+        sys.stdout.write(f"requeued {len(done)} job(s)" + "".join(f"\n  {j}" for j in done) + "\n")
+        return
+    data = snapshot(settings)
     sys.stdout.write((json.dumps(data, indent=2) if args.json else table(data)) + "\n")
 
 

@@ -1,8 +1,7 @@
-"""Queue-wide gauges, exported by one worker pod at a time.
+"""Queue-wide gauges from a worker pod, while it holds the reporter lease.
 
-``mining_click_queue_depth`` and ``mining_worker_lag_seconds`` describe the whole queue, so
-exactly one pod must export them, or ``sum()`` over pods would multiply them. Pods compete for
-a short Redis lease; the holder exports, the others stay silent.
+The lease and the gauges are ``crypto_mine.common.queue_reporter``'s (the api takes part too);
+this is the worker's side, renewed from a thread beside its synchronous processes.
 """
 
 from __future__ import annotations
@@ -19,25 +18,18 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 
-from crypto_mine.common.names import Keys, Metrics
+from crypto_mine.common.names import Keys
+from crypto_mine.common.queue_reporter import (
+    LEASE_SCRIPT,
+    LEASE_SECONDS,
+    RENEW_SECONDS,
+    queue_gauges,
+)
 from crypto_mine.common.queue_stats import QueueStats, read_stats
 from crypto_mine.common.redis import async_redis_client
 from crypto_mine.common.settings import RedisSettings
 
 log = logging.getLogger(__name__)
-
-LEASE_SECONDS = 15
-RENEW_SECONDS = 5
-
-# Take the lease if free, or keep it if ours; answer whether we hold it.
-LEASE_SCRIPT = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"""
 
 
 class QueueReporter(Collector):
@@ -90,11 +82,4 @@ class QueueReporter(Collector):
         except RedisError as error:
             log.warning("queue statistics unavailable: %s", error)
             return
-        yield GaugeMetricFamily(
-            Metrics.queue_depth, "Clicks accepted and not yet applied.", value=stats.depth
-        )
-        yield GaugeMetricFamily(
-            Metrics.worker_lag,
-            "Age of the oldest job waiting in the queue.",
-            value=stats.lag_seconds,
-        )
+        yield from queue_gauges(stats)

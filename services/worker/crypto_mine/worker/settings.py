@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from crypto_mine.common.events import EventSettings
 from crypto_mine.common.names import Ttl
 from crypto_mine.common.retry import Backoff
-from crypto_mine.common.settings import Env, MongoSettings, RedisSettings
+from crypto_mine.common.settings import Env, MongoSettings, RedisSettings, window_seconds
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class WorkerSettings:
     worker_ttl_seconds: int
     shutdown_grace_seconds: float
     status_cache_ttl_seconds: int
+    idempotency_window_seconds: int
     events: EventSettings
     log_level: str
 
@@ -46,6 +47,7 @@ class WorkerSettings:
             worker_ttl_seconds=env.int("MINING_WORKER_TTL", 30, min=16),
             shutdown_grace_seconds=env.float("MINING_WORKER_SHUTDOWN_GRACE", 60.0, min=1),
             status_cache_ttl_seconds=env.int("MINING_STATUS_CACHE_TTL", Ttl.status_cache, min=1),
+            idempotency_window_seconds=window_seconds(env),
             events=EventSettings.from_env(env),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )

@@ -5,8 +5,9 @@
 --       then per click: user bucket, ip bucket, click record.
 -- ARGV: 1..6 global/user/ip rate and burst, 7 max depth, 8 record ttl (s), 9 new job id,
 --       10 most clicks per job, 11 candidate clicks (sum of this call's), 12 number of job
---       hash fields (n), 13 prefix of click lists, 14..13+2n field/value pairs, then per click:
---       fingerprint, clicks, click json.
+--       hash fields (n), 13 prefix of click lists, 14 window (s), 15 accepted at (ms),
+--       16..15+2n field/value pairs, then per click: clicks, click json, stored record
+--       (from MongoDB: its field/value pairs separated by spaces; "" when none was found).
 -- Returns {depth, job id or false, per click {outcome, policy, remaining, reset ms, wait ms, record...}}.
 
 local ACCEPTED, REPLAYED, MISMATCH, LIMITED, FULL = 1, 2, 3, 4, 5
@@ -15,7 +16,9 @@ local max_depth = tonumber(ARGV[7])
 local ttl = tonumber(ARGV[8])
 local new_job = ARGV[9]
 local nfields = tonumber(ARGV[12])
-local first = 14 + 2 * nfields
+local window = tonumber(ARGV[14])
+local accepted_ms = ARGV[15]
+local first = 16 + 2 * nfields
 local count = (#KEYS - 8) / 3
 local job_id = target_job(new_job, tonumber(ARGV[11]), tonumber(ARGV[10]))
 
@@ -25,8 +28,8 @@ local accepted = 0
 
 for i = 0, count - 1 do
   local user_key, ip_key, record_key = KEYS[9 + 3 * i], KEYS[10 + 3 * i], KEYS[11 + 3 * i]
-  local fingerprint = ARGV[first + 3 * i]
-  local clicks = tonumber(ARGV[first + 3 * i + 1])
+  local clicks = tonumber(ARGV[first + 3 * i])
+  local stored = ARGV[first + 3 * i + 2]
   local bs = click_buckets(user_key, ip_key)
   local worst, wait = check(bs, clicks)
   if worst > 0 then
@@ -36,13 +39,17 @@ for i = 0, count - 1 do
     local seen = known(record_key)
     local outcome, record = nil, nil
     if seen then
-      if seen == fingerprint then outcome, record = REPLAYED, replay(record_key)
+      if tonumber(seen) == clicks then outcome, record = REPLAYED, replay(record_key)
+      else outcome = MISMATCH end
+    elseif stored ~= '' then
+      local fields, stored_clicks = restore(record_key, stored, window)
+      if stored_clicks == clicks then outcome, record = REPLAYED, fields
       else outcome = MISMATCH end
     elseif room_for(clicks, max_depth) then
       outcome = ACCEPTED
       reserve(clicks)
-      remember(record_key, fingerprint, clicks, job_id, ttl)
-      accepted_json[#accepted_json + 1] = ARGV[first + 3 * i + 2]
+      remember(record_key, clicks, job_id, accepted_ms, ttl)
+      accepted_json[#accepted_json + 1] = ARGV[first + 3 * i + 1]
       accepted = accepted + clicks
     else
       outcome = FULL
@@ -62,7 +69,7 @@ end
 save_buckets()
 if accepted > 0 then
   local fields = {}
-  for f = 14, 13 + 2 * nfields do fields[#fields + 1] = ARGV[f] end
+  for f = 16, 15 + 2 * nfields do fields[#fields + 1] = ARGV[f] end
   enqueue(job_id, new_job, accepted_json, accepted, fields)
 else
   job_id = false

@@ -5,6 +5,10 @@
 // every retry of it reuses that key, so a click is never counted twice. 429 and 503 answers
 // are shown and retried after their Retry-After. The session is the HttpOnly `auth-token`
 // cookie, which also authenticates the EventSource.
+//
+// The "Download Mobile App" button shows the release of /api/mobile-app/apk, hidden when none
+// is configured; like the dashboard's data it is revalidated whenever the window regains focus
+// (or the tab becomes visible), and an open dialog follows the new release at once.
 "use strict";
 
 (() => {
@@ -204,7 +208,44 @@
     showSignedIn(body.username);
   }
 
+  // The mobile release: the button and its dialog follow /api/mobile-app/apk.
+  async function loadMobileRelease() {
+    const response = await fetch("/api/mobile-app/apk", { cache: "no-cache" }).catch(() => null);
+    if (!response || !response.ok) return; // keep what is shown; the next focus tries again
+    const release = await response.json().catch(() => ({}));
+    const url = release.available ? safeUrl(release.downloadUrl) : null;
+    $("mobile-app").hidden = url === null;
+    if (url === null) {
+      if ($("mobile-dialog").open) $("mobile-dialog").close();
+      return;
+    }
+    $("mobile-version").textContent = release.version ?? "unknown";
+    $("mobile-built").textContent = release.buildDate ? `, built ${release.buildDate}` : "";
+    $("mobile-notes").textContent = release.releaseNotes ?? "";
+    $("mobile-download").href = url;
+  }
+
+  function safeUrl(value) {
+    try {
+      const url = new URL(value);
+      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+    } catch {
+      return null;
+    }
+  }
+
+  function watchMobileRelease() {
+    $("mobile-app").addEventListener("click", () => $("mobile-dialog").showModal());
+    $("mobile-close").addEventListener("click", () => $("mobile-dialog").close());
+    window.addEventListener("focus", loadMobileRelease);
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") loadMobileRelease();
+    });
+    loadMobileRelease();
+  }
+
   async function start() {
+    watchMobileRelease();
     $("auth-form").addEventListener("submit", (event) => {
       event.preventDefault();
       authenticate(event.submitter?.value === "login" ? "login" : "register");

@@ -3,17 +3,20 @@
 -- users' event streams (an event only when a click record changes state, so a repeated run
 -- of the same batch emits nothing new), and the job's click list, which is no longer needed.
 --
+-- A completed record loses its job id (and the fingerprint of older versions) and lives for the
+-- window from now: MongoDB answers for the click after it. A failed one keeps its TTL.
+--
 -- KEYS: 1 queue depth, 2 queue jobs, 3 the job's click list, then completed click records,
 --       failed click records, user status keys, event streams.
 -- ARGV: 1 job id, 2 completed count (c), 3 failed count (f), 4 user count (u),
---       5 status ttl, 6 stream maxlen, 7 stream ttl,
+--       5 status ttl, 6 stream maxlen, 7 stream ttl, 8 window (s),
 --       then 6 per completed click (key, reward, balance, applied ms, duplicate, stream),
 --       3 per failed click (key, error code, stream), 4 per user (clicks, balance,
 --       last click ms, stream); "stream" is the 1-based index of the user's event stream.
 
 local job = ARGV[1]
 local c, f, u = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local ttl, maxlen, stream_ttl = ARGV[5], ARGV[6], ARGV[7]
+local ttl, maxlen, stream_ttl, window = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local streams = 3 + c + f + u
 local touched = {}
 
@@ -29,21 +32,23 @@ if carried then
 end
 redis.call('DEL', KEYS[3])
 
--- A record that expired stays gone: writing it again would leave it without a TTL.
+-- The first completion stands: a repeated run changes nothing. A record that expired stays
+-- gone (MongoDB answers for it), so no event is emitted twice.
 for i = 1, c do
-  local key, a = KEYS[3 + i], 8 + 6 * (i - 1)
+  local key, a = KEYS[3 + i], 9 + 6 * (i - 1)
   local state, n, t = unpack(redis.call('HMGET', key, 's', 'n', 't'))
-  if state then
+  if state and state ~= 'completed' then
     redis.call('HSET', key, 's', 'completed', 'r', ARGV[a + 1], 'b', ARGV[a + 2],
-      'a', ARGV[a + 3], 'd', ARGV[a + 4])
-    if state ~= 'completed' then
-      emit(tonumber(ARGV[a + 5]), 'ev', 'click', 'k', ARGV[a], 's', 'completed', 'n', n or '0',
-        't', t or '0', 'r', ARGV[a + 1], 'b', ARGV[a + 2], 'a', ARGV[a + 3], 'd', ARGV[a + 4])
-    end
+      'a', ARGV[a + 3])
+    if ARGV[a + 4] == '1' then redis.call('HSET', key, 'd', '1') end
+    redis.call('HDEL', key, 'j', 'f')
+    redis.call('EXPIRE', key, window)
+    emit(tonumber(ARGV[a + 5]), 'ev', 'click', 'k', ARGV[a], 's', 'completed', 'n', n or '0',
+      't', t or '0', 'r', ARGV[a + 1], 'b', ARGV[a + 2], 'a', ARGV[a + 3], 'd', ARGV[a + 4])
   end
 end
 for i = 1, f do
-  local key, a = KEYS[3 + c + i], 8 + 6 * c + 3 * (i - 1)
+  local key, a = KEYS[3 + c + i], 9 + 6 * c + 3 * (i - 1)
   local state, n, t = unpack(redis.call('HMGET', key, 's', 'n', 't'))
   if state then
     redis.call('HSET', key, 's', 'failed', 'e', ARGV[a + 1])
@@ -54,7 +59,7 @@ for i = 1, f do
   end
 end
 for i = 1, u do
-  local a = 8 + 6 * c + 3 * f + 4 * (i - 1)
+  local a = 9 + 6 * c + 3 * f + 4 * (i - 1)
   write_status(KEYS[3 + c + f + i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ttl)
   local stream = tonumber(ARGV[a + 3])
   if touched[stream] then

@@ -1,0 +1,72 @@
+"""What is mutated, and which tests cover it (a mutant is run against these tests only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One Python module of a service package."""
+
+    name: str  # e.g. "common.ledger"
+    package_dir: str  # the service folder holding crypto_mine/<package>
+    tests: tuple[str, ...]
+
+    @property
+    def package(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def module(self) -> str:
+        return f"crypto_mine.{self.name}"
+
+    @property
+    def file(self) -> str:
+        """The module's path below the package folder's parent (``crypto_mine/...``)."""
+        return f"crypto_mine/{self.name.replace('.', '/')}.py"
+
+
+TARGETS = (
+    Target(
+        "api.idempotency",
+        "services/api",
+        (
+            "tests/api/test_click.py",
+            "tests/api/test_click_status.py",
+            "tests/api/test_idempotency.py",
+        ),
+    ),
+    Target(
+        "api.clientip", "services/api", ("tests/api/test_limits.py", "tests/api/test_clientip.py")
+    ),
+    Target(
+        "common.ledger",
+        "services/common",
+        ("tests/worker/test_ledger.py", "tests/worker/test_outcome_events.py"),
+    ),
+    Target(
+        "common.batches",
+        "services/common",
+        ("tests/worker/test_batches.py", "tests/worker/test_outcome_events.py"),
+    ),
+    Target(
+        "common.outcomes",
+        "services/common",
+        ("tests/worker/test_outcome_events.py", "tests/worker/test_batches.py"),
+    ),
+    Target("operator.decision", "operator", ("tests/operator/test_operator_decision.py",)),
+    Target(
+        "allocator.segments",
+        "services/id-allocator",
+        ("tests/allocator/test_allocator_segments.py",),
+    ),
+    Target(
+        "allocator.strict",
+        "services/id-allocator",
+        ("tests/allocator/test_allocator_strict.py",),
+    ),
+)
