@@ -36,7 +36,7 @@ from rq.serializers import JSONSerializer
 
 from crypto_mine.common.names import APPLY_CLICKS_JOB, QUEUE_NAME
 
-from .render import Prometheus, Renderer, render
+from .render import RELEASE, Prometheus, Renderer, render
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "grafana" / "dashboards" / "mining.json"
@@ -167,13 +167,16 @@ def live_run(out: Path) -> None:
     server = None
     try:
         [worker] = stack.workers
+        # Named and labelled as the chart's ServiceMonitors name them for the release the
+        # drawing shows (RELEASE: its name, its namespace).
+        release = RELEASE["release"]
         jobs = {
-            "crypto-mine-api": (f"127.0.0.1:{stack.api.port}", "/api/metrics"),
-            "crypto-mine-worker": (f"127.0.0.1:{worker.metrics_port}", "/metrics"),
-            "crypto-mine-id-allocator": (f"127.0.0.1:{stack.allocator.metrics_port}", "/metrics"),
+            f"{release}-api": (f"127.0.0.1:{stack.api.port}", "/api/metrics"),
+            f"{release}-worker": (f"127.0.0.1:{worker.metrics_port}", "/metrics"),
+            f"{release}-id-allocator": (f"127.0.0.1:{stack.allocator.metrics_port}", "/metrics"),
         }
-        # Labelled as the chart's ServiceMonitors label them: release crypto-mine in its namespace.
-        server = PrometheusServer(folder / "prometheus", jobs, {"namespace": "crypto-mine"}).start()
+        labels = {"namespace": RELEASE["namespace"]}
+        server = PrometheusServer(folder / "prometheus", jobs, labels).start()
         tokens = {user: stack.token(user) for user in [f"u{n}" for n in range(USERS)]}
         tokens["greedy"] = stack.token("greedy")
         asyncio.run(drive(stack.api.url, tokens, worker.spawned_children(), stack.redis.url))

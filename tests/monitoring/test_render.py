@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from devstack.servers import wait_until
-from grafana.render import Prometheus, Renderer, legend, number, render, threshold_color
+from grafana.render import (
+    RELEASE,
+    Prometheus,
+    Renderer,
+    legend,
+    number,
+    render,
+    threshold_color,
+)
 from grafana.screenshot import DASHBOARD
 from tests.e2e.prometheus import PrometheusServer, QueueDepthExporter
 
@@ -28,8 +36,9 @@ STEPS: list[dict[str, Any]] = [
 def scraped(tmp_path: Path) -> Iterator[tuple[QueueDepthExporter, PrometheusServer]]:
     exporter = QueueDepthExporter().start()
     exporter.set(1234)
-    # Labelled as the chart's ServiceMonitors label the worker's metrics (release crypto-mine).
-    labels = {"namespace": "crypto-mine", "job": "crypto-mine-worker"}
+    # Labelled as the chart's ServiceMonitors label the worker's metrics, for the release the
+    # drawing shows.
+    labels = {"namespace": RELEASE["namespace"], "job": f"{RELEASE['release']}-worker"}
     server = PrometheusServer(
         tmp_path / "prometheus", [f"127.0.0.1:{exporter.port}"], labels
     ).start()
