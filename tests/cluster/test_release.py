@@ -200,9 +200,20 @@ def test_uninstall_leaves_nothing_and_the_namespace_deletes_within_a_minute(
         found = release.cluster.kubectl("get", "namespace", release.namespace, check=False)
         return found.returncode != 0
 
-    # Every object of the release goes, pods included (their grace periods end at once: an
-    # idle worker has no batch to finish).
-    wait_for(lambda: left() == "", 60, "nothing of the release left")
+    def nothing_left() -> bool:
+        names = left()
+        if names:
+            raise AssertionError(f"still there: {names.split()}")
+        return True
+
+    # Every object of the release goes, pods included: an idle worker has no batch to finish,
+    # so its grace period (jobs' timeout + shutdown grace) is not what it waits for.
+    try:
+        wait_for(nothing_left, 90, "nothing of the release left")
+    except TimeoutError as error:
+        pods = release.kubectl("get", "pods", "-o", "wide", check=False)
+        events = release.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False)
+        raise AssertionError(f"{error}\n{pods}\n{events[-3000:]}") from error
     uninstalled = time.monotonic() - started
     release.cluster.kubectl("delete", "namespace", release.namespace, "--wait=false")
     wait_for(namespace_gone, 60, f"namespace {release.namespace} deleted")
