@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from crypto_mine.common.names import Ttl
+
 from .options import Options
 
 
@@ -49,6 +51,10 @@ METHODS = {
     "has (--naive-workers), job = insert_one + update_one($inc). A warm-up precedes both.",
     5: "tests/allocator/bench_ids.py: HTTP load from keep-alive asyncio connections in the "
     "harness process (not wrk); ratio to one find_one_and_update($inc) per id, 16 concurrent.",
+    7: "After phase 4 (its clicks completed, still within their window): Redis used_memory "
+    "before and after deleting each kind of key, over the number of click records (one per "
+    "accepted request of one click); baseline: the same records rewritten with every field "
+    "and the 24 h TTL of click records before the window (bench/memory.py).",
     6: "wrk with a Lua pacer (a fixed schedule per thread, fixed connections; a late request "
     "goes at once, coordinated omission is not corrected as wrk2 would); latency from the "
     "moment a request is written to its answer. The worker pod runs; worker lag = "
@@ -82,6 +88,16 @@ def _median_cpu(runs: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def _cpu_per_answer(runs: list[dict[str, Any]], group: str, answers: str) -> float:
+    """Median over runs of a process group's CPU µs per answer (``answers``: a run's field)."""
+    per = sorted(
+        float(run["cpu_percent"][group]) / 100 * run["seconds"] * 1e6 / max(run[answers], 1)
+        for run in runs
+    )
+    median: float = per[len(per) // 2]
+    return round(median, 1)
+
+
 def rows(results: dict[str, Any], options: Options) -> list[Row]:
     out: list[Row] = []
     http = results["1_http"]
@@ -105,6 +121,25 @@ def rows(results: dict[str, Any], options: Options) -> list[Row]:
             f"{options.web_workers} uvicorn worker(s); {http['cpus']}; no worker running; "
             f"{rejected} answers >= 400; 202 at server {server} vs wrk {answered}; "
             f"CPU api: {_cpu(_median_cpu(api_runs))}; bare: {_cpu(_median_cpu(bare_runs))}",
+        )
+    )
+    api_cpu = _cpu_per_answer(api_runs, "api", "accepted_at_server")
+    bare_cpu = _cpu_per_answer(bare_runs, "bare", "requests")
+    lookups = _cpu_per_answer(api_runs, "mongodb", "accepted_at_server")
+    script = _cpu_per_answer(api_runs, "redis", "accepted_at_server")
+    out.append(
+        Row(
+            "http.api_cpu_per_click",
+            1,
+            "api CPU per accepted click vs bare Starlette CPU per request (µs)",
+            api_cpu,
+            f"{api_cpu:.0f} µs",
+            bare_cpu,
+            f"{bare_cpu:.0f} µs",
+            _ratio(api_cpu, bare_cpu),
+            f"median of the phase 1 runs: the api process group's CPU time over the clicks "
+            f"its server counted; MongoDB {lookups:.0f} µs and Redis {script:.0f} µs per click "
+            "in the same runs (the key lookups beyond the window, the admission script)",
         )
     )
     redis = results["2_redis"]
@@ -225,6 +260,43 @@ def rows(results: dict[str, Any], options: Options) -> list[Row]:
                 f"vs {baseline['name']}{requests}" + (f"; {row['note']}" if row["note"] else ""),
             )
         )
+    held = results["7_memory"]
+    per_click, kinds = held["per_click"], held["kinds"]
+    window = 10_000 * Ttl.window * held["record_bytes"] / 2**20
+    out.append(
+        Row(
+            "redis.bytes_per_click_record",
+            7,
+            "Redis bytes per accepted click's record, completed (kept for the window)",
+            held["record_bytes"],
+            f"{held['record_bytes']:.0f} B",
+            held["record_bytes_before"],
+            f"{held['record_bytes_before']:.0f} B",
+            _ratio(held["record_bytes"], held["record_bytes_before"]),
+            f"{held['clicks']} records of phase 4, used_memory freed by deleting them; baseline: "
+            "the same records with every field, as before the window; at 10k clicks/s the "
+            f"records of a {Ttl.window} s window hold {window:,.0f} MiB (before: the 24 h TTL, "
+            f"{10_000 * Ttl.idempotency * held['record_bytes_before'] / 2**30:,.0f} GiB)",
+        )
+    )
+    out.append(
+        Row(
+            "redis.bytes_per_click_all",
+            7,
+            "Redis bytes per accepted click, all its keys (records, events, status, buckets)",
+            round(sum(per_click.values()), 1),
+            f"{sum(per_click.values()):.0f} B",
+            None,
+            "",
+            None,
+            "; ".join(
+                f"{kind} {per_click[kind]:.0f} B/click ({values['keys']} keys)"
+                for kind, values in kinds.items()
+            )
+            + " (events live MINING_EVENTS_TTL, at most MINING_EVENTS_MAXLEN per user; status "
+            "and buckets one per user)",
+        )
+    )
     latency = results["6_latency"]
     ms = latency["latency_ms"]
     out.append(

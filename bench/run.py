@@ -40,7 +40,7 @@ from tests.api.test_round_trips import Monitor
 from tests.support.worker import WorkerProcess
 from tests.worker import bench_worker
 
-from . import naive
+from . import memory, naive
 from .cpus import servers_apart
 from .options import Options
 from .probes import CpuMeter, RedisCounters, accepted_clicks, machine, metric
@@ -200,6 +200,8 @@ class Run:
         pod = self.start(worker_pod(self.work / "pod", *self.stores("bench_e2e_ours")))
         self.wait_workers(QueueKeys.workers, default_worker_concurrency())
         self.results["4_e2e"] = {"ours": self.ours(api, pod)}
+        self.say("phase 7: Redis bytes per click, the keys phase 4 left")
+        self.results["7_memory"] = memory.measure(self.redis)
         self.say("phase 6: latency at a fraction of the maximum, worker pod running")
         self.results["6_latency"] = self.latency(api, pod)
         self.stop(pod, api)
@@ -238,7 +240,8 @@ class Run:
                     self.redis.flushall()
                     counters = RedisCounters.read(self.redis)
                     accepted = accepted_clicks(api.url)
-                    meter = CpuMeter(self.groups({name: server}, mongodb=False))
+                    # MongoDB too: the api looks each admission call's keys up there.
+                    meter = CpuMeter(self.groups({name: server}))
                     meter.start()
                     result = self.wrk.timed(
                         server.url, self.o.seconds, self.key(f"{name}-{repeat}")

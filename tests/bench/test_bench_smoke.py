@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Phase 5's rows are tests/allocator/bench_ids.py's: these at least.
 ROWS = {
     "http.click_vs_bare": 1,
+    "http.api_cpu_per_click": 1,
     "redis.round_trips_full_load": 2,
     "redis.round_trips_one_connection": 2,
     "redis.round_trips_monitor_sample": 2,
@@ -24,6 +25,8 @@ ROWS = {
     "ids.raw_inc_per_id_16_concurrent": 5,
     "latency.click": 6,
     "latency.worker_lag": 6,
+    "redis.bytes_per_click_record": 7,
+    "redis.bytes_per_click_all": 7,
 }
 
 
@@ -64,3 +67,8 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
         assert e2e["exact"], e2e
         assert e2e["clicks"] == e2e["clicks_sent"] == e2e["answered_2xx"]
     assert results["6_latency"]["achieved_per_second"] > 0
+    held = results["7_memory"]
+    warm_up = document["options"]["e2e_warmup_clicks"]
+    assert held["clicks"] == results["4_e2e"]["ours"]["clicks"] + warm_up
+    # Fewer fields, the same keys: smaller, whatever the allocator does with them.
+    assert 0 < held["record_bytes"] < held["record_bytes_before"], held

@@ -154,7 +154,7 @@ class ApiSettings:
             ),
             idempotency_window_seconds=window_seconds(env),
             idempotency_lookup_timeout=env.float(
-                "MINING_IDEMPOTENCY_LOOKUP_TIMEOUT", 0.25, min=0.01, max=10
+                "MINING_IDEMPOTENCY_LOOKUP_TIMEOUT", 0.1, min=0.01, max=10
             ),
             max_clicks_per_request=env.int("MINING_MAX_CLICKS_PER_REQUEST", 10, min=1, max=1000),
             job_timeout_seconds=env.int("MINING_JOB_TIMEOUT_SECONDS", 120, min=5),

@@ -37,7 +37,9 @@ STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 @dataclass(frozen=True)
 class EventSettings:
     maxlen: int = 1000
-    ttl_seconds: int = 3600
+    # Long enough to resume after a reconnect; short, because every active user's stream costs
+    # Redis ~4 KB at least (a stream's first node is allocated whole) plus its events.
+    ttl_seconds: int = 300
 
     @classmethod
     def from_env(cls, env: Env) -> EventSettings:
