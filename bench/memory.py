@@ -16,10 +16,16 @@ import redis
 
 from crypto_mine.common.names import KEY_TAG, Keys, Ttl
 
+
+def _pattern(key: str) -> str:
+    """A key name's prefix up to its user part, as a SCAN pattern (``u`` stands for the user)."""
+    return key[: key.index(":u", len(KEY_TAG))] + ":*"
+
+
 KINDS = {
-    "click records": Keys.click("*", "*"),
-    "event streams": Keys.events("*"),
-    "cached status": Keys.user_status("*"),
+    "click records": _pattern(Keys.click("u", "k")),
+    "event streams": _pattern(Keys.events("u")),
+    "cached status": _pattern(Keys.user_status("u")),
     "rate-limit buckets": f"{KEY_TAG}:rl:*",
 }
 CHUNK = 500

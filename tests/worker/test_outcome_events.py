@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -96,6 +97,23 @@ def test_streams_are_trimmed(redis_client: redis.Redis, ledger: Ledger) -> None:
     assert 10 <= redis_client.xlen(Keys.events("u1")) < 240
     last = entries(redis_client, "u1")[-1][1]
     assert last["balance"] == 240
+
+
+def test_events_older_than_the_stream_ttl_are_trimmed(
+    applier: BatchApplier, redis_client: redis.Redis
+) -> None:
+    stream = Keys.events("u1")
+    a_minute_ago = int(time.time() * 1000) - 60_000  # within the fixture's 120 s
+    # Events of long ago, then of a minute ago (ids are milliseconds since the epoch).
+    for at in [*range(1, 201), *range(a_minute_ago, a_minute_ago + 50)]:
+        redis_client.xadd(stream, {"ev": "balance", "clicks": 1, "balance": 2, "last": 3}, id=at)
+    applier.apply("job-1", [queued(redis_client, "u1", "a")])
+    raw: list[tuple[str, Any]] = redis_client.xrange(stream)  # type: ignore[assignment]
+    ids = [int(entry_id.split("-")[0]) for entry_id, _ in raw]
+    # Whole nodes go (MINID ~): at most the old events sharing a node with newer ones stay.
+    assert len([at for at in ids if at <= 200]) < 100, ids
+    assert len([at for at in ids if a_minute_ago <= at < a_minute_ago + 50]) == 50, ids
+    assert [kind for kind, _ in entries(redis_client, "u1")][-2:] == ["click", "balance"]
 
 
 def test_a_completed_record_keeps_what_answers_need_for_the_window(

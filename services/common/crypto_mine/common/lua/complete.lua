@@ -1,7 +1,8 @@
 -- Record the outcome of an applied (or failed) batch, once: click records, users' cached
 -- status, the queue depth (decremented only by the first run that removes the job), the
 -- users' event streams (an event only when a click record changes state, so a repeated run
--- of the same batch emits nothing new), and the job's click list, which is no longer needed.
+-- of the same batch emits nothing new; at most maxlen events, none older than the stream ttl),
+-- and the job's click list, which is no longer needed.
 --
 -- A completed record loses its job id (and the fingerprint of older versions) and lives for the
 -- window from now: MongoDB answers for the click after it. A failed one keeps its TTL.
@@ -24,6 +25,12 @@ local function emit(stream, ...)
   redis.call('XADD', KEYS[streams + stream], 'MAXLEN', '~', maxlen, '*', ...)
   touched[stream] = true
 end
+-- Events older than stream_ttl are no longer needed to resume (a reconnect within it resumes
+-- without a gap): each stream's balance event, its last of the batch, trims them, so a user
+-- who clicks on and on does not keep maxlen events for ever.
+local now = redis.call('TIME')
+local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local oldest = string.format('%.0f', now_ms - stream_ttl * 1000)
 
 local carried = redis.call('HGET', KEYS[2], job)
 if carried then
@@ -63,7 +70,8 @@ for i = 1, u do
   write_status(KEYS[3 + c + f + i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ttl)
   local stream = tonumber(ARGV[a + 3])
   if touched[stream] then
-    emit(stream, 'ev', 'balance', 'clicks', ARGV[a], 'balance', ARGV[a + 1], 'last', ARGV[a + 2])
+    redis.call('XADD', KEYS[streams + stream], 'MINID', '~', oldest, '*', 'ev', 'balance',
+      'clicks', ARGV[a], 'balance', ARGV[a + 1], 'last', ARGV[a + 2])
   end
 end
 -- Each stream written lives on for stream_ttl from now (one EXPIRE per stream, not per event).
