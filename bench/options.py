@@ -22,6 +22,7 @@ QUICK: dict[str, int | float] = {
     "e2e_warmup_clicks": 8,
     "ids_seconds": 0.2,
     "latency_seconds": 0.5,
+    "read_seconds": 0.5,
     "naive_workers": 1,
 }
 
@@ -48,6 +49,7 @@ class Options:
     ids_seconds: float = 3.0  # each row of phase 5 (tests/allocator/bench_ids.py)
     latency_seconds: float = 15.0
     latency_fraction: float = 0.7
+    read_seconds: float = 5.0  # each kind of read of phase 8
 
     @property
     def naive_worker_count(self) -> int:

@@ -59,6 +59,20 @@ METHODS = {
     "goes at once, coordinated omission is not corrected as wrk2 would); latency from the "
     "moment a request is written to its answer. The worker pod runs; worker lag = "
     "mining_worker_lag_seconds from the pod's /metrics every 0.5 s.",
+    8: "bench/cost.py, over one stretch of load each: phase 4's measured clicks (from the first "
+    "request until applied), then click-status reads of keys phase 6 left in Redis and balance "
+    "reads of their users, each from keep-alive connections of the harness for --read-seconds. "
+    "CPU time of each process group; Redis's own used_cpu_sys + used_cpu_user, commandstats "
+    "and network bytes; the MongoDB commands the api and the worker counted (the driver's "
+    "command histogram); documents added and bytes stored per collection (collStats).",
+}
+
+
+# Phase 8's kinds of request: the results' key and the row's words.
+COSTS = {
+    "click": "accepted click, end to end",
+    "click_status": "click-status read",
+    "balance": "balance read",
 }
 
 
@@ -297,6 +311,33 @@ def rows(results: dict[str, Any], options: Options) -> list[Row]:
             "and buckets one per user)",
         )
     )
+    for name, what in COSTS.items():
+        cost = results["8_cost"][name]
+        cpu, kv, mongo = cost["cpu_us"], cost["redis"], cost["mongodb"]
+        parts = ", ".join(f"{group} {us:.0f}" for group, us in cpu.items() if group != "all")
+        commands = ", ".join(
+            f"{command} {count:g}"
+            for command, count in mongo["commands"].items()
+            if command != "all"
+        )
+        out.append(
+            Row(
+                f"cost.{name}",
+                8,
+                f"CPU per {what}, every process (µs)",
+                cpu["all"],
+                f"{cpu['all']:.0f} µs",
+                None,
+                "",
+                None,
+                f"{cost['requests']} answers; CPU µs: {parts}; Redis: {kv['commands']:g} "
+                f"commands, {kv['bytes_in']:.0f} B in, {kv['bytes_out']:.0f} B out, server CPU "
+                f"{kv['cpu_us']:.0f} µs; MongoDB: {mongo['commands']['all']:g} commands"
+                + (f" ({commands})" if commands else "")
+                + f", {mongo['documents']['all']:g} documents added, "
+                f"{mongo['stored_bytes']['all']:.0f} B stored",
+            )
+        )
     latency = results["6_latency"]
     ms = latency["latency_ms"]
     out.append(

@@ -21,7 +21,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote
 
+import httpx
 import redis
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -31,7 +33,7 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from crypto_mine.api.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
-from crypto_mine.common.names import Keys
+from crypto_mine.common.names import KEY_TAG, Keys
 from crypto_mine.common.queue_stats import QueueKeys
 from crypto_mine.common.settings import Env
 from devstack.servers import MongoServer, Process, RedisServer, wait_until
@@ -41,6 +43,7 @@ from tests.support.worker import WorkerProcess
 from tests.worker import bench_worker
 
 from . import memory, naive
+from .cost import Snapshot, per_request
 from .cpus import servers_apart
 from .options import Options
 from .probes import CpuMeter, RedisCounters, accepted_clicks, machine, metric
@@ -204,6 +207,11 @@ class Run:
         self.results["7_memory"] = memory.measure(self.redis)
         self.say("phase 6: latency at a fraction of the maximum, worker pod running")
         self.results["6_latency"] = self.latency(api, pod)
+        self.say("phase 8: the cost of a click, a click-status read and a balance read")
+        self.results["8_cost"] = {
+            "click": self.results["4_e2e"]["ours"]["cost"],
+            **self.reads(api, pod),
+        }
         self.stop(pod, api)
         self.say("phase 4: end to end, the naive baseline")
         self.results["4_e2e"]["naive"] = self.naive()
@@ -412,6 +420,7 @@ class Run:
         self.wait_quiet(lambda: applied(database), drained, budget)
         base, base_documents = applied(database), database.clicks.count_documents({})
         jobs_before = batches(pod) if pod else None
+        cost_before = self.snapshot(groups, database, url, pod) if pod else None
         poller = Poller(lambda: applied(database) - base, 0.02)
         meter = CpuMeter(groups)
         meter.start()
@@ -428,6 +437,9 @@ class Run:
         documents = database.clicks.count_documents({}) - base_documents
         seconds = poller.first_time_at(total) - began
         jobs = jobs_between(jobs_before, batches(pod)) if pod and jobs_before else None
+        cost = None
+        if pod and cost_before:
+            cost = per_request(cost_before, self.snapshot(groups, database, url, pod), total)
         return {
             "clicks_sent": clicks,
             "clicks": total,
@@ -439,8 +451,48 @@ class Run:
             "clicks_per_second": round(total / seconds, 1),
             "cpu_percent": cpu,
             "worker_jobs": jobs,
+            "cost": cost,
             "wrk": result.to_json(),
         }
+
+    def snapshot(
+        self, groups: dict[str, int], database: Database[Document], url: str, pod: WorkerProcess
+    ) -> Snapshot:
+        def api_metrics() -> str:
+            return httpx.get(f"{url}/api/metrics", timeout=10).text
+
+        return Snapshot.read(groups, self.redis, database, [api_metrics, pod.metrics])
+
+    def reads(self, api: HttpServer, pod: WorkerProcess) -> dict[str, Any]:
+        """Phase 8's reads: the click status of keys phase 6 left in Redis (within their
+        window), then balances, each for ``read_seconds`` from ``connections`` keep-alive
+        connections of the harness; the cost of one answer in every component."""
+        self.wait_quiet(lambda: 0, self.ours_drained, 120)
+        settings = ApiSettings.from_env(Env(self.env("bench")))
+        records = self.redis.scan_iter(match=f"{KEY_TAG}:click:*", count=1000)
+        users: dict[str, str] = {}
+        status: list[tuple[str, dict[str, str]]] = []
+        for record in records:
+            user, key = (unquote(part) for part in record.decode().split(":", 3)[2:])
+            token = users.setdefault(user, issue_token(settings, user))
+            path = f"/api/mining/click/status?key={quote(key, safe='')}"
+            status.append((path, {"Authorization": f"Bearer {token}"}))
+            if len(status) >= 5_000:
+                break
+        balance = [
+            ("/api/mining/status", {"Authorization": f"Bearer {token}"}) for token in users.values()
+        ]
+        database = self.mongo["bench_e2e_ours"]
+        groups = self.groups({"api": api, "worker_pod": pod})
+        found = {}
+        for name, requests in (("click_status", status), ("balance", balance)):
+            before = self.snapshot(groups, database, api.url, pod)
+            answers = asyncio.run(
+                read_load(api.url, requests, self.o.read_seconds, self.o.connections)
+            )
+            cost = per_request(before, self.snapshot(groups, database, api.url, pod), answers[200])
+            found[name] = {**cost, "statuses": dict(answers), "distinct": len(requests)}
+        return found
 
     def latency(self, api: HttpServer, pod: WorkerProcess) -> dict[str, Any]:
         """Phase 6: click latency at a fraction of phase 1's maximum, the worker pod running."""
@@ -517,6 +569,27 @@ class Run:
         folder.mkdir(exist_ok=True)
         rows = asyncio.run(bench_ids.measure(self.mongo_server, folder, self.o.ids_seconds))
         return {"rows": [asdict(row) for row in rows]}
+
+
+async def read_load(
+    url: str, requests: list[tuple[str, dict[str, str]]], seconds: float, connections: int
+) -> Counter[int]:
+    """GET the given paths in turn from ``connections`` connections for ``seconds``: answers
+    by status."""
+    statuses: Counter[int] = Counter()
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
+
+        async def loop(first: int) -> None:
+            at = first
+            while time.monotonic() < deadline:
+                path, headers = requests[at % len(requests)]
+                statuses[(await client.get(path, headers=headers)).status_code] += 1
+                at += connections
+
+        await asyncio.gather(*(loop(first) for first in range(connections)))
+    return statuses
 
 
 def ok_rate(result: WrkResult) -> float:

@@ -27,6 +27,9 @@ ROWS = {
     "latency.worker_lag": 6,
     "redis.bytes_per_click_record": 7,
     "redis.bytes_per_click_all": 7,
+    "cost.click": 8,
+    "cost.click_status": 8,
+    "cost.balance": 8,
 }
 
 
@@ -72,3 +75,16 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
     assert held["clicks"] == results["4_e2e"]["ours"]["clicks"] + warm_up
     # Fewer fields, the same keys: smaller, whatever the allocator does with them.
     assert 0 < held["record_bytes"] < held["record_bytes_before"], held
+    costs = results["8_cost"]
+    click = costs["click"]
+    assert click["requests"] == results["4_e2e"]["ours"]["clicks"]
+    # Every component worked for the clicks: each click is one document in MongoDB.
+    assert min(click["cpu_us"].values()) > 0, click
+    assert click["redis"]["commands"] > 1, click
+    assert click["redis"]["cpu_us"] > 0, click
+    assert click["mongodb"]["documents"]["clicks"] == 1, click
+    assert click["mongodb"]["commands"]["insert"] > 0, click
+    for read in ("click_status", "balance"):
+        assert costs[read]["statuses"].get("200", 0) == costs[read]["requests"] > 0, costs[read]
+        assert costs[read]["mongodb"]["documents"]["all"] == 0, costs[read]
+        assert costs[read]["redis"]["commands"] > 0, costs[read]
