@@ -1,7 +1,8 @@
 """The autoscaling experiment: a square wave and a ramp of clicks against the real operator on
-a real API server (``SimulatedPlant``: a simulated node, see plant.py), recorded, then the same
-arrivals replayed on a model of the plant under this operator's decision, the HPA algorithm as
-mode hpa renders it, and KEDA's defaults (controllers.py)."""
+a real API server (``QueuePlant``: a queue model whose worker pods run on the cluster's node, or
+on a simulated one where it has none; see plant.py), recorded, then the same arrivals replayed
+on a model of the plant under this operator's decision, the HPA algorithm as mode hpa renders
+it, and KEDA's defaults (controllers.py)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from devstack.servers import BIN, Process, RedisServer, free_port, wait_until
 from tests.e2e.kube import worker_deployment
 from tests.e2e.prometheus import PrometheusServer
 from tests.support.cluster import Cluster
+from tests.support.images import reference
 
 from .controllers import Autoscaler, Hpa, Keda, Operator, ScalingPolicy, ScalingRules
 from .load import Phase, Ramp, SquareWave
-from .plant import Plant, SimulatedPlant, World
+from .plant import Plant, QueuePlant, World
 from .replay import replay
 from .trace import Measures, Sample, measure
 
@@ -142,25 +144,45 @@ class Sandbox:
     namespace: str
     redis_url: str
     prometheus_url: str
+    real_node: bool  # the worker pods run on the cluster's node
+
+
+def has_node(cluster: Cluster) -> bool:
+    """Whether a real node is Ready to run pods (not a simulated one of an earlier run)."""
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    return any(
+        not node["metadata"]["name"].startswith("sim-")
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in node.get("status", {}).get("conditions", [])
+        )
+        for node in nodes
+    )
 
 
 @contextlib.contextmanager
-def simulated_sandbox(folder: Path, kubeconfig: Path, setup: Setup) -> Iterator[Sandbox]:
-    """A namespace with the worker Deployment, a Redis, the simulated node and queue, and a
-    Prometheus scraping the queue's applied-clicks counter every second."""
+def sandbox(folder: Path, kubeconfig: Path, setup: Setup) -> Iterator[Sandbox]:
+    """A namespace with the worker Deployment (its pods on the cluster's node, else on a
+    simulated one), a Redis, the queue model, and a Prometheus scraping the queue's
+    applied-clicks counter every second."""
     cluster = Cluster(kubeconfig)
     namespace = f"autoscaling-{secrets.token_hex(3)}"
     cluster.kubectl("create", "namespace", namespace)
     server = RedisServer(folder / "redis").start()
     client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
     store = redis.Redis.from_url(server.url)
+    real = has_node(cluster)
+    print(f"worker pods: {'on the node' if real else 'on a simulated node'}", flush=True)
     try:
-        cluster.apply(worker_deployment(TARGET, setup.min_replicas), namespace=namespace)
-        plant = SimulatedPlant(client, namespace, TARGET, store, setup.world).start()
+        image = reference("worker") if real else None
+        cluster.apply(worker_deployment(TARGET, setup.min_replicas, image), namespace=namespace)
+        plant = QueuePlant(
+            client, namespace, TARGET, store, setup.world, simulated_node=not real
+        ).start()
         prometheus = PrometheusServer(folder / "prometheus", [f"127.0.0.1:{plant.metrics_port}"])
         try:
             prometheus.start()
-            yield Sandbox(plant, namespace, server.url, prometheus.url)
+            yield Sandbox(plant, namespace, server.url, prometheus.url, real)
         finally:
             prometheus.stop()
             plant.stop()
@@ -182,7 +204,7 @@ def run_live(
         "wait", "--for=condition=Established", "--timeout=30s",
         "crd/queueautoscalers.autoscaling.crypto-mine.io",
     )  # fmt: skip
-    with simulated_sandbox(folder, kubeconfig, setup) as box:
+    with sandbox(folder, kubeconfig, setup) as box:
         box.plant.set_arrivals(setup.arrivals(0))
         operator = start_operator(folder, kubeconfig, box)
         try:
@@ -196,6 +218,8 @@ def run_live(
                 )
 
             wait_until(reading, 60, "the operator reading the queue")
+            ready = setup.min_replicas
+            wait_until(lambda: box.plant.sample(0).ready >= ready, 120, f"{ready} pod(s) Ready")
             return drive(box.plant, setup, setup.duration if duration is None else duration)
         finally:
             operator.stop()

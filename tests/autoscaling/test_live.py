@@ -1,6 +1,6 @@
-"""A short square wave through the real operator on the session's API server, with the
-simulated node (``python -m tests.autoscaling`` runs the whole experiment): the operator
-reacts within two poll intervals and scales down at most once per window."""
+"""A short square wave through the real operator on the session's cluster, its worker pods run
+by the node (``python -m tests.autoscaling`` runs the whole experiment): the operator reacts
+within two poll intervals and scales down at most once per window."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ SLACK = 1.0  # API and scheduling latency on a busy 2-core machine
 
 
 def test_square_wave(kubeconfig: Path, tmp_path: Path) -> None:
-    # Half the experiment's height: the simulated node and the load share this machine with the
+    # Half the experiment's height: the queue model and the load share this machine with the
     # rest of the suite, and must keep up for the scale-down to be seen (at 400 clicks/s on a
     # busy machine the queue never drained within the run).
     wave = SquareWave(low=40, high=200, high_for=45, period=110, cycles=1, lead_in=15)

@@ -95,11 +95,44 @@ def eventually(
         time.sleep(interval)
 
 
-def worker_deployment(name: str, replicas: int) -> dict[str, Any]:
-    """A Deployment whose Pods stay Pending (unless a simulated node runs them,
-    tests/autoscaling/plant.py): only its replicas matter. They name a scheduler nobody runs,
-    so a cluster with a real node leaves them alone too."""
+def worker_deployment(name: str, replicas: int, image: str | None = None) -> dict[str, Any]:
+    """A Deployment of which only the replicas matter.
+
+    Without ``image`` its Pods stay Pending (unless a simulated node runs them,
+    tests/autoscaling/plant.py): they name a scheduler nobody runs, so a cluster with a real
+    node leaves them alone too. With ``image`` (one of the project's, loaded into the node),
+    the node runs them for real: a process that waits for SIGTERM, Ready once it started.
+    """
     labels = {"app.kubernetes.io/name": name}
+    if image is None:
+        pod: dict[str, Any] = {
+            "schedulerName": "crypto-mine-unscheduled",
+            "containers": [{"name": "worker", "image": "crypto-mine-worker:e2e"}],
+        }
+    else:
+        term = "{signal.SIGTERM}"
+        wait = (
+            f"import signal; signal.pthread_sigmask(signal.SIG_BLOCK, {term}); "
+            f"signal.sigwait({term})"
+        )
+        pod = {
+            "terminationGracePeriodSeconds": 5,
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": "worker",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": ["python", "-c", wait],
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "readOnlyRootFilesystem": True,
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -107,13 +140,7 @@ def worker_deployment(name: str, replicas: int) -> dict[str, Any]:
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "schedulerName": "crypto-mine-unscheduled",
-                    "containers": [{"name": "worker", "image": "crypto-mine-worker:e2e"}],
-                },
-            },
+            "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
 
