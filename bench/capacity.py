@@ -7,7 +7,9 @@ number of replicas of a given size. Redis runs commands on one thread, so a prim
 core however big its machine: past that, admission must be sharded across primaries. The
 first part to saturate is the one whose replicas reach 100 % at the lowest click rate.
 
-``python -m bench.capacity --clicks 10000 [--bench .local/bench/bench.json]`` prints the plan.
+``python -m bench.capacity --clicks 10000 [--bench .local/bench/bench.json]`` prints the plan;
+``--check A.json B.json`` predicts the phase 1 throughput of each run (e.g. with 1 and 2 api
+processes) from the first run's costs and prints it beside the measured one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .report import cpu_per_answer
 from .stack import ROOT
 
 API, WORKER, REDIS, MONGODB = "api", "worker pod", "redis", "mongodb"
@@ -118,6 +121,40 @@ def machine_ceiling(per_click: dict[str, float], cores: float, processes: dict[s
     return min([shared, *own])
 
 
+def phase1_per_click(document: dict[str, Any]) -> dict[str, float]:
+    """CPU µs per accepted click of each process in make bench's phase 1 (the api taking clicks
+    from wrk, no worker), medians over its runs."""
+    runs = document["results"]["1_http"]["runs"]["api"]
+    return {
+        group: cpu_per_answer(runs, group, "accepted_at_server") for group in runs[0]["cpu_percent"]
+    }
+
+
+@dataclass(frozen=True)
+class Check:
+    processes: int  # api processes of the measured run
+    predicted: float  # clicks/s, from the costs of the other run
+    measured: float
+
+    @property
+    def error(self) -> float:
+        return self.predicted / self.measured - 1
+
+
+def check(costs_from: dict[str, Any], measured: dict[str, Any]) -> Check:
+    """Phase 1's throughput of ``measured`` as predicted from the per-click costs of
+    ``costs_from`` (another run, e.g. with another number of api processes) and this machine's
+    CPUs: one Redis thread, ``web_workers`` api processes, everything sharing the CPUs."""
+    processes = int(measured["options"]["web_workers"])
+    predicted = machine_ceiling(
+        phase1_per_click(costs_from),
+        float(measured["results"]["machine"]["cpus"]),
+        {API: processes, REDIS: 1},
+    )
+    actual = float(measured["results"]["1_http"]["api_accepted_per_second"])
+    return Check(processes, round(predicted, 1), actual)
+
+
 def render(result: Plan) -> str:
     lines = [
         f"{result.load.clicks:,.0f} clicks/s, {result.load.status_reads} status and "
@@ -136,12 +173,28 @@ def render(result: Plan) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__)
-    parser.add_argument("--clicks", type=float, required=True, help="accepted clicks per second")
+    parser.add_argument("--clicks", type=float, default=10_000, help="accepted clicks per second")
     parser.add_argument("--status-reads", type=float, default=0.2, help="per click")
     parser.add_argument("--balance-reads", type=float, default=0.1, help="per click")
     parser.add_argument("--target", type=float, default=0.7, help="utilisation to plan for")
     parser.add_argument("--bench", type=Path, default=ROOT / ".local" / "bench" / "bench.json")
+    parser.add_argument(
+        "--check",
+        type=Path,
+        nargs="+",
+        metavar="BENCH_JSON",
+        help="predict each run's phase 1 throughput from the first run's costs, and compare",
+    )
     args = parser.parse_args(argv)
+    if args.check:
+        runs = [json.loads(path.read_text()) for path in args.check]
+        for run in runs:
+            found = check(runs[0], run)
+            print(
+                f"{found.processes} api process(es): predicted {found.predicted:,.0f}/s, "
+                f"measured {found.measured:,.0f}/s ({found.error:+.0%})"
+            )
+        return
     costs = Costs.from_bench(json.loads(args.bench.read_text()))
     load = Load(args.clicks, args.status_reads, args.balance_reads)
     print(render(plan(load, costs, args.target)))

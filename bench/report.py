@@ -102,7 +102,7 @@ def _median_cpu(runs: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def _cpu_per_answer(runs: list[dict[str, Any]], group: str, answers: str) -> float:
+def cpu_per_answer(runs: list[dict[str, Any]], group: str, answers: str) -> float:
     """Median over runs of a process group's CPU µs per answer (``answers``: a run's field)."""
     per = sorted(
         float(run["cpu_percent"][group]) / 100 * run["seconds"] * 1e6 / max(run[answers], 1)
@@ -137,10 +137,10 @@ def rows(results: dict[str, Any], options: Options) -> list[Row]:
             f"CPU api: {_cpu(_median_cpu(api_runs))}; bare: {_cpu(_median_cpu(bare_runs))}",
         )
     )
-    api_cpu = _cpu_per_answer(api_runs, "api", "accepted_at_server")
-    bare_cpu = _cpu_per_answer(bare_runs, "bare", "requests")
-    lookups = _cpu_per_answer(api_runs, "mongodb", "accepted_at_server")
-    script = _cpu_per_answer(api_runs, "redis", "accepted_at_server")
+    api_cpu = cpu_per_answer(api_runs, "api", "accepted_at_server")
+    bare_cpu = cpu_per_answer(bare_runs, "bare", "requests")
+    lookups = cpu_per_answer(api_runs, "mongodb", "accepted_at_server")
+    script = cpu_per_answer(api_runs, "redis", "accepted_at_server")
     out.append(
         Row(
             "http.api_cpu_per_click",

@@ -79,3 +79,31 @@ def test_the_plan_from_a_bench_document(tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "first to saturate: api" in out
     assert "MongoDB documents stored: 20,000/s" in out
+
+
+def bench_run(processes: int, accepted_per_second: float, api_percent: float) -> dict[str, object]:
+    """The parts of a bench.json phase 1 that the check reads: 5 s runs of 10,000 clicks."""
+    run = {
+        "seconds": 5.0,
+        "accepted_at_server": 10_000,
+        "cpu_percent": {API: api_percent, REDIS: 10.0, "wrk": 10.0},
+    }
+    return {
+        "options": {"web_workers": processes},
+        "results": {
+            "machine": {"cpus": 2},
+            "1_http": {"runs": {"api": [run]}, "api_accepted_per_second": accepted_per_second},
+        },
+    }
+
+
+def test_a_run_predicted_from_the_costs_of_another() -> None:
+    one = bench_run(1, accepted_per_second=2_000, api_percent=100.0)
+    # From one's costs (api 500 µs, Redis 50, wrk 50 a click): one process, 1e6 / 500 µs.
+    assert capacity.phase1_per_click(one) == {API: 500.0, REDIS: 50.0, "wrk": 50.0}
+    assert capacity.check(one, one) == capacity.Check(1, 2_000.0, 2_000.0)
+    # Two processes share the two CPUs: 2e6 / 600 µs.
+    two = bench_run(2, accepted_per_second=3_000, api_percent=150.0)
+    found = capacity.check(one, two)
+    assert found.predicted == pytest.approx(3_333.3)
+    assert found.error == pytest.approx(0.111, abs=0.001)
