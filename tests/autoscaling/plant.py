@@ -91,7 +91,7 @@ class SimulatedNode:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(30)
         try:
             self.core.delete_node(self.node)
         except ApiException as error:
@@ -203,7 +203,7 @@ class QueuePlant:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(30)
         if self.node is not None:
             self.node.stop()
         if self._metrics is not None:
