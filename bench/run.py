@@ -465,33 +465,34 @@ class Run:
 
     def reads(self, api: HttpServer, pod: WorkerProcess) -> dict[str, Any]:
         """Phase 8's reads: the click status of keys phase 6 left in Redis (within their
-        window), then balances, each for ``read_seconds`` from ``connections`` keep-alive
-        connections of the harness; the cost of one answer in every component."""
+        window), then balances, each from wrk for ``read_seconds``; the cost of one answer in
+        every component."""
         self.wait_quiet(lambda: 0, self.ours_drained, 120)
         settings = ApiSettings.from_env(Env(self.env("bench")))
         records = self.redis.scan_iter(match=f"{KEY_TAG}:click:*", count=1000)
         users: dict[str, str] = {}
-        status: list[tuple[str, dict[str, str]]] = []
+        status: list[tuple[str, str]] = []
         for record in records:
             user, key = (unquote(part) for part in record.decode().split(":", 3)[2:])
             token = users.setdefault(user, issue_token(settings, user))
-            path = f"/api/mining/click/status?key={quote(key, safe='')}"
-            status.append((path, {"Authorization": f"Bearer {token}"}))
+            status.append((f"/api/mining/click/status?key={quote(key, safe='')}", token))
             if len(status) >= 5_000:
                 break
-        balance = [
-            ("/api/mining/status", {"Authorization": f"Bearer {token}"}) for token in users.values()
-        ]
+        balance = [("/api/mining/status", token) for token in users.values()]
         database = self.mongo["bench_e2e_ours"]
         groups = self.groups({"api": api, "worker_pod": pod})
         found = {}
         for name, requests in (("click_status", status), ("balance", balance)):
             before = self.snapshot(groups, database, api.url, pod)
-            answers = asyncio.run(
-                read_load(api.url, requests, self.o.read_seconds, self.o.connections)
-            )
-            cost = per_request(before, self.snapshot(groups, database, api.url, pod), answers[200])
-            found[name] = {**cost, "statuses": dict(answers), "distinct": len(requests)}
+            result = self.wrk.reads(api.url, self.o.read_seconds, requests)
+            cost = per_request(before, self.snapshot(groups, database, api.url, pod), result.ok)
+            found[name] = {
+                **cost,
+                "statuses": result.statuses,
+                "distinct": len(requests),
+                "per_second": round(result.ok / result.seconds, 1) if result.seconds else 0.0,
+                "latency_ms": result.latency_ms,
+            }
         return found
 
     def latency(self, api: HttpServer, pod: WorkerProcess) -> dict[str, Any]:
@@ -569,27 +570,6 @@ class Run:
         folder.mkdir(exist_ok=True)
         rows = asyncio.run(bench_ids.measure(self.mongo_server, folder, self.o.ids_seconds))
         return {"rows": [asdict(row) for row in rows]}
-
-
-async def read_load(
-    url: str, requests: list[tuple[str, dict[str, str]]], seconds: float, connections: int
-) -> Counter[int]:
-    """GET the given paths in turn from ``connections`` connections for ``seconds``: answers
-    by status."""
-    statuses: Counter[int] = Counter()
-    deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
-
-        async def loop(first: int) -> None:
-            at = first
-            while time.monotonic() < deadline:
-                path, headers = requests[at % len(requests)]
-                statuses[(await client.get(path, headers=headers)).status_code] += 1
-                at += connections
-
-        await asyncio.gather(*(loop(first) for first in range(connections)))
-    return statuses
 
 
 def ok_rate(result: WrkResult) -> float:

@@ -76,6 +76,7 @@ class Wrk:
                 "timed": ["click", "summary"],
                 "paced": ["click", "paced", "summary"],
                 "counted": ["click", "quota", "summary"],
+                "read": ["read", "summary"],
             }.items()
         }
 
@@ -84,7 +85,9 @@ class Wrk:
         path.write_text("\n".join((LUA / f"{part}.lua").read_text() for part in parts))
         return path
 
-    def _argv(self, mode: str, url: str, threads: int, connections: int) -> list[str]:
+    def _argv(
+        self, mode: str, url: str, threads: int, connections: int, data: Path | None = None
+    ) -> list[str]:
         return [
             self.binary,
             f"-t{threads}",
@@ -96,8 +99,15 @@ class Wrk:
             str(self.scripts[mode]),
             url + PATH,
             "--",
-            str(self.tokens),
+            str(data or self.tokens),
         ]
+
+    def reads(self, url: str, seconds: float, requests: list[tuple[str, str]]) -> WrkResult:
+        """GET ``requests`` ((path, bearer token) pairs) in turn for ``seconds``."""
+        data = self.folder / "reads.tsv"
+        data.write_text("".join(f"{path}\t{token}\n" for path, token in requests))
+        argv = self._argv("read", url, self.threads, self.connections, data)
+        return self._run(argv, lambda: time.sleep(seconds))
 
     def timed(
         self, url: str, seconds: float, prefix: str, connections: int | None = None
