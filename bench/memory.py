@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from crypto_mine.common.names import KEY_TAG, Keys, Ttl
 
@@ -50,31 +51,23 @@ def records_as_before(client: redis.Redis, records: dict[bytes, dict[bytes, byte
         with client.pipeline(transaction=False) as pipe:
             for key in keys[start : start + CHUNK]:
                 fields = records[key]
-                pipe.hset(
-                    key,
-                    mapping={
-                        b"s": b"queued",
-                        b"f": b"0123456789abcdef01234567",  # the 12-byte fingerprint, in hex
-                        b"n": fields.get(b"n", b"1"),
-                        b"j": b"0123456789abcdef0123456789abcdef",  # the job id
-                        b"t": fields.get(b"t", b"0"),
-                    },
-                )
+                admitted: dict[FieldT, EncodableT] = {
+                    b"s": b"queued",
+                    b"f": b"0123456789abcdef01234567",  # the 12-byte fingerprint, in hex
+                    b"n": fields.get(b"n", b"1"),
+                    b"j": b"0123456789abcdef0123456789abcdef",  # the job id
+                    b"t": fields.get(b"t", b"0"),
+                }
+                completed: dict[FieldT, EncodableT] = {
+                    b"s": b"completed",
+                    b"r": fields.get(b"r", b"1"),
+                    b"b": fields.get(b"b", b"0"),
+                    b"a": fields.get(b"a", b"0"),
+                    b"d": fields.get(b"d", b"0"),
+                }
+                pipe.hset(key, mapping=admitted)
                 pipe.expire(key, Ttl.idempotency)
-            pipe.execute()
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys[start : start + CHUNK]:
-                fields = records[key]
-                pipe.hset(
-                    key,
-                    mapping={
-                        b"s": b"completed",
-                        b"r": fields.get(b"r", b"1"),
-                        b"b": fields.get(b"b", b"0"),
-                        b"a": fields.get(b"a", b"0"),
-                        b"d": fields.get(b"d", b"0"),
-                    },
-                )
+                pipe.hset(key, mapping=completed)
             pipe.execute()
     grown = used(client) - before
     delete(client, keys)

@@ -73,10 +73,10 @@ class Wrk:
         self.scripts = {
             mode: self._script(mode, parts)
             for mode, parts in {
-                "timed": ["click", "summary"],
-                "paced": ["click", "paced", "summary"],
-                "counted": ["click", "quota", "summary"],
-                "read": ["read", "summary"],
+                "timed": ["threads", "click", "summary"],
+                "paced": ["threads", "click", "paced", "summary"],
+                "counted": ["threads", "click", "quota", "summary"],
+                "read": ["threads", "read", "summary"],
             }.items()
         }
 

@@ -1,18 +1,9 @@
 -- POST /api/mining/click with a bearer token and a unique Idempotency-Key per request.
 -- wrk ... -s click.lua URL -- TOKENS_FILE KEY_PREFIX [RATE_PER_THREAD] [CLICKS THREADS DONE_DIR]
--- Keys are PREFIX-THREAD-N: unique across threads (thread ids from setup) and runs (prefix).
+-- Keys are PREFIX-THREAD-N: unique across threads (ids from threads.lua) and runs (prefix).
 -- RATE_PER_THREAD > 0 paces requests (delay()). CLICKS > 0 sends exactly that many clicks in
 -- all (each of the THREADS its share), then only GET /bench-idle (404, no click) until the
 -- clicks' answers are in; then the thread stops and writes DONE_DIR/PREFIX-THREAD.done.
-
-local threads = {}
-local next_id = 0
-
-function setup(thread)
-  thread:set("id", next_id)
-  next_id = next_id + 1
-  threads[#threads + 1] = thread
-end
 
 local tokens, prefix, sent = {}, "k", 0
 local body = '{"clicks":1}'

@@ -2,15 +2,6 @@
 -- wrk ... -s read.lua URL -- REQUESTS_FILE
 -- Each thread starts at its own place in the list; answers are counted by status.
 
-local threads = {}
-local next_id = 0
-
-function setup(thread)
-  thread:set("id", next_id)
-  next_id = next_id + 1
-  threads[#threads + 1] = thread
-end
-
 local requests, at = {}, 0
 ok, answered, statuses = 0, 0, {}
 

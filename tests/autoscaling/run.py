@@ -27,6 +27,7 @@ from tests.e2e.kube import worker_deployment
 from tests.e2e.prometheus import PrometheusServer
 from tests.support.cluster import Cluster
 from tests.support.images import reference
+from tests.support.release import ready
 
 from .controllers import Autoscaler, Hpa, Keda, Operator, ScalingPolicy, ScalingRules
 from .load import Phase, Ramp, SquareWave
@@ -150,14 +151,7 @@ class Sandbox:
 def has_node(cluster: Cluster) -> bool:
     """Whether a real node is Ready to run pods (not a simulated one of an earlier run)."""
     nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
-    return any(
-        not node["metadata"]["name"].startswith("sim-")
-        and any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in node.get("status", {}).get("conditions", [])
-        )
-        for node in nodes
-    )
+    return any(not node["metadata"]["name"].startswith("sim-") and ready(node) for node in nodes)
 
 
 @contextlib.contextmanager

@@ -158,6 +158,7 @@ class Release:
 
 
 def ready(pod: dict[str, Any]) -> bool:
+    """Whether a pod (or any object with a Ready condition, a node too) is Ready."""
     conditions = pod.get("status", {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
