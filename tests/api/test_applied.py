@@ -6,6 +6,8 @@ same Redis and MongoDB servers), then their records leave Redis as the window wo
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +17,9 @@ import redis
 from prometheus_client import REGISTRY
 from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.errors import AutoReconnect
 
+from crypto_mine.api.applied import SKIP_SECONDS, AppliedClicks
 from crypto_mine.common.applied import clicks_filter, records
 from crypto_mine.common.batches import BatchApplier
 from crypto_mine.common.ledger import Click, Ledger
@@ -144,6 +148,53 @@ async def test_a_mongodb_away_holds_no_click_up(start_api: Any, tmp_path: Any) -
     assert (status.status_code, status.json()["error"]) == (503, "mongodb_unavailable")
     assert status.headers["Retry-After"] == "1"
     assert (await api.status("u1", "a")).status_code == 202  # Redis still answers
+
+
+async def test_a_mongodb_that_stops_answering_holds_no_click_up(
+    start_api: Any, tmp_path: Any
+) -> None:
+    """The connections are open and MongoDB stops answering on them (a frozen primary):
+    every click is still answered within the lookup's bound."""
+    frozen = MongoServer(tmp_path / "frozen").start()
+    api: Api = await start_api(MONGODB_URI=frozen.uri, MINING_IDEMPOTENCY_LOOKUP_TIMEOUT=0.2)
+    try:
+        assert (await api.click("u1", "warm")).status_code == 202  # the pool is open
+        frozen.signal(signal.SIGSTOP)
+        unchecked = lookups("unchecked")
+        for key in ("a", "b", "c"):
+            started = time.monotonic()
+            assert (await api.click("u1", key)).status_code == 202
+            assert time.monotonic() - started < 2, key
+            await asyncio.sleep(SKIP_SECONDS)  # each click's lookup is tried, not skipped
+        assert lookups("unchecked") == unchecked + 3
+    finally:
+        frozen.signal(signal.SIGCONT)
+        frozen.stop()
+
+
+class CancellationIgnored(AppliedClicks):
+    """A driver that takes a cancelled read as a network error and retries it, no longer
+    cancelled, until its connect timeout: a fault the real driver shows only under rare
+    timing."""
+
+    cancelled = 0
+
+    async def _read(self, pairs: Any) -> Any:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+        await asyncio.sleep(1.5)
+        raise AutoReconnect("connect timed out")
+
+
+async def test_a_read_that_ignores_cancellation_still_ends_on_time(database: Db) -> None:
+    applied = CancellationIgnored(database.client[database.name], timeout_seconds=0.1)  # type: ignore[arg-type]
+    started = time.monotonic()
+    assert await applied.find([("u1", "a")]) is None
+    assert time.monotonic() - started < 1
+    await asyncio.sleep(2)  # the read, cancelled, went on and ended by itself
+    assert applied.cancelled == 1
 
 
 def test_a_record_without_its_batch_marker_has_no_balance(database: Db) -> None:

@@ -4,9 +4,10 @@ pool use and exhaustion, and whether a writable server is reachable."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,49 +84,54 @@ def test_pool_gauges_follow_the_connections(mongo_server: MongoServer) -> None:
     assert value("mongodb_client_pool_connections", address=address) == open_before
 
 
-def test_exhausted_pool_counts_timeouts(mongo_server: MongoServer) -> None:
-    tight = mongo_client(settings(mongo_server, DB_MAX_POOL_SIZE="1"), waitQueueTimeoutMS=1)
+def test_exhausted_pool_counts_waiters_and_timeouts(tmp_path: Path) -> None:
+    """One caller holds the only connection on a stopped server; the next one waits, counted
+    in the waiting gauge for the whole wait queue timeout, then fails as a timeout."""
+    mongo = MongoServer(tmp_path / "mongo").start()
+    address = mongo.uri.split("//")[1].split("/")[0]
+    tight = mongo_client(
+        settings(mongo, DB_MAX_POOL_SIZE="1", DB_MIN_POOL_SIZE="0"), waitQueueTimeoutMS=3000
+    )
     timeouts = value("mongodb_client_pool_checkout_failures_total", reason="timeout")
-    peak: list[float] = []
-    address = mongo_server.uri.split("//")[1].split("/")[0]
     errors: list[BaseException] = []
 
-    def write() -> None:
+    def read() -> None:
         try:
-            tight.m.bulk.insert_many([{"i": i} for i in range(2000)], ordered=False)
+            tight.m.things.find_one({})
         except PyMongoError as error:
             errors.append(error)
 
-    def sample(stop: threading.Event) -> None:
-        while not stop.is_set():
-            peak.append(value("mongodb_client_pool_waiting", address=address))
-            time.sleep(0.001)
-
-    stop = threading.Event()
-    sampler = threading.Thread(target=sample, args=(stop,))
-    sampler.start()
-    writers = [threading.Thread(target=write) for _ in range(6)]
+    holder = threading.Thread(target=read)
+    waiter = threading.Thread(target=read)
     try:
-        for thread in writers:
-            thread.start()
-        for thread in writers:
-            thread.join(60)
+        tight.m.things.find_one({})  # the pool's one connection is open
+        mongo.signal(signal.SIGSTOP)  # from now on a command holds its connection
+        holder.start()
+        until(lambda: value("mongodb_client_pool_connections_in_use", address=address) == 1)
+        waiter.start()
+        until(lambda: value("mongodb_client_pool_waiting", address=address) == 1)
+        waiter.join(30)
+        assert len(errors) == 1, errors
+        assert value("mongodb_client_pool_checkout_failures_total", reason="timeout") > timeouts
     finally:
-        stop.set()
-        sampler.join()
+        mongo.signal(signal.SIGCONT)
+        holder.join(60)
+        waiter.join(60)
         tight.close()
-    assert errors, "six writers on a pool of one connection never waited past 1 ms"
-    assert value("mongodb_client_pool_checkout_failures_total", reason="timeout") > timeouts
-    assert max(peak) >= 1
+        mongo.stop()
     assert value("mongodb_client_pool_waiting", address=address) == 0
     assert value("mongodb_client_pool_connections_in_use", address=address) == 0
 
 
-def wait_for(expected: float, timeout: float = 20) -> None:
+def until(check: Callable[[], bool], timeout: float = 10, what: str = "the metric") -> None:
     deadline = time.monotonic() + timeout
-    while value("mongodb_client_writable") != expected:
-        assert time.monotonic() < deadline, f"mongodb_client_writable never became {expected}"
-        time.sleep(0.05)
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.01)
+
+
+def wait_for(expected: float, timeout: float = 20) -> None:
+    until(lambda: value("mongodb_client_writable") == expected, timeout, f"writable {expected}")
 
 
 def test_writable_drops_while_the_server_is_away(tmp_path: Path) -> None:

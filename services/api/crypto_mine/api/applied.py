@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import pymongo
 from prometheus_client import Counter, Histogram
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
@@ -72,8 +73,7 @@ class AppliedClicks:
             return None
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout):
-                found = await self._read(pairs)
+            found = await self._bounded(pairs)
         except (PyMongoError, TimeoutError) as error:
             self._skip_until = time.monotonic() + SKIP_SECONDS
             log.warning("applied clicks unchecked for %s s: %r", SKIP_SECONDS, error)
@@ -85,7 +85,30 @@ class AppliedClicks:
         self._new.inc(len(pairs) - len(found))
         return found
 
+    async def _bounded(self, pairs: Sequence[Pair]) -> dict[Pair, ClickRecord]:
+        """``_read`` within the timeout, however the driver takes being cancelled.
+
+        The read runs as a task of its own: when the time is up the caller goes on at once and
+        the task is cancelled and left to end by itself. (A driver may turn a cancelled read
+        into a network error and retry it on a new connection, no longer cancelled; the
+        driver's own deadline, ``pymongo.timeout``, ends that retry too.)
+        """
+        read = asyncio.ensure_future(self._read(pairs))
+        try:
+            done, _ = await asyncio.wait((read,), timeout=self.timeout)
+        finally:
+            if not read.done():
+                read.cancel()
+                read.add_done_callback(_forget)
+        if not done:
+            raise TimeoutError(f"MongoDB did not answer within {self.timeout} s")
+        return read.result()
+
     async def _read(self, pairs: Sequence[Pair]) -> dict[Pair, ClickRecord]:
+        with pymongo.timeout(self.timeout):
+            return await self._read_records(pairs)
+
+    async def _read_records(self, pairs: Sequence[Pair]) -> dict[Pair, ClickRecord]:
         wanted = clicks_filter(pairs)
         size = one_batch(len(wanted["_id"]["$in"]))
         docs = await self.clicks.find(wanted, CLICK_FIELDS, batch_size=size).to_list()
@@ -95,3 +118,9 @@ class AppliedClicks:
         size = one_batch(len(batches["_id"]["$in"]))
         markers = await self.batches.find(batches, MARKER_FIELDS, batch_size=size).to_list()
         return records(docs, markers)
+
+
+def _forget(read: asyncio.Future[Any]) -> None:
+    """Take the result of a read nobody waits for any more, so that its error is not logged."""
+    if not read.cancelled():
+        read.exception()
