@@ -20,9 +20,9 @@ from pymongo.database import Database
 from pymongo.errors import AutoReconnect
 
 from crypto_mine.api.applied import SKIP_SECONDS, AppliedClicks
-from crypto_mine.common.applied import clicks_filter, records
+from crypto_mine.common.applied import records
 from crypto_mine.common.batches import BatchApplier
-from crypto_mine.common.ledger import Click, Ledger
+from crypto_mine.common.ledger import Click, Ledger, clicks_filter
 from crypto_mine.common.names import Keys
 from crypto_mine.common.outcomes import Outcomes
 from crypto_mine.common.retry import Backoff

@@ -28,12 +28,10 @@ from pymongo.errors import PyMongoError
 from crypto_mine.common.applied import (
     CLICK_FIELDS,
     MARKER_FIELDS,
-    Pair,
-    clicks_filter,
     markers_filter,
     records,
 )
-from crypto_mine.common.ledger import one_batch
+from crypto_mine.common.ledger import Pair, clicks_filter, one_batch
 from crypto_mine.common.names import Collections
 from crypto_mine.common.records import ClickRecord
 

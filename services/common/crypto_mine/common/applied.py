@@ -8,7 +8,7 @@ the same record the worker wrote: ``completed``, the clicks, the reward, the acc
 applied times, and the balance (``None`` once the marker expired, ``JOB_FAILURE_TTL`` + 1 day
 after the batch, or for a batch applied by an earlier version, which kept no balances).
 
-The api runs these queries (``crypto_mine.api.applied``); both read by ``_id`` only.
+The api runs these queries (``crypto_mine.api.applied``); both read by ``_id``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .ledger import click_id, stored_ms
+from .ledger import Pair, stored_ms
 from .records import COMPLETED, ClickRecord
 
 Document = dict[str, Any]
-Pair = tuple[str, str]  # (user id, idempotency key)
 
 CLICK_FIELDS = {
     "user": 1,
@@ -32,11 +31,6 @@ CLICK_FIELDS = {
     "appliedAt": 1,
 }
 MARKER_FIELDS = {"balances": 1}
-
-
-def clicks_filter(pairs: Iterable[Pair]) -> Document:
-    """The click documents of ``pairs``, by ``_id``."""
-    return {"_id": {"$in": sorted({click_id(user, key) for user, key in pairs})}}
 
 
 def markers_filter(clicks: Iterable[Document]) -> Document:

@@ -49,7 +49,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -113,6 +113,9 @@ class Applied:
     fresh: int  # clicks of this batch applied now (not duplicates)
 
 
+Pair = tuple[str, str]  # (user id, idempotency key)
+
+
 def click_id(user: str, key: str) -> str:
     """The ``_id`` of the click document of (user, key): both in one string, never the same for
     two pairs (the user's length comes first, so a ``:`` inside either cannot move the split).
@@ -120,6 +123,16 @@ def click_id(user: str, key: str) -> str:
     Lookups by ``_id`` use the one index every MongoDB server keeps, and read one document.
     """
     return f"{len(user)}:{user}:{key}"
+
+
+def clicks_filter(pairs: Iterable[Pair]) -> Document:
+    """The click documents of ``pairs``, by ``_id``; their users too, the prefix of the
+    collection's shard key in a sharded cluster (``mongo_shards.py``)."""
+    pairs = set(pairs)
+    return {
+        "_id": {"$in": sorted(click_id(user, key) for user, key in pairs)},
+        "user": {"$in": sorted({user for user, _ in pairs})},
+    }
 
 
 def one_batch(expected: int) -> int:
@@ -262,8 +275,7 @@ class Ledger:
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
             pairs = {(docs[e["index"]]["user"], docs[e["index"]]["key"]) for e in errors}
-            ids = sorted(click_id(user, key) for user, key in pairs)
-            found = self.clicks.find({"_id": {"$in": ids}}, batch_size=one_batch(len(ids)))
+            found = self.clicks.find(clicks_filter(pairs), batch_size=one_batch(len(pairs)))
             existing = {(doc["user"], doc["key"]): doc for doc in found}
             older = pairs - set(existing)
             if older:  # documents written before their _id came from (user, key)
