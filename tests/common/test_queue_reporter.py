@@ -10,7 +10,12 @@ import redis
 from redis.asyncio import Redis
 
 from crypto_mine.common.names import Keys
-from crypto_mine.common.queue_reporter import LEASE_SECONDS, RENEW_SECONDS, AsyncQueueReporter
+from crypto_mine.common.queue_reporter import (
+    LEASE_SECONDS,
+    RENEW_SECONDS,
+    AsyncQueueReporter,
+    queue_exposition,
+)
 from devstack.servers import RedisServer
 from tests.support.api import Api
 
@@ -27,10 +32,10 @@ async def test_one_holder_exports_and_a_release_hands_over(
         assert await first.renew() is True
         assert await second.renew() is False
         assert await first.renew() is True  # renewing keeps it
-        text = (await first.exposition()).decode()
+        text = (await queue_exposition([first])).decode()
         assert "mining_click_queue_depth 1234.0" in text
         assert "mining_worker_lag_seconds 0.0" in text
-        assert await second.exposition() == b""
+        assert await queue_exposition([second]) == b""
         await first.stop()  # releases the lease it holds
         assert redis_client.get(Keys.depth_reporter) is None
         assert await second.renew() is True

@@ -38,7 +38,8 @@ from crypto_mine.common.names import (
     JOB_RESULT_TTL,
     JOB_RETRIES,
     QUEUE_NAME,
-    Keys,
+    ShardKeys,
+    queue_name,
 )
 
 from .applied import AppliedClicks
@@ -102,7 +103,7 @@ class JobTemplate:
 
     TIMES = ("created_at", "enqueued_at")
 
-    def __init__(self, settings: ApiSettings) -> None:
+    def __init__(self, settings: ApiSettings, queue: str = QUEUE_NAME) -> None:
         # RQ only needs a connection object to build the dict; nothing is sent through it.
         job_tuple: tuple[Any, ...] = (APPLY_CLICKS_JOB, None, (), {})
         job = Job.create(
@@ -114,7 +115,7 @@ class JobTemplate:
             result_ttl=JOB_RESULT_TTL,
             failure_ttl=JOB_FAILURE_TTL,
             description="apply a batch of mining clicks",
-            origin=QUEUE_NAME,
+            origin=queue,
             status=JobStatus.QUEUED,
         )
         job.enqueued_at = now()
@@ -142,15 +143,28 @@ class JobTemplate:
 class Admitter:
     """Runs the admission script for batches of concurrent clicks (``batching.py``)."""
 
-    def __init__(self, redis: Redis, settings: ApiSettings, applied: AppliedClicks) -> None:
+    def __init__(
+        self, redis: Redis, settings: ApiSettings, applied: AppliedClicks, shard: int = 0
+    ) -> None:
         self.redis = redis
         self.settings = settings
         self.applied = applied
+        self.keys = ShardKeys(shard)
+        self.queue = Queue.redis_queue_namespace_prefix + queue_name(shard)
         self.script = redis.register_script(load_script())
-        self.template = JobTemplate(settings)
+        self.template = JobTemplate(settings, queue_name(shard))
         self.policies = (settings.global_bucket, settings.user_bucket, settings.ip_bucket)
+        # Each shard takes its share of the global rate: users spread evenly over the shards.
+        shards, whole = settings.redis.shards, settings.global_bucket
+        share = (
+            whole
+            if shards == 1
+            else Bucket(whole.name, whole.rate / shards, whole.burst // shards or 1)
+        )
         self._limits = [
-            str(value) for bucket in self.policies for value in (bucket.rate, bucket.burst)
+            str(value)
+            for bucket in (share, *self.policies[1:])
+            for value in (bucket.rate, bucket.burst)
         ]
         self.batcher: Batcher[Click, Admission] = Batcher(
             self._run,
@@ -172,15 +186,16 @@ class Admitter:
         job_id = uuid.uuid4().hex
         at = int(time.time() * 1000)
         fields = self.template.fields()
+        names = self.keys
         keys = [
-            Keys.global_bucket,
-            Keys.queue_depth,
-            Keys.queue_jobs,
-            Queue.redis_queue_namespace_prefix + QUEUE_NAME,
+            names.global_bucket,
+            names.queue_depth,
+            names.queue_jobs,
+            self.queue,
             Job.redis_job_namespace_prefix + job_id,
             Queue.redis_queues_keys,
-            Keys.open_job,
-            Keys.batch(job_id),
+            names.open_job,
+            names.batch(job_id),
         ]
         args: list[Any] = [
             *self._limits,
@@ -190,16 +205,16 @@ class Admitter:
             self.settings.job_max_clicks,
             sum(click.clicks for click in clicks),
             len(fields) // 2,
-            Keys.batch_prefix,
+            names.batch_prefix,
             self.settings.idempotency_window_seconds,
             at,
             *fields,
         ]
         for click in clicks:
             keys += [
-                Keys.user_bucket(click.user_id),
-                Keys.ip_bucket(click.ip),
-                Keys.click(click.user_id, click.key),
+                names.user_bucket(click.user_id),
+                names.ip_bucket(click.ip),
+                names.click(click.user_id, click.key),
             ]
             payload = {"user": click.user_id, "key": click.key, "clicks": click.clicks, "at": at}
             record = stored.get((click.user_id, click.key))

@@ -18,10 +18,8 @@ from starlette.types import ASGIApp
 from crypto_mine.common.ids import IdAllocatorClient
 from crypto_mine.common.mongo import async_mongo_client
 from crypto_mine.common.queue_reporter import AsyncQueueReporter
-from crypto_mine.common.redis import async_redis_client
 
 from .accounts import AccountEndpoints
-from .admission import Admitter
 from .api_limit import ApiLimitMiddleware
 from .applied import AppliedClicks
 from .auth import Authenticator
@@ -30,7 +28,7 @@ from .clicks import ClickEndpoints
 from .compression import Compression
 from .cors import with_cors
 from .errors import EXCEPTION_HANDLERS, JSONResponse
-from .events import EventEndpoint, EventFeeds, EventHub
+from .events import EventEndpoint, EventFeeds
 from .health import HealthEndpoints
 from .hot_path import ClickHotPath
 from .inline import InlineApplier
@@ -40,9 +38,9 @@ from .mobile import MobileEndpoint
 from .observability import Performance, TimingMiddleware
 from .openapi import document
 from .page import DemoPage
-from .reads import Reads
 from .security_headers import SecurityHeaders
 from .settings import ApiSettings
+from .shards import Shards
 from .shedding import Shedding
 from .status import StatusEndpoint
 
@@ -64,12 +62,12 @@ class Api(Starlette):
 
 def create_app(settings: ApiSettings | None = None) -> Starlette:
     settings = settings or ApiSettings.from_env()
-    redis = async_redis_client(settings.redis, decode_responses=True)
     mongo = async_mongo_client(settings.mongo)
     database = mongo[settings.mongo.database]
     auth = Authenticator(settings)
     applied = AppliedClicks(database, settings.idempotency_lookup_timeout)
-    admitter = Admitter(redis, settings, applied)
+    shards = Shards(settings, applied)
+    redis = shards.first.redis  # the keys of no user: login attempts, the general limit
     performance = Performance()
     inline = None
     if not settings.use_queue:
@@ -78,11 +76,9 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             "for development and tests only"
         )
         inline = InlineApplier(settings)
-    reads = Reads(redis, settings.redis.socket_timeout)
-    clicks = ClickEndpoints(settings, auth, admitter, reads, applied, inline)
-    status = StatusEndpoint(settings, auth, redis, reads, database)
-    hub = EventHub(settings.redis, redis)
-    feeds = EventFeeds(settings, redis, hub, status)
+    clicks = ClickEndpoints(settings, auth, shards, applied, inline)
+    status = StatusEndpoint(settings, auth, shards, database)
+    feeds = EventFeeds(settings, shards, status)
     events = EventEndpoint(auth, feeds)
     live = LiveSocket(settings, auth, feeds)
     page = DemoPage(settings.cdn_base_url)
@@ -92,10 +88,13 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         token=settings.id_allocator_token,
     )
     accounts = AccountEndpoints(settings, redis, database, allocator)
-    logout = LogoutEndpoint(settings, auth, redis)
+    logout = LogoutEndpoint(settings, auth, shards)
     # Every process of the pod shares the pod's identity (see AsyncQueueReporter).
-    reporter = AsyncQueueReporter(redis, f"api:{socket.gethostname()}")
-    health = HealthEndpoints(settings, redis, database, performance, reporter)
+    reporters = [
+        AsyncQueueReporter(shard.redis, f"api:{socket.gethostname()}", shard.index)
+        for shard in shards.all
+    ]
+    health = HealthEndpoints(settings, shards, database, performance, reporters)
     openapi = document(settings.max_clicks_per_request)
 
     async def openapi_json(_: Request) -> Response:
@@ -103,18 +102,18 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        reporter.start()
+        for reporter in reporters:
+            reporter.start()
         try:
             yield
         finally:
-            await reporter.stop()
-            await admitter.close()
-            await reads.close()
-            await hub.close()
+            for reporter in reporters:
+                await reporter.stop()
+            await feeds.close()
             if inline is not None:
                 inline.close()
             await allocator.aclose()
-            await redis.aclose()
+            await shards.close()
             await mongo.close()
 
     routes = [

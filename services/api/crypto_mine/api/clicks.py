@@ -17,18 +17,17 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from crypto_mine.common.failures import TransientFailure
-from crypto_mine.common.names import Keys
 from crypto_mine.common.records import COMPLETED, FAILED, QUEUED, ClickRecord, Field
 
 from . import idempotency, jsonbody, limits
-from .admission import Admission, Admitter, Click, Outcome
+from .admission import Admission, Click, Outcome
 from .applied import AppliedClicks
 from .auth import Authenticator
 from .clientip import client_ip
 from .errors import ApiError, JSONResponse, unavailable
 from .inline import InlineApplier
-from .reads import Reads
 from .settings import ApiSettings
+from .shards import Shard, Shards
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +75,16 @@ class ClickEndpoints:
         self,
         settings: ApiSettings,
         auth: Authenticator,
-        admitter: Admitter,
-        reads: Reads,
+        shards: Shards,
         applied: AppliedClicks,
         inline: InlineApplier | None = None,
     ) -> None:
         self.settings = settings
         self.auth = auth
-        self.admitter = admitter
-        self.reads = reads
+        self.shards = shards
         self.applied = applied
         self.inline = inline
-        self.policy_header = limits.policies(admitter.policies)
+        self.policy_header = limits.policies(shards.first.admitter.policies)
 
     async def click(self, request: Request) -> Response:
         user_id = await self.auth.user_id(request)
@@ -99,7 +96,8 @@ class ClickEndpoints:
             key=key,
             clicks=body["clicks"],
         )
-        admission = await self.admitter.admit(click)
+        shard = self.shards.of(user_id)
+        admission = await shard.admitter.admit(click)
         if admission.outcome is Outcome.FULL:
             raise ApiError(
                 503,
@@ -126,7 +124,7 @@ class ClickEndpoints:
                 headers,
             )
         if self.inline is not None:
-            return await self._applied_inline(user_id, key, admission, headers)
+            return await self._applied_inline(shard, user_id, key, admission, headers)
         if admission.outcome is Outcome.REPLAYED:
             assert admission.record is not None
             record = ClickRecord.from_hash(key, admission.record)
@@ -145,7 +143,7 @@ class ClickEndpoints:
         )
 
     async def _applied_inline(
-        self, user_id: str, key: str, admission: Admission, headers: dict[str, str]
+        self, shard: Shard, user_id: str, key: str, admission: Admission, headers: dict[str, str]
     ) -> Response:
         """``USE_QUEUE=false``: apply the click's job now, then answer with its record."""
         assert self.inline is not None
@@ -164,7 +162,7 @@ class ClickEndpoints:
                     "retry with the same Idempotency-Key.",
                     {"Retry-After": "1"},
                 ) from None
-            raw = await self.reads.hash(Keys.click(user_id, key)) or raw
+            raw = await shard.reads.hash(shard.keys.click(user_id, key)) or raw
         record = ClickRecord.from_hash(key, raw)
         if admission.outcome is Outcome.REPLAYED:
             headers[REPLAY_HEADER] = "true"
@@ -175,7 +173,8 @@ class ClickEndpoints:
     async def status(self, request: Request) -> Response:
         user_id = await self.auth.user_id(request)
         key = idempotency.parse_key(request.query_params.get("key"), "The 'key' query parameter")
-        raw = await self.reads.hash(Keys.click(user_id, key))
+        shard = self.shards.of(user_id)
+        raw = await shard.reads.hash(shard.keys.click(user_id, key))
         if raw:
             record = ClickRecord.from_hash(key, raw)
         else:  # not in the window: MongoDB holds every applied click

@@ -51,13 +51,14 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from crypto_mine.common import events
-from crypto_mine.common.names import Keys
+from crypto_mine.common.names import ShardKeys
 from crypto_mine.common.settings import RedisSettings
 
 from .auth import Authenticator, Identity, unauthorized
 from .errors import ApiError
 from .observability import EVENT_STREAMS, EVENTS_SENT
 from .settings import ApiSettings
+from .shards import Shard, Shards
 from .status import StatusEndpoint
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,8 @@ class Subscription:
 class EventHub:
     """Reads the streams of every subscribed user with one blocking ``XREAD`` and fans out."""
 
-    def __init__(self, settings: RedisSettings, control: Redis) -> None:
+    def __init__(self, settings: RedisSettings, control: Redis, keys: ShardKeys) -> None:
+        self.keys = keys
         self.reader = redis.asyncio.Redis.from_url(
             settings.url,
             socket_timeout=BLOCK_MS / 1000 + settings.socket_timeout,
@@ -147,7 +149,7 @@ class EventHub:
     async def _run(self) -> None:
         failures = 0
         while self.subscriptions:
-            users = {Keys.events(user): user for user in self.subscriptions}
+            users = {self.keys.events(user): user for user in self.subscriptions}
             streams = {
                 key: min(self.subscriptions[user], key=lambda s: s.position).cursor
                 for key, user in users.items()
@@ -219,18 +221,23 @@ class Feed:
     def __init__(
         self,
         feeds: EventFeeds,
+        shard: Shard,
         subscription: Subscription,
         snapshot: Event | None,
         identity: Identity,
         connection: str,
     ) -> None:
         self.feeds = feeds
+        self.shard = shard
         self.subscription = subscription
         self.user_id = subscription.user_id
         self.snapshot = snapshot
         self.identity = identity
         # The lease, renewed while the token is not signed out.
-        self.leases = [Keys.event_leases(identity.user_id), Keys.signed_out(identity.token_id)]
+        self.leases = [
+            shard.keys.event_leases(identity.user_id),
+            shard.keys.signed_out(identity.token_id),
+        ]
         self.connection = connection
         # Why the feed ended, when the api ended it: "token_expired" or "signed_out".
         self.ended: str | None = None
@@ -270,25 +277,27 @@ class Feed:
                 return
             if loop.time() >= beat:
                 beat = loop.time() + heartbeat
-                await self.feeds.renew(self.leases, self.connection)
+                await self.feeds.renew(self.shard, self.leases, self.connection)
                 yield None
 
     async def close(self) -> None:
-        self.feeds.hub.unsubscribe(self.subscription)
-        await self.feeds.release(self.leases[0], self.connection)
+        self.feeds.hubs[self.shard.index].unsubscribe(self.subscription)
+        await self.feeds.release(self.shard, self.leases[0], self.connection)
 
 
 class EventFeeds:
-    """Opens feeds: the per-user limit (leases), where to start, and the snapshot to send first."""
+    """Opens feeds: the per-user limit (leases), where to start, and the snapshot to send first;
+    each on the user's shard, whose streams one hub per shard reads."""
 
-    def __init__(
-        self, settings: ApiSettings, redis: Redis, hub: EventHub, status: StatusEndpoint
-    ) -> None:
+    def __init__(self, settings: ApiSettings, shards: Shards, status: StatusEndpoint) -> None:
         self.settings = settings
-        self.redis = redis
-        self.hub = hub
+        self.shards = shards
+        self.hubs = [
+            EventHub(settings.redis.shard(shard.index), shard.redis, shard.keys)
+            for shard in shards.all
+        ]
         self.status = status
-        self.lease = redis.register_script(LEASE_SCRIPT)
+        self.leases = [shard.redis.register_script(LEASE_SCRIPT) for shard in shards.all]
         self.heartbeat = settings.events_heartbeat_seconds
         self.lease_ms = math.ceil(1000 * self.heartbeat * LEASE_HEARTBEATS)
 
@@ -298,9 +307,11 @@ class EventFeeds:
         user_id = identity.user_id
         cursor = resume.strip() if resume and events.parse_id(resume) else None
         connection = uuid.uuid4().hex
-        leases = [Keys.event_leases(user_id), Keys.signed_out(identity.token_id)]
+        shard = self.shards.of(user_id)
+        leases = [shard.keys.event_leases(user_id), shard.keys.signed_out(identity.token_id)]
         limit = self.settings.events_max_streams_per_user
-        leased = int(await self.lease(keys=leases, args=[connection, self.lease_ms, limit]))
+        lease = self.leases[shard.index]
+        leased = int(await lease(keys=leases, args=[connection, self.lease_ms, limit]))
         if leased < 0:
             raise unauthorized("This token was signed out; sign in again.")
         if not leased:
@@ -312,17 +323,23 @@ class EventFeeds:
                 limit=limit,
             )
         try:
-            start, snapshot = await self._start(user_id, cursor)
-            subscription = await self.hub.subscribe(user_id, start)
+            start, snapshot = await self._start(shard, user_id, cursor)
+            subscription = await self.hubs[shard.index].subscribe(user_id, start)
         except BaseException:
-            await self.release(leases[0], connection)
+            await self.release(shard, leases[0], connection)
             raise
-        return Feed(self, subscription, snapshot, identity, connection)
+        return Feed(self, shard, subscription, snapshot, identity, connection)
 
-    async def _start(self, user_id: str, cursor: str | None) -> tuple[str, Event | None]:
+    async def close(self) -> None:
+        for hub in self.hubs:
+            await hub.close()
+
+    async def _start(
+        self, shard: Shard, user_id: str, cursor: str | None
+    ) -> tuple[str, Event | None]:
         """Where to read from, and the ``balance`` snapshot to send first (if any)."""
         try:
-            info: dict[str, Any] = await self.redis.xinfo_stream(Keys.events(user_id))
+            info: dict[str, Any] = await shard.redis.xinfo_stream(shard.keys.events(user_id))
         except ResponseError:  # no such stream: no events yet, or they all expired
             info = {}
         if cursor is None:
@@ -343,15 +360,15 @@ class EventFeeds:
         EVENTS_SENT.labels(events.BALANCE).inc()
         return entry_id, events.BALANCE, status.to_json()
 
-    async def renew(self, leases: list[str], connection: str) -> None:
+    async def renew(self, shard: Shard, leases: list[str], connection: str) -> None:
         try:
-            await self.lease(keys=leases, args=[connection, self.lease_ms, 0])
+            await self.leases[shard.index](keys=leases, args=[connection, self.lease_ms, 0])
         except RedisError as error:
             log.warning("event stream lease not renewed: %s", error)
 
-    async def release(self, leases: str, connection: str) -> None:
+    async def release(self, shard: Shard, leases: str, connection: str) -> None:
         try:
-            await asyncio.wait_for(self.redis.zrem(leases, connection), 2)
+            await asyncio.wait_for(shard.redis.zrem(leases, connection), 2)
         except (RedisError, TimeoutError) as error:  # the lease expires by itself
             log.warning("event stream lease not released: %s", error)
 

@@ -8,19 +8,19 @@ import logging
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from crypto_mine.common.metrics import exposition
-from crypto_mine.common.queue_reporter import AsyncQueueReporter
-from crypto_mine.common.queue_stats import read_stats
+from crypto_mine.common.queue_reporter import AsyncQueueReporter, queue_exposition
+from crypto_mine.common.queue_stats import QueueStats, read_all
 
 from .errors import JSONResponse
 from .observability import Performance
 from .redis_safety import UnsafeRedis, check_no_eviction, durability
 from .settings import ApiSettings
+from .shards import Shards
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,15 @@ class HealthEndpoints:
     def __init__(
         self,
         settings: ApiSettings,
-        redis: Redis,
+        shards: Shards,
         database: AsyncDatabase[dict[str, Any]],
         performance: Performance,
-        reporter: AsyncQueueReporter,
+        reporters: list[AsyncQueueReporter],
     ) -> None:
-        self.reporter = reporter
+        self.reporters = reporters
         self.settings = settings
-        self.redis = redis
+        self.shards = shards
+        self.redis = shards.first.redis
         self.database = database
         self.performance = performance
 
@@ -57,11 +58,13 @@ class HealthEndpoints:
         return name, "ok"
 
     async def dependencies(self) -> dict[str, str]:
+        redis = [check_no_eviction(client) for client in self.shards.clients]
         checks = await asyncio.gather(
-            self._check("redis", check_no_eviction(self.redis)),
+            *(self._check("redis", probe) for probe in redis),
             self._check("mongodb", self.database.command("ping")),
         )
-        return dict(checks)
+        worst = next((state for name, state in checks if name == "redis" and state != "ok"), "ok")
+        return {"redis": worst, "mongodb": checks[-1][1]}
 
     async def readyz(self, _: Request) -> Response:
         """Ready when what taking clicks needs answers: Redis, and MongoDB only in sync mode.
@@ -88,7 +91,7 @@ class HealthEndpoints:
         queue: dict[str, Any] | None = None
         redis: dict[str, Any] | None = None
         if checks["redis"] != "unavailable":
-            stats = await read_stats(self.redis)
+            stats = await self._stats()
             queue = {**stats.to_json(), "pending": stats.depth}
             with contextlib.suppress(ResponseError):  # INFO refused by an ACL
                 redis = await durability(self.redis)
@@ -103,9 +106,12 @@ class HealthEndpoints:
             }
         )
 
+    async def _stats(self) -> QueueStats:
+        return await read_all([(shard.redis, shard.index) for shard in self.shards.all])
+
     async def queue_stats(self, _: Request) -> Response:
-        return JSONResponse((await read_stats(self.redis)).to_json())
+        return JSONResponse((await self._stats()).to_json())
 
     async def metrics(self, _: Request) -> Response:
         body, content_type = exposition()
-        return Response(body + await self.reporter.exposition(), media_type=content_type)
+        return Response(body + await queue_exposition(self.reporters), media_type=content_type)

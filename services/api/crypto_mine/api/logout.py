@@ -13,15 +13,14 @@ from __future__ import annotations
 import math
 import time
 
-from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
 
 from crypto_mine.common import events
-from crypto_mine.common.names import Keys
 
 from .auth import COOKIE, Authenticator
 from .settings import ApiSettings
+from .shards import Shards
 
 # KEYS: 1 the token's sign-out mark, 2 the user's event stream; ARGV: 1 token id, 2 ms until
 # the token expires, 3 stream MAXLEN, 4 stream TTL in seconds, 5..8 the entry's field names
@@ -35,16 +34,18 @@ return 1
 
 
 class LogoutEndpoint:
-    def __init__(self, settings: ApiSettings, auth: Authenticator, redis: Redis) -> None:
+    def __init__(self, settings: ApiSettings, auth: Authenticator, shards: Shards) -> None:
         self.settings = settings
         self.auth = auth
-        self.sign_out = redis.register_script(SIGN_OUT_SCRIPT)
+        self.shards = shards
+        self.sign_outs = [shard.redis.register_script(SIGN_OUT_SCRIPT) for shard in shards.all]
 
     async def logout(self, request: Request) -> Response:
         identity = await self.auth.identity(request)
         remaining_ms = max(1, math.ceil((identity.expires - time.time()) * 1000))
-        await self.sign_out(
-            keys=[Keys.signed_out(identity.token_id), Keys.events(identity.user_id)],
+        shard = self.shards.of(identity.user_id)
+        await self.sign_outs[shard.index](
+            keys=[shard.keys.signed_out(identity.token_id), shard.keys.events(identity.user_id)],
             args=[
                 identity.token_id,
                 remaining_ms,

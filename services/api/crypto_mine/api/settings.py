@@ -123,8 +123,14 @@ class ApiSettings:
         jwks_url = env.optional("JWT_JWKS_URL")
         if "RS256" in algorithms and not jwks_url:
             raise SettingsError("JWT_JWKS_URL is missing, and RS256 is in JWT_ALGORITHMS.")
+        redis = RedisSettings.from_env(env)
+        if redis.shards > 1 and not env.bool("USE_QUEUE", True):
+            raise SettingsError(
+                "USE_QUEUE=false applies clicks in the api, on one shard only: "
+                "unset REDIS_SHARD_URLS, or set USE_QUEUE=true."
+            )
         return cls(
-            redis=RedisSettings.from_env(env),
+            redis=redis,
             mongo=MongoSettings.from_env(env),
             jwt_secret=secret,
             jwt_algorithms=algorithms,

@@ -13,18 +13,17 @@ from typing import Any
 
 import orjson
 from pymongo.asynchronous.database import AsyncDatabase
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from crypto_mine.common.metrics import STATUS_CACHE
-from crypto_mine.common.names import Collections, Keys
+from crypto_mine.common.names import Collections
 from crypto_mine.common.status_cache import WRITE_SCRIPT, UserStatus
 
 from .auth import Authenticator
-from .reads import Reads
 from .settings import ApiSettings
+from .shards import Shards
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +48,24 @@ class StatusEndpoint:
         self,
         settings: ApiSettings,
         auth: Authenticator,
-        redis: Redis,
-        reads: Reads,
+        shards: Shards,
         database: AsyncDatabase[dict[str, Any]],
     ) -> None:
         self.settings = settings
         self.auth = auth
-        self.reads = reads
+        self.shards = shards
         self.balances = database[Collections.balances]
-        self.write = redis.register_script(WRITE_SCRIPT)
+        self.writes = [shard.redis.register_script(WRITE_SCRIPT) for shard in shards.all]
         self.cache_control = (
             f"private, max-age={settings.status_max_age_seconds}, "
             f"stale-while-revalidate={settings.status_stale_seconds}"
         )
 
     async def lookup(self, user_id: str) -> UserStatus:
-        key = Keys.user_status(user_id)
+        shard = self.shards.of(user_id)
+        key = shard.keys.user_status(user_id)
         try:
-            cached = await self.reads.hash(key)
+            cached = await shard.reads.hash(key)
         except (RedisError, TimeoutError) as error:
             log.warning("status cache unavailable, reading MongoDB: %s", error)
             cached, key = {}, ""
@@ -79,7 +78,7 @@ class StatusEndpoint:
         status = UserStatus.from_document(user_id, await self.balances.find_one({"_id": user_id}))
         if key:
             try:
-                await self.write(
+                await self.writes[shard.index](
                     keys=[key], args=status.script_args(self.settings.status_cache_ttl_seconds)
                 )
             except RedisError as error:

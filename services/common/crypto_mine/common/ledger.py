@@ -504,11 +504,13 @@ class Ledger:
         limit: int,
         older_than: datetime,
         runnable: Callable[[list[str]], set[str]],
+        mine: Callable[[str], bool] = lambda _: True,
     ) -> Swept:
         """Unmark, on the ``limit`` balances after ``_id`` ``after``, the batches marked before
         ``older_than`` that will never apply again: those with a marker, and those that
         ``runnable`` (asked about the others) does not name. One read, one marker read, one
-        write at most; the marks of a batch that may still run are kept."""
+        write at most; the marks of a batch that may still run are kept. Only the users
+        ``mine`` names are unmarked: those whose batches ``runnable`` knows (one shard's)."""
         docs = list(
             self.balances.find(
                 {"_id": {"$gt": after}},
@@ -522,7 +524,7 @@ class Ledger:
         old = {
             doc["_id"]: [batch for batch, at in doc["applying"].items() if stored_ms(at) < cutoff]
             for doc in docs
-            if doc.get("applying")
+            if doc.get("applying") and mine(str(doc["_id"]))
         }
         candidates = sorted({batch for batches in old.values() for batch in batches})
         removed = 0

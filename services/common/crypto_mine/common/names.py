@@ -1,12 +1,14 @@
 """Names every component agrees on: the queue, Redis keys, MongoDB collections, metrics.
 
-Keys that meet in one Lua script share the ``{mining}`` hash tag, so they land in one slot.
+Keys that meet in one Lua script share their shard's hash tag (``{mining}`` for shard 0), so
+they land in one slot.
 A user id inside a key name is percent-encoded (:func:`key_part`), so it never holds a ``:``
 and no two (user, idempotency key) pairs can share a name.
 """
 
 from __future__ import annotations
 
+import zlib
 from urllib.parse import quote
 
 QUEUE_NAME = "mining-clicks"
@@ -33,73 +35,95 @@ def key_part(value: str) -> str:
     return quote(value, safe="")
 
 
-class Keys:
-    """Redis key names. Every key the click path writes starts with the ``{mining}`` tag."""
+class ShardKeys:
+    """Redis key names of one shard. Every key the click path writes starts with the shard's tag.
 
-    global_bucket = f"{KEY_TAG}:rl:global"
-    # Clicks accepted and not yet applied (the `mining_click_queue_depth` source).
-    queue_depth = f"{KEY_TAG}:queue:depth"
-    # Job id -> clicks it carries; removing a job from it is what decrements the depth, once.
-    queue_jobs = f"{KEY_TAG}:queue:jobs"
-    # The job still waiting at the tail of the queue, which admission may add clicks to.
-    open_job = f"{KEY_TAG}:queue:open"
-    # Prefix of the click lists: one Redis list of click JSON per job.
-    batch_prefix = f"{KEY_TAG}:batch:"
-    # The worker pod that exports `mining_click_queue_depth` (one at a time, so sums are right).
-    depth_reporter = f"{KEY_TAG}:queue:depth-reporter"
-    # Where the sweep of marks left by killed workers goes on: the last balance _id it read.
-    mark_sweep = f"{KEY_TAG}:ledger:sweep-after"
+    Users are spread over the shards by :func:`shard_of`; everything keyed by a user (buckets,
+    click records, status, events, signed-out tokens) lives on the user's shard, each shard
+    with its own queue (:func:`queue_name`). Keys of no user (the general api limit, login and
+    sign-up attempts) live on shard 0. Shard 0's tag is ``{mining}``, so one shard is exactly
+    the layout of a deployment that never sharded.
+    """
 
-    @staticmethod
-    def batch(job_id: str) -> str:
+    def __init__(self, shard: int = 0) -> None:
+        self.shard = shard
+        self.tag = tag = shard_tag(shard)
+        self.global_bucket = f"{tag}:rl:global"
+        # Clicks accepted and not yet applied (the `mining_click_queue_depth` source).
+        self.queue_depth = f"{tag}:queue:depth"
+        # Job id -> clicks it carries; removing a job from it is what decrements the depth, once.
+        self.queue_jobs = f"{tag}:queue:jobs"
+        # The job still waiting at the tail of the queue, which admission may add clicks to.
+        self.open_job = f"{tag}:queue:open"
+        # Prefix of the click lists: one Redis list of click JSON per job.
+        self.batch_prefix = f"{tag}:batch:"
+        # The pod that exports `mining_click_queue_depth` (one at a time, so sums are right).
+        self.depth_reporter = f"{tag}:queue:depth-reporter"
+        # Where the sweep of marks left by killed workers goes on: the last balance _id it read.
+        self.mark_sweep = f"{tag}:ledger:sweep-after"
+
+    def batch(self, job_id: str) -> str:
         """The clicks of one job, a list of JSON strings."""
-        return f"{Keys.batch_prefix}{job_id}"
+        return f"{self.batch_prefix}{job_id}"
 
-    @staticmethod
-    def user_bucket(user_id: str) -> str:
-        return f"{KEY_TAG}:rl:user:{key_part(user_id)}"
+    def user_bucket(self, user_id: str) -> str:
+        return f"{self.tag}:rl:user:{key_part(user_id)}"
 
-    @staticmethod
-    def ip_bucket(ip: str) -> str:
-        return f"{KEY_TAG}:rl:ip:{ip}"
+    def ip_bucket(self, ip: str) -> str:
+        return f"{self.tag}:rl:ip:{ip}"
 
-    @staticmethod
-    def api_bucket(ip: str) -> str:
+    def api_bucket(self, ip: str) -> str:
         """The general limit of the /api/* routes for one client IP."""
-        return f"{KEY_TAG}:rl:api:{ip}"
+        return f"{self.tag}:rl:api:{ip}"
 
-    @staticmethod
-    def click(user_id: str, idempotency_key: str) -> str:
+    def click(self, user_id: str, idempotency_key: str) -> str:
         """The idempotency record of one click, which is also its status (``records.py``)."""
-        return f"{KEY_TAG}:click:{key_part(user_id)}:{idempotency_key}"
+        return f"{self.tag}:click:{key_part(user_id)}:{idempotency_key}"
 
-    @staticmethod
-    def user_status(user_id: str) -> str:
+    def user_status(self, user_id: str) -> str:
         """Cached balance, click count and last click of one user."""
-        return f"{KEY_TAG}:status:{key_part(user_id)}"
+        return f"{self.tag}:status:{key_part(user_id)}"
 
-    @staticmethod
-    def events(user_id: str) -> str:
+    def events(self, user_id: str) -> str:
         """The user's event stream: click outcomes and balance changes, in order."""
-        return f"{KEY_TAG}:events:{key_part(user_id)}"
+        return f"{self.tag}:events:{key_part(user_id)}"
 
-    @staticmethod
-    def event_leases(user_id: str) -> str:
+    def event_leases(self, user_id: str) -> str:
         """The user's open event streams (sorted set: connection -> lease expiry in ms)."""
-        return f"{KEY_TAG}:events-open:{key_part(user_id)}"
+        return f"{self.tag}:events-open:{key_part(user_id)}"
 
-    @staticmethod
-    def signed_out(token_id: str) -> str:
+    def signed_out(self, token_id: str) -> str:
         """Present while a token signed out by logout would still be valid."""
-        return f"{KEY_TAG}:signed-out:{token_id}"
+        return f"{self.tag}:signed-out:{token_id}"
 
-    @staticmethod
-    def login_attempts(scope: str, subject: str) -> str:
-        return f"{KEY_TAG}:login:{scope}:{subject}"
+    def login_attempts(self, scope: str, subject: str) -> str:
+        return f"{self.tag}:login:{scope}:{subject}"
 
-    @staticmethod
-    def register_attempts(ip: str) -> str:
-        return f"{KEY_TAG}:register:ip:{ip}"
+    def register_attempts(self, ip: str) -> str:
+        return f"{self.tag}:register:ip:{ip}"
+
+
+def shard_tag(shard: int) -> str:
+    return KEY_TAG if shard == 0 else f"{{mining-{shard}}}"
+
+
+def queue_name(shard: int) -> str:
+    """The RQ queue of one shard's clicks."""
+    return QUEUE_NAME if shard == 0 else f"{QUEUE_NAME}-{shard}"
+
+
+def shard_of_queue(name: str) -> int:
+    """The shard whose queue is called ``name`` (:func:`queue_name`)."""
+    return int(name.removeprefix(f"{QUEUE_NAME}-")) if name != QUEUE_NAME else 0
+
+
+def shard_of(user_id: str, shards: int) -> int:
+    """The shard of a user: a stable hash (CRC-32 of the id), the same in every process."""
+    return zlib.crc32(user_id.encode()) % shards if shards > 1 else 0
+
+
+# Shard 0, the only one of a deployment that does not shard.
+Keys = ShardKeys(0)
 
 
 class Ttl:

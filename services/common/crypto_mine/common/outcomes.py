@@ -16,7 +16,7 @@ from redis import Redis
 
 from .events import EventSettings
 from .ledger import Applied, Click
-from .names import Keys, Ttl
+from .names import Keys, ShardKeys, Ttl
 from .status_cache import WRITE_STATUS_LUA
 
 
@@ -52,7 +52,9 @@ class Outcomes:
         status_ttl: int,
         events: EventSettings | None = None,
         window_seconds: int = Ttl.window,
+        keys: ShardKeys = Keys,
     ) -> None:
+        self.keys = keys
         self.script = redis.register_script(load_script())
         self.claim_script = redis.register_script(CLAIM_SCRIPT)
         self.status_ttl = status_ttl
@@ -61,7 +63,8 @@ class Outcomes:
 
     def claim(self, job_id: str) -> list[Any]:
         """The job's clicks, decoded; from now on admission starts new jobs instead."""
-        raw = self.claim_script(keys=[Keys.open_job, Keys.batch(job_id)], args=[job_id])
+        keys = self.keys
+        raw = self.claim_script(keys=[keys.open_job, keys.batch(job_id)], args=[job_id])
         return [_decoded(item) for item in raw]
 
     def record(self, job_id: str, applied: Applied | None, failures: list[Failure]) -> int:
@@ -73,10 +76,11 @@ class Outcomes:
         def stream(user: str) -> int:
             return streams.setdefault(user, len(streams) + 1)
 
-        keys = [Keys.queue_depth, Keys.queue_jobs, Keys.batch(job_id)]
-        keys += [Keys.click(o.click.user, o.click.key) for o in outcomes]
-        keys += [Keys.click(f.click.user, f.click.key) for f in failures]
-        keys += [Keys.user_status(u.user) for u in users]
+        names = self.keys
+        keys = [names.queue_depth, names.queue_jobs, names.batch(job_id)]
+        keys += [names.click(o.click.user, o.click.key) for o in outcomes]
+        keys += [names.click(f.click.user, f.click.key) for f in failures]
+        keys += [names.user_status(u.user) for u in users]
         args: list[Any] = [
             job_id,
             len(outcomes),
@@ -94,5 +98,5 @@ class Outcomes:
             args += [f.click.key, f.error_code, stream(f.click.user)]
         for u in users:
             args += [u.clicks, u.balance, u.last_click_ms, stream(u.user)]
-        keys += [Keys.events(user) for user in streams]
+        keys += [names.events(user) for user in streams]
         return int(self.script(keys=keys, args=args))

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from .names import Keys, Metrics
+from .names import Metrics, ShardKeys
 from .queue_stats import QueueStats, read_stats
 
 log = logging.getLogger(__name__)
@@ -40,23 +40,26 @@ return 0
 """
 
 
-def queue_gauges(stats: QueueStats) -> list[GaugeMetricFamily]:
-    """The queue-wide gauges of one reading of the queue."""
-    return [
+def queue_gauges(readings: list[QueueStats], sharded: bool) -> list[GaugeMetricFamily]:
+    """The queue-wide gauges of readings of queues; when ``sharded``, labelled with each
+    shard's queue (``queue``), else with no label, as a deployment that never sharded."""
+    labels = ["queue"] if sharded else []
+    families = [
         GaugeMetricFamily(
-            Metrics.queue_depth, "Clicks accepted and not yet applied.", value=stats.depth
+            Metrics.queue_depth, "Clicks accepted and not yet applied.", labels=labels
         ),
         GaugeMetricFamily(
-            Metrics.worker_lag,
-            "Age of the oldest job waiting in the queue.",
-            value=stats.lag_seconds,
+            Metrics.worker_lag, "Age of the oldest job waiting in the queue.", labels=labels
         ),
         GaugeMetricFamily(
-            Metrics.dead_letters,
-            "Jobs parked in the dead-letter (failed) registry.",
-            value=stats.failed,
+            Metrics.dead_letters, "Jobs parked in the dead-letter (failed) registry.", labels=labels
         ),
     ]
+    for stats in readings:
+        values = (stats.depth, stats.lag_seconds, stats.failed)
+        for family, value in zip(families, values, strict=True):
+            family.add_metric([stats.queue] if sharded else [], value)
+    return families
 
 
 class _Fixed(Collector):
@@ -74,9 +77,11 @@ class AsyncQueueReporter:
     answers alike.
     """
 
-    def __init__(self, redis: Redis, identity: str) -> None:
+    def __init__(self, redis: Redis, identity: str, shard: int = 0) -> None:
         self.redis = redis
         self.identity = identity
+        self.shard = shard
+        self.keys = ShardKeys(shard)
         self.lease = redis.register_script(LEASE_SCRIPT)
         self.leader = False
         self._task: asyncio.Task[None] | None = None
@@ -94,15 +99,17 @@ class AsyncQueueReporter:
         if self.leader:
             self.leader = False
             with contextlib.suppress(RedisError, OSError):
-                if await self.redis.get(Keys.depth_reporter) in (
+                if await self.redis.get(self.keys.depth_reporter) in (
                     self.identity,
                     self.identity.encode(),
                 ):
-                    await self.redis.delete(Keys.depth_reporter)
+                    await self.redis.delete(self.keys.depth_reporter)
 
     async def renew(self) -> bool:
         try:
-            held = await self.lease(keys=[Keys.depth_reporter], args=[self.identity, LEASE_SECONDS])
+            held = await self.lease(
+                keys=[self.keys.depth_reporter], args=[self.identity, LEASE_SECONDS]
+            )
         except (RedisError, OSError) as error:
             log.warning("queue reporter lease not renewed: %s", error)
             held = 0
@@ -115,15 +122,22 @@ class AsyncQueueReporter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), RENEW_SECONDS)
 
-    async def exposition(self) -> bytes:
-        """The gauges in the text format while the lease is held, else nothing."""
+    async def reading(self) -> QueueStats | None:
+        """The shard's queue while the lease is held, else None."""
         if not self.leader:
-            return b""
+            return None
         try:
-            stats = await read_stats(self.redis)
+            return await read_stats(self.redis, self.shard)
         except (RedisError, OSError) as error:
             log.warning("queue statistics unavailable: %s", error)
-            return b""
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Fixed(queue_gauges(stats)))
-        return generate_latest(registry)
+            return None
+
+
+async def queue_exposition(reporters: list[AsyncQueueReporter]) -> bytes:
+    """The gauges of the shards (one reporter each) whose lease this process holds."""
+    readings = [stats for reporter in reporters if (stats := await reporter.reading())]
+    if not readings:
+        return b""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(queue_gauges(readings, sharded=len(reporters) > 1)))
+    return generate_latest(registry)

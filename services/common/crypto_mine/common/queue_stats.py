@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,20 +14,26 @@ from rq.queue import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
-from .names import QUEUE_NAME, Keys
+from .names import QUEUE_NAME, ShardKeys, queue_name
 
 
-class QueueKeys:
-    """RQ's own key names for the click queue."""
+class ShardQueueKeys:
+    """RQ's own key names for one shard's click queue (``names.queue_name``)."""
 
-    queue = Queue.redis_queue_namespace_prefix + QUEUE_NAME
-    started = StartedJobRegistry.key_template.format(QUEUE_NAME)
-    failed = FailedJobRegistry.key_template.format(QUEUE_NAME)
-    workers = WORKERS_BY_QUEUE_KEY % QUEUE_NAME
+    def __init__(self, shard: int = 0) -> None:
+        self.name = name = queue_name(shard)
+        self.queue = Queue.redis_queue_namespace_prefix + name
+        self.started = StartedJobRegistry.key_template.format(name)
+        self.failed = FailedJobRegistry.key_template.format(name)
+        self.workers = WORKERS_BY_QUEUE_KEY % name
 
     @staticmethod
     def job(job_id: str) -> str:
         return Job.redis_job_namespace_prefix + job_id
+
+
+# Shard 0's, the only ones of a deployment that does not shard.
+QueueKeys = ShardQueueKeys(0)
 
 
 @dataclass(frozen=True)
@@ -37,9 +45,11 @@ class QueueStats:
     failed: int  # jobs parked in the dead-letter (failed) registry
     workers: int
     lag_seconds: float  # age of the oldest waiting job
+    shards: tuple[QueueStats, ...] = ()  # each shard's queue, when there are several
 
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
+        shards = {"shards": [shard.to_json() for shard in self.shards]} if self.shards else {}
         return {
             "queue": body["queue"],
             "depth": body["depth"],
@@ -48,6 +58,7 @@ class QueueStats:
             "failed": body["failed"],
             "workers": body["workers"],
             "lagSeconds": body["lag_seconds"],
+            **shards,
         }
 
 
@@ -61,28 +72,47 @@ def _parse_time(raw: bytes | str | None) -> datetime | None:
         return None
 
 
-async def read_stats(redis: Redis) -> QueueStats:
+async def read_stats(redis: Redis, shard: int = 0) -> QueueStats:
     """Two round trips: the counters, then the age of the oldest waiting job."""
+    keys, queue = ShardKeys(shard), ShardQueueKeys(shard)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(Keys.queue_depth)
-        pipe.llen(QueueKeys.queue)
-        pipe.zcard(QueueKeys.started)
-        pipe.zcard(QueueKeys.failed)
-        pipe.scard(QueueKeys.workers)
-        pipe.lindex(QueueKeys.queue, 0)
+        pipe.get(keys.queue_depth)
+        pipe.llen(queue.queue)
+        pipe.zcard(queue.started)
+        pipe.zcard(queue.failed)
+        pipe.scard(queue.workers)
+        pipe.lindex(queue.queue, 0)
         depth, jobs, started, failed, workers, oldest = await pipe.execute()
     lag = 0.0
     if oldest:
         job_id = oldest.decode() if isinstance(oldest, bytes) else oldest
-        enqueued = _parse_time(await redis.hget(QueueKeys.job(job_id), "enqueued_at"))
+        enqueued = _parse_time(await redis.hget(queue.job(job_id), "enqueued_at"))
         if enqueued:
             lag = max(0.0, (datetime.now(UTC) - enqueued).total_seconds())
     return QueueStats(
-        queue=QUEUE_NAME,
+        queue=queue.name,
         depth=int(depth or 0),
         jobs=int(jobs),
         in_progress=int(started),
         failed=int(failed),
         workers=int(workers),
         lag_seconds=round(lag, 3),
+    )
+
+
+async def read_all(shards: Sequence[tuple[Redis, int]]) -> QueueStats:
+    """Every shard's queue, as one: counts summed, the oldest job's lag; with more than one
+    shard, each shard's own numbers under ``shards``."""
+    readings = await asyncio.gather(*(read_stats(redis, shard) for redis, shard in shards))
+    if len(readings) == 1:
+        return readings[0]
+    return QueueStats(
+        queue=QUEUE_NAME,
+        depth=sum(r.depth for r in readings),
+        jobs=sum(r.jobs for r in readings),
+        in_progress=sum(r.in_progress for r in readings),
+        failed=sum(r.failed for r in readings),
+        workers=sum(r.workers for r in readings),
+        lag_seconds=max(r.lag_seconds for r in readings),
+        shards=tuple(readings),
     )

@@ -15,7 +15,7 @@ import builtins
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -174,19 +174,57 @@ def redis_url(env: Env) -> str | None:
     return url
 
 
+def shard_urls(env: Env, url: str | None) -> tuple[str, ...]:
+    """``REDIS_SHARD_URLS``: the Redis of every click shard, shard 0 first (``names.shard_of``).
+
+    Unset, there is one shard, at ``REDIS_URL``. Set, ``REDIS_URL`` may be left out (it is the
+    first) or name the first; it may not name another server.
+    """
+    listed = tuple(u.strip() for u in (env.optional("REDIS_SHARD_URLS") or "").split(",") if u)
+    if not listed:
+        return ()
+    for item in listed:
+        if urlsplit(item).scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError(f"REDIS_SHARD_URLS holds {item!r}, not a redis:// URL.")
+    if url is not None and url != listed[0]:
+        raise SettingsError(
+            "REDIS_URL names another server than the first of REDIS_SHARD_URLS (shard 0): "
+            "leave REDIS_URL out, or make it the first."
+        )
+    return listed
+
+
 @dataclass(frozen=True)
 class RedisSettings:
     url: str = "redis://127.0.0.1:6379/0"
     # Bounded waits: a dead Redis must turn into a fast 503, never a hang.
     socket_timeout: float = 1.0
     connect_timeout: float = 0.5
+    # Every click shard's Redis, shard 0 (``url``) first; () is one shard.
+    shard_urls: tuple[str, ...] = ()
+
+    @property
+    def shards(self) -> int:
+        return max(1, len(self.shard_urls))
+
+    def shard(self, index: int) -> RedisSettings:
+        """The settings of one shard's Redis."""
+        if not 0 <= index < self.shards:
+            raise SettingsError(
+                f"MINING_SHARD={index} is not a shard: REDIS_SHARD_URLS names {self.shards}."
+            )
+        url = self.shard_urls[index] if self.shard_urls else self.url
+        return replace(self, url=url, shard_urls=())
 
     @classmethod
     def from_env(cls, env: Env) -> RedisSettings:
+        url = redis_url(env)
+        shards = shard_urls(env, url)
         return cls(
-            url=redis_url(env) or cls.url,
+            url=shards[0] if shards else url or cls.url,
             socket_timeout=env.float("REDIS_SOCKET_TIMEOUT", cls.socket_timeout, min=0.01),
             connect_timeout=env.float("REDIS_CONNECT_TIMEOUT", cls.connect_timeout, min=0.01),
+            shard_urls=shards,
         )
 
 

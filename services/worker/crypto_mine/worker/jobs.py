@@ -22,6 +22,7 @@ from rq.timeouts import JobTimeoutException
 from crypto_mine.common import batches
 from crypto_mine.common.ledger import Ledger
 from crypto_mine.common.mongo import mongo_client
+from crypto_mine.common.names import ShardKeys
 from crypto_mine.common.outcomes import Outcomes
 from crypto_mine.common.redis import redis_client
 
@@ -44,6 +45,7 @@ class BatchApplier:
             settings.status_cache_ttl_seconds,
             settings.events,
             settings.idempotency_window_seconds,
+            ShardKeys(settings.shard),
         )
         self.batches = batches.BatchApplier(
             self.ledger,

@@ -19,7 +19,7 @@ import redis
 from rq.job import Job, JobStatus
 
 from crypto_mine.common.ledger import Ledger
-from crypto_mine.common.names import Keys
+from crypto_mine.common.names import ShardKeys, shard_of
 
 from . import metrics
 
@@ -46,17 +46,20 @@ def runnable(connection: redis.Redis, batches: list[str]) -> set[str]:
     }
 
 
-def sweep_marks(connection: redis.Redis, ledger: Ledger) -> int:
-    """One step of the sweep; returns how many marks it removed."""
-    after = connection.get(Keys.mark_sweep)
+def sweep_marks(connection: redis.Redis, ledger: Ledger, shard: int = 0, shards: int = 1) -> int:
+    """One step of the sweep over the users of the worker's shard (whose batches its queue
+    holds); returns how many marks it removed."""
+    keys = ShardKeys(shard)
+    after = connection.get(keys.mark_sweep)
     start = after.decode() if isinstance(after, bytes) else str(after or "")
     swept = ledger.sweep(
         start,
         SWEEP_USERS,
         datetime.now(UTC) - MARK_AGE,
         lambda batches: runnable(connection, batches),
+        lambda user: shard_of(user, shards) == shard,
     )
-    connection.set(Keys.mark_sweep, swept.after)
+    connection.set(keys.mark_sweep, swept.after)
     if swept.removed:
         metrics.MARKS_SWEPT.inc(swept.removed)
         log.info("removed %d marks left by stopped workers", swept.removed)

@@ -22,7 +22,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from crypto_mine.common.names import QUEUE_NAME
+from crypto_mine.common.names import queue_name
 from crypto_mine.common.queue_stats import read_stats
 from crypto_mine.common.redis import async_redis_client, redis_client
 from crypto_mine.common.settings import Env, RedisSettings
@@ -48,17 +48,17 @@ def _failure(job: Job) -> dict[str, Any]:
     }
 
 
-def snapshot(settings: RedisSettings) -> dict[str, Any]:
+def snapshot(settings: RedisSettings, shard: int = 0) -> dict[str, Any]:
     async def stats() -> dict[str, Any]:
         client = async_redis_client(settings)
         try:
-            return (await read_stats(client)).to_json()
+            return (await read_stats(client, shard)).to_json()
         finally:
             await client.aclose()
 
     connection: Redis = redis_client(settings)
     try:
-        queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+        queue = Queue(queue_name(shard), connection=connection, serializer=JSONSerializer)
         failed_ids = FailedJobRegistry(queue=queue).get_job_ids()[-SHOWN:]
         started_ids = StartedJobRegistry(queue=queue).get_job_ids()[:SHOWN]
         failed = [job for job in Job.fetch_many(failed_ids, connection, JSONSerializer) if job]
@@ -151,11 +151,11 @@ def redis_info(settings: RedisSettings) -> dict[str, Any]:
     return {field: info.get(field) for field in REDIS_FIELDS}
 
 
-def requeue(settings: RedisSettings, job_ids: list[str]) -> list[str]:
+def requeue(settings: RedisSettings, job_ids: list[str], shard: int = 0) -> list[str]:
     """Move dead-lettered jobs (all when ``job_ids`` is empty) back to the queue."""
     connection: Redis = redis_client(settings)
     try:
-        queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+        queue = Queue(queue_name(shard), connection=connection, serializer=JSONSerializer)
         registry = FailedJobRegistry(queue=queue)
         chosen = job_ids or registry.get_job_ids()
         dead = set(registry.get_job_ids())
@@ -172,6 +172,12 @@ def requeue(settings: RedisSettings, job_ids: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="crypto-mine-queue", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--shard",
+        type=int,
+        default=None,
+        help="the click shard (default: MINING_SHARD, else 0), of REDIS_SHARD_URLS",
+    )
     commands = parser.add_subparsers(dest="command")
     again = commands.add_parser("requeue", help="move dead-lettered jobs back to the queue")
     which = again.add_mutually_exclusive_group(required=True)
@@ -179,7 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     which.add_argument("job_ids", nargs="*", default=[], metavar="JOB_ID", help="these jobs")
     commands.add_parser("redis", help="memory, eviction policy, persistence, clients of Redis")
     args = parser.parse_args(argv)
-    settings = RedisSettings.from_env(Env())
+    env = Env()
+    shard = args.shard if args.shard is not None else env.int("MINING_SHARD", 0, min=0)
+    settings = RedisSettings.from_env(env).shard(shard)
     if args.command == "redis":
         info = redis_info(settings)
         if args.json:
@@ -188,10 +196,10 @@ def main(argv: list[str] | None = None) -> None:
             sys.stdout.write("".join(f"{key:<26} {value}\n" for key, value in info.items()))
         return
     if args.command == "requeue":
-        done = requeue(settings, [] if args.all else args.job_ids)
+        done = requeue(settings, [] if args.all else args.job_ids, shard)
         sys.stdout.write(f"requeued {len(done)} job(s)" + "".join(f"\n  {j}" for j in done) + "\n")
         return
-    data = snapshot(settings)
+    data = snapshot(settings, shard)
     sys.stdout.write((json.dumps(data, indent=2) if args.json else table(data)) + "\n")
 
 

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 
-from crypto_mine.common.names import Keys
+from crypto_mine.common.names import ShardKeys
 from crypto_mine.common.queue_reporter import (
     LEASE_SCRIPT,
     LEASE_SECONDS,
@@ -33,9 +33,14 @@ log = logging.getLogger(__name__)
 
 
 class QueueReporter(Collector):
-    def __init__(self, redis: Redis, settings: RedisSettings) -> None:
+    def __init__(
+        self, redis: Redis, settings: RedisSettings, shard: int = 0, shards: int = 1
+    ) -> None:
         self.redis = redis
         self.settings = settings
+        self.shard = shard
+        self.sharded = shards > 1
+        self.keys = ShardKeys(shard)
         self.identity = uuid.uuid4().hex
         self.lease = redis.register_script(LEASE_SCRIPT)
         self.leader = False
@@ -51,13 +56,13 @@ class QueueReporter(Collector):
         self._thread.join(RENEW_SECONDS + 1)
         if self.leader:
             with contextlib.suppress(RedisError):
-                self.redis.delete(Keys.depth_reporter)
+                self.redis.delete(self.keys.depth_reporter)
 
     def _renew(self) -> None:
         while not self._stop.is_set():
             try:
                 self.leader = bool(
-                    self.lease(keys=[Keys.depth_reporter], args=[self.identity, LEASE_SECONDS])
+                    self.lease(keys=[self.keys.depth_reporter], args=[self.identity, LEASE_SECONDS])
                 )
             except RedisError as error:
                 log.warning("queue reporter lease not renewed: %s", error)
@@ -68,7 +73,7 @@ class QueueReporter(Collector):
         async def read() -> QueueStats:
             client = async_redis_client(self.settings)
             try:
-                return await read_stats(client)
+                return await read_stats(client, self.shard)
             finally:
                 await client.aclose()
 
@@ -82,4 +87,4 @@ class QueueReporter(Collector):
         except RedisError as error:
             log.warning("queue statistics unavailable: %s", error)
             return
-        yield from queue_gauges(stats)
+        yield from queue_gauges([stats], self.sharded)

@@ -12,7 +12,9 @@ from crypto_mine.common.settings import Env, MongoSettings, RedisSettings, windo
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    redis: RedisSettings
+    redis: RedisSettings  # the Redis of the worker's shard
+    shard: int  # the click shard whose queue this worker serves (``names.shard_of``)
+    shards: int
     mongo: MongoSettings
     concurrency: int
     metrics_port: int
@@ -31,8 +33,12 @@ class WorkerSettings:
     @classmethod
     def from_env(cls, env: Env | None = None) -> WorkerSettings:
         env = env or Env()
+        redis = RedisSettings.from_env(env)
+        shard = env.int("MINING_SHARD", 0, min=0)
         return cls(
-            redis=RedisSettings.from_env(env),
+            redis=redis.shard(shard),
+            shard=shard,
+            shards=redis.shards,
             mongo=MongoSettings.from_env(env),
             concurrency=env.int("MINING_WORKER_CONCURRENCY", 4, min=1, max=64),
             metrics_port=env.int("WORKER_METRICS_PORT", 9100, min=0, max=65535),

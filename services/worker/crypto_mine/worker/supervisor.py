@@ -21,7 +21,7 @@ from prometheus_client import multiprocess
 
 from crypto_mine.common.logs import configure_logging
 from crypto_mine.common.metrics import exposition_registry, serve_metrics
-from crypto_mine.common.names import QUEUE_NAME
+from crypto_mine.common.names import queue_name
 from crypto_mine.common.redis import redis_client
 
 from .marks import sweep_marks
@@ -55,12 +55,14 @@ def run_worker(slot: int) -> None:
     rq_level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
     logging.getLogger("rq").setLevel(rq_level)
     connection = redis_client(settings.redis)
-    queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+    queue = Queue(queue_name(settings.shard), connection=connection, serializer=JSONSerializer)
     worker = ClickWorker(
         [queue],
         connection=connection,
         settings=settings,
-        after_sweep=lambda: sweep_marks(connection, applier().ledger),
+        after_sweep=lambda: sweep_marks(
+            connection, applier().ledger, settings.shard, settings.shards
+        ),
     )
     log.info("worker process %s started", slot, extra={"worker": worker.name})
     worker.work(with_scheduler=False, logging_level=rq_level)
@@ -114,7 +116,12 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        reporter = QueueReporter(redis_client(self.settings.redis), self.settings.redis).start()
+        reporter = QueueReporter(
+            redis_client(self.settings.redis),
+            self.settings.redis,
+            self.settings.shard,
+            self.settings.shards,
+        ).start()
         registry = exposition_registry()
         registry.register(reporter)
         if self.settings.metrics_port:

@@ -15,7 +15,7 @@ from rq.utils import now
 from rq.worker import SimpleWorker
 
 from crypto_mine.common.failures import PoisonJob, error_code
-from crypto_mine.common.names import Keys
+from crypto_mine.common.names import ShardKeys, shard_of_queue
 
 from . import metrics
 from .settings import WorkerSettings
@@ -34,7 +34,7 @@ def clicks_of(job: Job) -> int:
         return 0
     if args and isinstance(args[0], list):
         return len(args[0])
-    carried = job.connection.hget(Keys.queue_jobs, job.id)
+    carried = job.connection.hget(ShardKeys(shard_of_queue(job.origin)).queue_jobs, job.id)
     return int(carried) if carried else 0
 
 
