@@ -21,6 +21,9 @@ def main() -> int:
     parser.add_argument("--fault-interval", type=float, default=5, help="seconds between faults")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fsync", choices=["always", "everysec"], default="always")
+    parser.add_argument(
+        "--shards", type=int, default=1, help="click shards, a Redis server and a worker pod each"
+    )
     args = parser.parse_args()
     folder = new_run("chaos")
     print(f"chaos: {args.duration:.0f} s, logs in {folder}", flush=True)
@@ -32,6 +35,7 @@ def main() -> int:
             fault_interval=args.fault_interval,
             seed=args.seed,
             fsync=args.fsync,
+            shards=args.shards,
         )
     )
     print(report.summary())

@@ -28,6 +28,7 @@ KINDS = (
 class FaultLog:
     injected: Counter[str] = field(default_factory=Counter)
     timeline: list[tuple[float, str]] = field(default_factory=list)
+    redis_shards: Counter[int] = field(default_factory=Counter)  # whose Redis was killed
 
     @property
     def total(self) -> int:
@@ -64,9 +65,12 @@ class Injector:
             time.sleep(self.rng.uniform(0.2, 1.0))
             stack.allocator.start().wait_ready(60)
         elif kind.startswith("redis"):
-            stack.redis.kill9()
+            shard = sum(self.log.redis_shards.values()) % len(stack.redises)  # in turn
+            self.log.redis_shards[shard] += 1
+            server = stack.redises[shard]
+            server.kill9()
             time.sleep(self.rng.uniform(0.3, 1.5))
-            stack.redis.start()
+            server.start()
         elif kind.startswith("mongodb"):
             stack.mongo.kill9()
             time.sleep(self.rng.uniform(0.3, 1.5))

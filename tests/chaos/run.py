@@ -50,6 +50,7 @@ class Report:
     # The final late repeats (the stack quiet, every window passed): what they got. Keys a
     # late repeat took anew are checked like every accepted key: stored once, counted once.
     final: Counter[str] = field(default_factory=Counter)
+    shards: int = 1
 
     @property
     def failures(self) -> list[str]:
@@ -84,7 +85,8 @@ class Report:
         signups = ", ".join(f"{label}: {n}" for label, n in sorted(ledger.registrations.items()))
         return "\n".join(
             [
-                f"chaos run: {self.duration:.0f} s of load, Redis appendfsync={self.fsync}",
+                f"chaos run: {self.duration:.0f} s of load, {self.shards} click shard(s),"
+                f" Redis appendfsync={self.fsync}",
                 f"  users signed up : {verdict.users} through the api, ids from the id-allocator"
                 f" (duplicate ids: {verdict.duplicate_user_ids}); answers: {signups}",
                 f"  clicks sent     : {ledger.keys_sent} keys in {requests} requests (retries"
@@ -118,9 +120,10 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def chaos_stack(folder: Path, fsync: str) -> Stack:
+def chaos_stack(folder: Path, fsync: str, shards: int = 1) -> Stack:
     return Stack(
         folder,
+        shards=shards,
         api_env={
             "TRUSTED_PROXY_COUNT": "1",
             "MINING_JOB_TIMEOUT_SECONDS": str(JOB_TIMEOUT),
@@ -143,7 +146,7 @@ def chaos_stack(folder: Path, fsync: str) -> Stack:
 
 def heal(stack: Stack) -> None:
     """Start whatever a fault left down (a fault's own restart normally did)."""
-    for server in (stack.redis, stack.mongo):
+    for server in (*stack.redises, stack.mongo):
         if not server.alive():
             server.start()
     if not stack.allocator.alive():
@@ -195,9 +198,10 @@ async def run_chaos(
     fsync: str = "always",
     initial_users: int = 40,
     new_user_every: float = 1.0,
+    shards: int = 1,
 ) -> Report:
     rng = random.Random(seed)
-    stack = chaos_stack(folder, fsync)
+    stack = chaos_stack(folder, fsync, shards)
     progress(f"starting the stack in {folder}")
     await asyncio.to_thread(stack.start)
     generator = LoadGenerator(stack.api.url, rng, rate, WINDOW)
@@ -236,6 +240,7 @@ async def run_chaos(
             drained_after,
             mismatches,
             final,
+            shards,
         )
     finally:
         await generator.aclose()

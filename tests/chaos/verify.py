@@ -11,8 +11,8 @@ import redis
 from pymongo import MongoClient
 
 from crypto_mine.common.ledger import click_id
-from crypto_mine.common.names import QUEUE_NAME, Collections, Keys
-from crypto_mine.common.queue_stats import QueueKeys
+from crypto_mine.common.names import Collections, ShardKeys, shard_of
+from crypto_mine.common.queue_stats import ShardQueueKeys
 from tests.support.stack import DATABASE
 
 from .load import Ledger
@@ -29,7 +29,10 @@ class Stores(Protocol):
     @property
     def mongo(self) -> MongoAddress: ...
 
-    def redis_client(self) -> redis.Redis: ...
+    def redis_client(self, shard: int = 0) -> redis.Redis: ...
+
+    @property
+    def shards(self) -> int: ...
 
     def dead_letters(self) -> int: ...
 
@@ -48,16 +51,13 @@ class Verdict:
 
 
 def drained(stack: Stores) -> bool:
-    client = stack.redis_client()
-    try:
-        depth = int(client.get(Keys.queue_depth) or 0)
-        return (
-            depth == 0
-            and client.llen(QueueKeys.queue) == 0
-            and client.zcard(QueueKeys.started) == 0
-        )
-    finally:
-        client.close()
+    for shard in range(stack.shards):
+        keys, queue = ShardKeys(shard), ShardQueueKeys(shard)
+        with stack.redis_client(shard) as client:
+            depth = int(client.get(keys.queue_depth) or 0)
+            if depth or client.llen(queue.queue) or client.zcard(queue.started):
+                return False
+    return True
 
 
 def wait_drained(stack: Stores, timeout: float) -> float:
@@ -70,37 +70,39 @@ def wait_drained(stack: Stores, timeout: float) -> float:
         except Exception:  # noqa: S110 - Redis may still be loading
             pass
         time.sleep(0.5)
-    client = stack.redis_client()
-    try:
-        state = {
-            "depth": client.get(Keys.queue_depth),
-            "queued jobs": client.llen(QueueKeys.queue),
-            "started jobs": client.zcard(QueueKeys.started),
-            "intermediate jobs": client.llen(QueueKeys.queue + ":intermediate"),
-            "cleaning lock ttl": client.ttl("rq:clean_registries:" + QUEUE_NAME),
-        }
-    finally:
-        client.close()
-    raise TimeoutError(f"queue not drained after {timeout:.0f}s: {state}")
+    states = []
+    for shard in range(stack.shards):
+        keys, queue = ShardKeys(shard), ShardQueueKeys(shard)
+        with stack.redis_client(shard) as client:
+            states.append(
+                {
+                    "depth": client.get(keys.queue_depth),
+                    "queued jobs": client.llen(queue.queue),
+                    "started jobs": client.zcard(queue.started),
+                    "intermediate jobs": client.llen(queue.queue + ":intermediate"),
+                    "cleaning lock ttl": client.ttl("rq:clean_registries:" + queue.name),
+                }
+            )
+    raise TimeoutError(f"queue not drained after {timeout:.0f}s: {states}")
 
 
 def completed_records(stack: Stores, keys: list[tuple[str, str]]) -> int:
     """Clicks whose record says completed, or, once it left Redis after the window, whose
     document MongoDB holds (what the api then answers with)."""
-    client = stack.redis_client()
     gone: list[tuple[str, str]] = []
     done = 0
-    try:
-        for start in range(0, len(keys), 1000):
-            chunk = keys[start : start + 1000]
-            pipe = client.pipeline(transaction=False)
-            for user, key in chunk:
-                pipe.hget(Keys.click(user, key), "s")
-            states = pipe.execute()
-            done += sum(state == "completed" for state in states)
-            gone += [pair for pair, state in zip(chunk, states, strict=True) if state is None]
-    finally:
-        client.close()
+    for shard in range(stack.shards):
+        names = ShardKeys(shard)
+        mine = [(user, key) for user, key in keys if shard_of(user, stack.shards) == shard]
+        with stack.redis_client(shard) as client:
+            for start in range(0, len(mine), 1000):
+                chunk = mine[start : start + 1000]
+                pipe = client.pipeline(transaction=False)
+                for user, key in chunk:
+                    pipe.hget(names.click(user, key), "s")
+                states = pipe.execute()
+                done += sum(state == "completed" for state in states)
+                gone += [pair for pair, state in zip(chunk, states, strict=True) if state is None]
     mongo: MongoClient[dict[str, Any]] = MongoClient(stack.mongo.uri)
     try:
         clicks = mongo[DATABASE][Collections.clicks]

@@ -45,7 +45,9 @@ class ReleaseStores:
         ip = self.release.cluster_ip("mongodb")
         return Mongo(f"mongodb://{ip}:27017/?directConnection=true")
 
-    def redis_client(self) -> redis.Redis:
+    shards = 1
+
+    def redis_client(self, shard: int = 0) -> redis.Redis:
         return self.release.redis()
 
     def dead_letters(self) -> int:

@@ -17,8 +17,8 @@ import httpx
 import jwt
 import redis
 
-from crypto_mine.common.names import Keys
-from crypto_mine.common.queue_stats import QueueKeys
+from crypto_mine.common.names import ShardKeys
+from crypto_mine.common.queue_stats import ShardQueueKeys
 from devstack.servers import BIN, MongoServer, Process, RedisServer, free_port, wait_until
 from tests.support.allocator import TOKEN as ALLOCATOR_TOKEN
 from tests.support.allocator import AllocatorProcess
@@ -85,8 +85,9 @@ class Stack:
     api_env: dict[str, str] = field(default_factory=dict)
     worker_env: dict[str, str] = field(default_factory=dict)
     allocator_env: dict[str, str] = field(default_factory=dict)
-    worker_pods: int = 2
+    worker_pods: int = 2  # spread over the shards: pod n serves shard n % shards
     web_concurrency: int = 2
+    shards: int = 1  # click shards, each with a Redis server of its own
     redis_fsync: str = "always"
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     started: list[Process] = field(default_factory=list)
@@ -100,8 +101,13 @@ class Stack:
         return self
 
     def _start(self) -> None:
-        self.redis = RedisServer(self.folder / "redis", aof=True, fsync=self.redis_fsync)
-        self.started.append(self.redis.start())
+        self.redises = [
+            RedisServer(self.folder / f"redis-{n}", aof=True, fsync=self.redis_fsync)
+            for n in range(self.shards)
+        ]
+        for server in self.redises:
+            self.started.append(server.start())
+        self.redis = self.redises[0]
         self.mongo = MongoServer(self.folder / "mongo")
         self.started.append(self.mongo.start())
         base = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
@@ -112,6 +118,8 @@ class Stack:
             "LOG_LEVEL": "WARNING",
             "DB_SERVER_SELECTION_TIMEOUT": "2000",
         }
+        if self.shards > 1:
+            shared["REDIS_SHARD_URLS"] = ",".join(server.url for server in self.redises)
         self.allocator = AllocatorProcess(
             self.folder, self.mongo.uri, {**shared, **self.allocator_env}, name="id-allocator"
         )
@@ -124,7 +132,12 @@ class Stack:
                 self.redis.url,
                 self.mongo.uri,
                 DATABASE,
-                **{**shared, "MINING_WORKER_CONCURRENCY": "2", **self.worker_env},
+                **{
+                    **shared,
+                    "MINING_WORKER_CONCURRENCY": "2",
+                    "MINING_SHARD": str(n % self.shards),
+                    **self.worker_env,
+                },
             )
             for n in range(self.worker_pods)
         ]
@@ -162,19 +175,21 @@ class Stack:
             {"sub": user_id, "exp": int(time.time()) + ttl}, self.secret, algorithm="HS256"
         )
 
-    def redis_client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis.url, decode_responses=True, socket_timeout=5)
+    def redis_client(self, shard: int = 0) -> redis.Redis:
+        url = self.redises[shard].url
+        return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
 
     def queue_depth(self) -> int:
-        client = self.redis_client()
-        try:
-            return int(client.get(Keys.queue_depth) or 0)
-        finally:
-            client.close()
+        """Clicks waiting, on every shard."""
+        total = 0
+        for shard in range(self.shards):
+            with self.redis_client(shard) as client:
+                total += int(client.get(ShardKeys(shard).queue_depth) or 0)
+        return total
 
     def dead_letters(self) -> int:
-        client = self.redis_client()
-        try:
-            return int(client.zcard(QueueKeys.failed))
-        finally:
-            client.close()
+        total = 0
+        for shard in range(self.shards):
+            with self.redis_client(shard) as client:
+                total += int(client.zcard(ShardQueueKeys(shard).failed))
+        return total
