@@ -17,7 +17,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from crypto_mine.common.ledger import Ledger, now_ms
-from crypto_mine.common.names import QUEUE_NAME, Keys
+from crypto_mine.common.names import QUEUE_NAME, Keys, ShardKeys, shard_of
 from crypto_mine.common.settings import Env
 from crypto_mine.worker import worker as worker_module
 from crypto_mine.worker.marks import MARK_AGE, sweep_marks
@@ -93,6 +93,25 @@ def test_marks_of_batches_that_cannot_run_again_are_swept_after_the_recovery_swe
     assert sorted(left["applying"]) == ["failed", "queued", "young"]
     assert left["balance"] == 5
     assert raw_redis.get(Keys.mark_sweep) == b""  # one balance: the walk starts over
+
+
+def test_a_shards_sweep_unmarks_only_its_own_users(
+    raw_redis: redis.Redis, ledger: Ledger, database: Any
+) -> None:
+    """Shard 1's queue knows nothing of shard 0's jobs: its sweep must not take a job of
+    shard 0 for gone, so it leaves the marks on shard 0's users alone."""
+    raw_redis.flushall()
+    old = now_ms() - int(MARK_AGE.total_seconds() * 1000) - 1000
+    users = {
+        shard: next(u for u in map(str, range(100)) if shard_of(u, 2) == shard) for shard in (0, 1)
+    }
+    for user in users.values():
+        database["balances"].insert_one({"_id": user, "balance": 1, "applying": {"gone": old}})
+    assert sweep_marks(raw_redis, ledger, shard=1, shards=2) == 1
+    left = {doc["_id"]: doc.get("applying") for doc in database["balances"].find()}
+    assert left == {users[0]: {"gone": old}, users[1]: {}}
+    assert raw_redis.get(ShardKeys(1).mark_sweep) == b""
+    assert not raw_redis.exists(Keys.mark_sweep)  # shard 0's walk is its own
 
 
 def test_a_failing_step_after_the_sweep_is_logged_not_raised(
