@@ -12,7 +12,7 @@ import pytest
 import redis
 from aiohttp import web
 
-from crypto_mine.common.names import Keys
+from crypto_mine.common.names import Keys, ShardKeys
 from crypto_mine.common.settings import Env
 from crypto_mine.operator.allowlist import AllowList
 from crypto_mine.operator.queue_depth import (
@@ -23,7 +23,7 @@ from crypto_mine.operator.queue_depth import (
     redact,
 )
 from crypto_mine.operator.settings import OperatorSettings
-from crypto_mine.operator.spec import MetricSpec
+from crypto_mine.operator.spec import MetricSpec, SpecError, parse_spec
 from devstack.servers import RedisServer, free_port
 from tests.e2e.prometheus import PrometheusServer
 
@@ -113,6 +113,18 @@ def test_missing_key_is_an_empty_queue(
 def test_reads_the_depth_counter(redis_server: RedisServer, redis_client: redis.Redis) -> None:
     redis_client.set(Keys.queue_depth, 1234)
     assert asyncio.run(read_redis_depth(redis_server.url, 1.0)) == 1234.0
+
+
+def test_reads_the_depth_counter_of_its_shard(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    redis_client.set(Keys.queue_depth, 1234)
+    redis_client.set(ShardKeys(1).queue_depth, 7)
+    assert asyncio.run(read_redis_depth(redis_server.url, 1.0, shard=1)) == 7.0
+    spec = parse_spec({"scaleTargetRef": {"name": "w"}, "metric": {"shard": 1}})
+    assert spec.metric.shard == 1
+    with pytest.raises(SpecError, match=r"spec\.metric\.shard must be at least 0"):
+        parse_spec({"scaleTargetRef": {"name": "w"}, "metric": {"shard": -1}})
 
 
 def test_garbage_in_the_key_is_a_metric_error(

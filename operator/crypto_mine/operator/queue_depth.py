@@ -15,7 +15,7 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from crypto_mine.common.names import Keys
+from crypto_mine.common.names import ShardKeys
 from crypto_mine.common.queue_stats import read_stats
 from crypto_mine.operator.settings import OperatorSettings
 from crypto_mine.operator.spec import MetricSpec
@@ -50,7 +50,8 @@ async def read_queue_depth(
 ) -> float:
     """The current queue depth (clicks waiting), or :class:`MetricError`."""
     if metric.source == "redis":
-        return await read_redis_depth(_redis_url(metric, settings), settings.metric_timeout)
+        url = _redis_url(metric, settings)
+        return await read_redis_depth(url, settings.metric_timeout, metric.shard)
     url = _prometheus_url(metric, settings)
     return await query_prometheus(http, url, metric.query, settings.metric_timeout)
 
@@ -67,7 +68,7 @@ async def read_lag(
             socket_connect_timeout=settings.metric_timeout,
         )
         try:
-            return (await read_stats(client)).lag_seconds
+            return (await read_stats(client, metric.shard)).lag_seconds
         except (RedisError, OSError) as error:
             raise MetricError(f"Redis at {redact(url)}: {_failure(error)}") from error
         except ValueError:
@@ -163,14 +164,16 @@ async def query_prometheus(
     return _finite(value, f"{where}: the query")
 
 
-async def read_redis_depth(url: str, time_limit: float) -> float:
-    """The depth counter the api and worker keep in Redis; a missing key is an empty queue."""
+async def read_redis_depth(url: str, time_limit: float, shard: int = 0) -> float:
+    """The depth counter the api and worker keep in a shard's Redis; a missing key is an empty
+    queue."""
     where = f"Redis at {redact(url)}"
+    key = ShardKeys(shard).queue_depth
     client = aioredis.Redis.from_url(
         url, socket_timeout=time_limit, socket_connect_timeout=time_limit
     )
     try:
-        raw = await client.get(Keys.queue_depth)
+        raw = await client.get(key)
     except (RedisError, OSError) as error:
         raise MetricError(f"{where}: {_failure(error)}") from error
     finally:
@@ -178,9 +181,9 @@ async def read_redis_depth(url: str, time_limit: float) -> float:
     if raw is None:
         return 0.0
     try:
-        return _finite(float(raw), f"{where}: key {Keys.queue_depth}")
+        return _finite(float(raw), f"{where}: key {key}")
     except ValueError:
-        raise MetricError(f"{where}: key {Keys.queue_depth} does not hold a number") from None
+        raise MetricError(f"{where}: key {key} does not hold a number") from None
 
 
 def _failure(error: BaseException) -> str:

@@ -40,6 +40,7 @@ class MetricSpec:
     redis_url: str | None
     drain_rate_query: str = DEFAULT_DRAIN_RATE_QUERY
     lag_query: str = DEFAULT_LAG_QUERY
+    shard: int = 0  # the click shard whose queue is read (source redis)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def parse_spec(spec: Mapping[str, Any]) -> AutoscalerSpec:
             metric, "metric.drainRateQuery", "drainRateQuery", DEFAULT_DRAIN_RATE_QUERY
         ),
         lag_query=_string(metric, "metric.lagQuery", "lagQuery", DEFAULT_LAG_QUERY),
+        shard=_int(metric, "shard", 0, low=0, path="metric"),
     )
 
     behavior = _object(spec, "behavior")
