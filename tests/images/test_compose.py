@@ -70,7 +70,9 @@ class ComposeStack:
     def mongo(self) -> Mongo:
         return Mongo(f"mongodb://127.0.0.1:{self.mongo_port}/?directConnection=true")
 
-    def redis_client(self) -> redis.Redis:
+    shards = 1
+
+    def redis_client(self, shard: int = 0) -> redis.Redis:
         return redis.Redis(port=self.redis_port, decode_responses=True, socket_timeout=5)
 
     def dead_letters(self) -> int:
