@@ -29,12 +29,14 @@ from .panels import (
 )
 
 API = series("api")
-WORKER = series("worker")
+# The workers of every click shard: "<release>-worker", "<release>-worker-1", ...
+WORKER = 'namespace="$namespace",job=~"$release-worker(-[0-9]+)?"'
 IDS = series("id-allocator")
 OPERATOR = series("operator")
-SERVICES = 'namespace="$namespace",job=~"$release-(api|worker|id-allocator)"'
-# The queue-wide gauges come from whichever api or worker pod holds the reporter lease.
-QUEUE = 'namespace="$namespace",job=~"$release-(api|worker)"'
+SERVICES = 'namespace="$namespace",job=~"$release-(api|worker(-[0-9]+)?|id-allocator)"'
+# The queue-wide gauges come from whichever api or worker pod holds the reporter lease; with
+# click shards, one series per shard's queue (label queue).
+QUEUE = 'namespace="$namespace",job=~"$release-(api|worker(-[0-9]+)?)"'
 CLICK_ROUTES = f'{API},route=~"/api/mining/.*"'
 QUEUE_ALERT_DEPTH = 4000.0
 RATE = "[$__rate_interval]"
@@ -160,7 +162,7 @@ def queue_depth() -> Panel:
         "Queue depth (clicks)",
         "Clicks accepted and not yet applied. The line marks 4,000; MiningQueueBackpressure "
         "fires above 90 % of api.queueMaxDepth (4,500 by default), where the api answers 503.",
-        (f"max(mining_click_queue_depth{{{QUEUE}}})", "clicks waiting"),
+        (f"max by (queue) (mining_click_queue_depth{{{QUEUE}}})", "clicks waiting {{queue}}"),
         steps=(("green", None), ("red", QUEUE_ALERT_DEPTH)),
     )
 
@@ -169,7 +171,7 @@ def worker_lag() -> Panel:
     return timeseries_panel(
         "Worker lag",
         "Age of the oldest job waiting in the queue (mining_worker_lag_seconds).",
-        (f"max(mining_worker_lag_seconds{{{QUEUE}}})", "oldest job"),
+        (f"max by (queue) (mining_worker_lag_seconds{{{QUEUE}}})", "oldest job {{queue}}"),
         unit="s",
         steps=(("green", None), ("red", 60.0)),
     )
@@ -236,7 +238,7 @@ def dead_letters() -> Panel:
     return timeseries_panel(
         "Dead letters",
         "Jobs in the dead-letter registry (MiningDeadLettersGrowing when it grows).",
-        (f"max(mining_queue_dead_letters{{{QUEUE}}})", "dead letters"),
+        (f"max by (queue) (mining_queue_dead_letters{{{QUEUE}}})", "dead letters {{queue}}"),
         width=24,
     )
 

@@ -137,6 +137,43 @@ Redis URL written into the chart's Secret: the in-chart dev server, or secrets.r
 {{- end }}
 
 {{/*
+REDIS_SHARD_URLS written into the chart's Secret when shards > 1: one dev Redis per shard, or
+secrets.redis.shardUrls, which must name every shard with shard 0 (secrets.redis.url) first.
+*/}}
+{{- define "crypto-mine.redisShardUrls" -}}
+{{- $count := int .Values.shards -}}
+{{- if .Values.redis.enabled -}}
+{{- $urls := list -}}
+{{- range $component := include "crypto-mine.shardComponents" (dict "root" . "component" "redis") | fromJsonArray -}}
+{{- $urls = append $urls (printf "redis://%s:6379/0" (include "crypto-mine.componentName" (dict "root" $ "component" $component))) -}}
+{{- end -}}
+{{- join "," $urls -}}
+{{- else -}}
+{{- $urls := .Values.secrets.redis.shardUrls -}}
+{{- if ne (len $urls) $count -}}
+{{- fail (printf "shards is %d: secrets.redis.shardUrls must name the Redis of every shard, shard 0 first (it names %d)" $count (len $urls)) -}}
+{{- end -}}
+{{- if and .Values.secrets.redis.url (ne (first $urls) .Values.secrets.redis.url) -}}
+{{- fail "secrets.redis.shardUrls must start with secrets.redis.url (shard 0)" -}}
+{{- end -}}
+{{- join "," $urls -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The components of one sharded part, a JSON list: "<component>" for shard 0 (the name of a
+deployment that never sharded), then "<component>-1", ... Call with (dict "root" $
+"component" "worker").
+*/}}
+{{- define "crypto-mine.shardComponents" -}}
+{{- $list := list .component -}}
+{{- range $shard := untilStep 1 (int .root.Values.shards) 1 -}}
+{{- $list = append $list (printf "%s-%d" $.component $shard) -}}
+{{- end -}}
+{{- toJson $list -}}
+{{- end }}
+
+{{/*
 Whether the chart must create its Secret (some value is not taken from an existing Secret).
 */}}
 {{- define "crypto-mine.needsSecret" -}}
@@ -193,6 +230,9 @@ Settings shared by the api, worker and id-allocator (and the Redis URL of the op
 {{- define "crypto-mine.commonEnv" -}}
 {{ include "crypto-mine.secretEnv" (dict "root" . "name" "MONGODB_URI" "ref" .Values.secrets.mongodb) }}
 {{ include "crypto-mine.secretEnv" (dict "root" . "name" "REDIS_URL" "ref" .Values.secrets.redis) }}
+{{- if gt (int .Values.shards) 1 }}
+{{ include "crypto-mine.secretEnv" (dict "root" . "name" "REDIS_SHARD_URLS" "ref" (dict "existingSecret" .Values.secrets.redis.existingSecret "key" .Values.secrets.redis.shardUrlsKey)) }}
+{{- end }}
 - name: MONGODB_DB
   value: {{ .Values.config.mongodbDatabase | quote }}
 - name: LOG_LEVEL
@@ -306,7 +346,9 @@ worker Deployment. Feeds the operator's SCALE_TARGETS and its RBAC resourceNames
 {{- define "crypto-mine.scaleTargets" -}}
 {{- $targets := .Values.operator.scaleTargets -}}
 {{- if not $targets -}}
-{{- $targets = list (include "crypto-mine.componentName" (dict "root" . "component" "worker")) -}}
+{{- range $component := include "crypto-mine.shardComponents" (dict "root" . "component" "worker") | fromJsonArray -}}
+{{- $targets = append $targets (include "crypto-mine.componentName" (dict "root" $ "component" $component)) -}}
+{{- end -}}
 {{- end -}}
 {{- toJson $targets -}}
 {{- end }}
@@ -323,6 +365,9 @@ Refuse autoscaling values that cannot work together (rendered by each mode's tem
 */}}
 {{- define "crypto-mine.checkAutoscaling" -}}
 {{- $a := .Values.autoscaling -}}
+{{- if and (gt (int .Values.shards) 1) (has $a.mode (list "hpa" "keda")) -}}
+{{- fail (printf "shards is %d: each shard's workers scale on their own queue, which autoscaling.mode operator (a QueueAutoscaler per shard) or none supports; mode %s reads one queue" (int .Values.shards) $a.mode) -}}
+{{- end -}}
 {{- if gt (int $a.minReplicas) (int $a.maxReplicas) -}}
 {{- fail (printf "autoscaling.minReplicas (%v) exceeds autoscaling.maxReplicas (%v)" $a.minReplicas $a.maxReplicas) -}}
 {{- end -}}

@@ -90,7 +90,16 @@ async def read_drain_rate(
 
 
 def _redis_url(metric: MetricSpec, settings: OperatorSettings) -> str:
-    url = _allowed(metric.redis_url, settings) or settings.redis_url
+    """The spec's own URL, else the operator's Redis of the spec's shard."""
+    url = _allowed(metric.redis_url, settings)
+    if not url and metric.shard > 0:
+        if metric.shard >= len(settings.redis_shard_urls):
+            raise MetricError(
+                f"spec.metric.shard is {metric.shard}: the operator's REDIS_SHARD_URLS names "
+                f"{len(settings.redis_shard_urls) or 1} shard(s); set spec.metric.redisUrl"
+            )
+        url = settings.redis_shard_urls[metric.shard]
+    url = url or settings.redis_url
     if not url:
         raise MetricError("no Redis URL: set spec.metric.redisUrl or the operator's REDIS_URL")
     return url

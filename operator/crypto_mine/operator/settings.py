@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crypto_mine.common.settings import Env, SettingsError, redis_url
+from crypto_mine.common.settings import Env, SettingsError, redis_url, shard_urls
 from crypto_mine.operator.allowlist import AllowList, AllowListError
 from crypto_mine.operator.leader import Election
 
@@ -23,6 +23,8 @@ class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     # Used when a QueueAutoscaler names no URL of its own: credentials stay out of the spec.
     redis_url: str | None = None
+    # Every click shard's Redis, shard 0 first (REDIS_SHARD_URLS); () is one shard, redis_url.
+    redis_shard_urls: tuple[str, ...] = ()
     prometheus_url: str | None = None
     # Where a QueueAutoscaler's own metric.prometheusUrl / metric.redisUrl may point
     # (METRIC_URL_ALLOWLIST, comma-separated, plus the two URLs above).
@@ -41,6 +43,8 @@ class OperatorSettings:
     @classmethod
     def from_env(cls, env: Env) -> OperatorSettings:
         redis = redis_url(env)
+        shards = shard_urls(env, redis)
+        redis = shards[0] if shards else redis
         prometheus_url = env.optional("PROMETHEUS_URL")
         entries = (env.optional("METRIC_URL_ALLOWLIST") or "").split(",")
         try:
@@ -50,6 +54,7 @@ class OperatorSettings:
         return cls(
             namespaces=_names(env.optional("WATCH_NAMESPACE")),
             redis_url=redis,
+            redis_shard_urls=shards,
             prometheus_url=prometheus_url,
             metric_urls=metric_urls,
             scale_targets=_names(env.optional("SCALE_TARGETS")),

@@ -5,10 +5,29 @@ Helpers of the alert and recording rules in files/prometheus/ (rendered by prome
 {{/*
 PromQL matchers of one component's series in this release: the release namespace and the
 component's job, which the ServiceMonitors set to the Service name ("<fullname>-<component>").
-Two releases in one Prometheus never share both. Call with (dict "root" $ "component" "api").
+Two releases in one Prometheus never share both. The workers of every click shard are one
+component ("<fullname>-worker", "<fullname>-worker-1", ...). Call with (dict "root" $
+"component" "api").
 */}}
 {{- define "crypto-mine.series" -}}
-namespace="{{ .root.Release.Namespace }}",job="{{ include "crypto-mine.componentName" . }}"
+{{- $jobs := include "crypto-mine.jobs" . -}}
+namespace="{{ .root.Release.Namespace }}",job{{ ternary "=~" "=" (contains "|" $jobs) }}"{{ $jobs }}"
+{{- end }}
+
+{{/*
+The jobs of one component, for a job=~ matcher: its Service name, or those of every shard's.
+*/}}
+{{- define "crypto-mine.jobs" -}}
+{{- $root := .root -}}
+{{- $names := list -}}
+{{- $components := list .component -}}
+{{- if eq .component "worker" -}}
+{{- $components = include "crypto-mine.shardComponents" (dict "root" $root "component" "worker") | fromJsonArray -}}
+{{- end -}}
+{{- range $components -}}
+{{- $names = append $names (include "crypto-mine.componentName" (dict "root" $root "component" .)) -}}
+{{- end -}}
+{{- join "|" $names -}}
 {{- end }}
 
 {{/*
@@ -17,7 +36,7 @@ a worker pod, whichever holds the reporter lease (the api too, so they stay whil
 runs). Selected under either job.
 */}}
 {{- define "crypto-mine.queueSeries" -}}
-namespace="{{ .Release.Namespace }}",job=~"{{ include "crypto-mine.componentName" (dict "root" . "component" "api") }}|{{ include "crypto-mine.componentName" (dict "root" . "component" "worker") }}"
+namespace="{{ .Release.Namespace }}",job=~"{{ include "crypto-mine.componentName" (dict "root" . "component" "api") }}|{{ include "crypto-mine.jobs" (dict "root" . "component" "worker") }}"
 {{- end }}
 
 {{/*
@@ -61,7 +80,7 @@ PromQL matchers of the series of every service of this release that talks to Red
 {{- $jobs := list }}
 {{- range $component, $values := dict "api" .Values.api "worker" .Values.worker "id-allocator" .Values.idAllocator }}
 {{- if $values.enabled }}
-{{- $jobs = append $jobs (include "crypto-mine.componentName" (dict "root" $ "component" $component)) }}
+{{- $jobs = append $jobs (include "crypto-mine.jobs" (dict "root" $ "component" $component)) }}
 {{- end }}
 {{- end -}}
 namespace="{{ .Release.Namespace }}",job=~"{{ $jobs | sortAlpha | join "|" }}"
