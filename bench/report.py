@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,10 @@ METHODS = {
     "goes at once, coordinated omission is not corrected as wrk2 would); latency from the "
     "moment a request is written to its answer. The worker pod runs; worker lag = "
     "mining_worker_lag_seconds from the pod's /metrics every 0.5 s.",
+    9: "The api of phase 1 twice, on one click shard and on two (REDIS_SHARD_URLS: a Redis "
+    "server each), both running, wrk against each in turn (alternating, --repeats pairs), "
+    "nothing pinned; users spread over the shards by crc32 of their ids. Commands per Redis "
+    "server from INFO commandstats; CPU of each process group. No worker runs.",
     8: "bench/cost.py, over one stretch of load each: phase 4's measured clicks (from the first "
     "request until applied), then click-status reads of keys phase 6 left in Redis and balance "
     "reads of their users, each from keep-alive connections of the harness for --read-seconds. "
@@ -338,6 +343,8 @@ def rows(results: dict[str, Any], options: Options) -> list[Row]:
                 f"{mongo['stored_bytes']['all']:.0f} B stored",
             )
         )
+    if "9_shards" in results:
+        out.append(shards_row(results["9_shards"]))
     latency = results["6_latency"]
     ms = latency["latency_ms"]
     out.append(
@@ -372,6 +379,31 @@ def rows(results: dict[str, Any], options: Options) -> list[Row]:
         )
     )
     return out
+
+
+def shards_row(shards: dict[str, Any]) -> Row:
+    """Phase 9: accepted clicks/s on two shards next to one, and how the Redis work split."""
+    two = shards["runs"]["2"]
+    split = [
+        statistics.median(
+            run["redis_commands"][n] / max(1, sum(run["redis_commands"])) for run in two
+        )
+        for n in (0, 1)
+    ]
+    return Row(
+        "shards.two_vs_one",
+        9,
+        "accepted clicks/s, the api on two click shards vs one (a Redis server each)",
+        shards["two_shards_per_second"],
+        f"{_n(shards['two_shards_per_second'])}/s",
+        shards["one_shard_per_second"],
+        f"{_n(shards['one_shard_per_second'])}/s",
+        shards["ratio"],
+        f"Redis commands split {split[0]:.0%} / {split[1]:.0%} between the two servers; CPU "
+        f"two shards: {_cpu(_median_cpu(two))}; one shard: "
+        f"{_cpu(_median_cpu(shards['runs']['1']))}; pairs "
+        + ", ".join(f"{r:.2f}" for r in shards["paired_ratios"]),
+    )
 
 
 def header(results: dict[str, Any], options: Options) -> str:

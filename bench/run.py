@@ -219,6 +219,8 @@ class Run:
         self.results["3_worker"] = self.worker()
         self.say("phase 5: ids")
         self.results["5_ids"] = self.ids()
+        self.say("phase 9: the click endpoint on one click shard and on two")
+        self.results["9_shards"] = self.shards()
         self.say("done")
         self.results["machine"]["load_average_after"] = machine()["load_average"]
         self.results["elapsed_seconds"] = round(time.monotonic() - self.began, 1)
@@ -286,6 +288,73 @@ class Run:
         }
         self.results["2_redis"] = self.redis_cost(api, total, accepted_total)
         return api
+
+    def shards(self) -> dict[str, Any]:
+        """Phase 9: the api on one shard and on two (a Redis server each), alternating, side by
+        side; no worker runs. What each Redis server carries, and what the api then takes."""
+        second = self.start(RedisServer(self.work / "redis-1"))
+        servers = [self.redis_server, second]
+        clients = [self.redis, redis.Redis.from_url(second.url)]
+        env = self.env("bench_shards")
+        both = {**env, "REDIS_SHARD_URLS": f"{self.redis_server.url},{second.url}"}
+        apis = {
+            1: api_server(self.work / "one-shard", env),
+            2: api_server(self.work / "two-shards", both),
+        }
+        for folder in ("one-shard", "two-shards"):
+            (self.work / folder).mkdir(exist_ok=True)
+        for api in apis.values():
+            self.started.append(api.launch())
+        for api in apis.values():
+            api.wait_ready()
+        runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+        try:
+            for count, api in apis.items():
+                self.wrk.timed(api.url, self.o.warmup, self.key(f"warm-shards-{count}"))
+            for repeat in range(self.o.repeats):
+                for count, api in apis.items():
+                    for client in clients:
+                        client.flushall()
+                    groups = {"api": api.pid} | {
+                        f"redis {n}": server.pid for n, server in enumerate(servers)
+                    }
+                    meter = CpuMeter(groups)
+                    before = [RedisCounters.read(client) for client in clients]
+                    meter.start()
+                    result = self.wrk.timed(
+                        api.url, self.o.seconds, self.key(f"shards-{count}-{repeat}")
+                    )
+                    cpu = meter.stop()
+                    after = [RedisCounters.read(client) for client in clients]
+                    commands = [
+                        sum((later - earlier).calls.values())
+                        for earlier, later in zip(before, after, strict=True)
+                    ]
+                    runs[count].append(
+                        {
+                            **result.to_json(),
+                            "ok_per_second": round(ok_rate(result), 1),
+                            "cpu_percent": {**cpu, "wrk": result.cpu_percent},
+                            "redis_commands": commands,
+                        }
+                    )
+        finally:
+            self.stop(*apis.values(), second)
+            clients[1].close()
+        rates = {
+            count: statistics.median(r["ok_per_second"] for r in runs[count]) for count in runs
+        }
+        return {
+            "one_shard_per_second": rates[1],
+            "two_shards_per_second": rates[2],
+            "ratio": round(rates[2] / rates[1], 3) if rates[1] else 0.0,
+            "paired_ratios": [
+                round(b["ok_per_second"] / a["ok_per_second"], 3)
+                for a, b in zip(runs[1], runs[2], strict=True)
+                if a["ok_per_second"]
+            ],
+            "runs": {str(count): found for count, found in runs.items()},
+        }
 
     def redis_cost(self, api: HttpServer, full: RedisCounters, accepted: int) -> dict[str, Any]:
         """Phase 2: commands and round trips per accepted click, counted at the Redis server."""

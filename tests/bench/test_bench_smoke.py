@@ -30,6 +30,7 @@ ROWS = {
     "cost.click": 8,
     "cost.click_status": 8,
     "cost.balance": 8,
+    "shards.two_vs_one": 9,
 }
 
 
@@ -58,6 +59,8 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
     assert "machine: " in done.stdout
     assert "CPUs (" in done.stdout
     assert (tmp_path / "bench.png").stat().st_size > 10_000
+    for run in document["results"]["9_shards"]["runs"]["2"]:  # both shards carried clicks
+        assert min(run["redis_commands"]) > 0, run
 
     results = document["results"]
     assert results["1_http"]["cpus"] in rows["http.click_vs_bare"]["note"]
