@@ -62,7 +62,10 @@ TARGETS = (
     Target(
         "allocator.segments",
         "services/id-allocator",
-        ("tests/allocator/test_allocator_segments.py",),
+        (
+            "tests/allocator/test_allocator_segments.py",
+            "tests/allocator/test_allocator_segment_edges.py",
+        ),
     ),
     Target(
         "allocator.strict",
