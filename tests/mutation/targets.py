@@ -70,6 +70,10 @@ TARGETS = (
     Target(
         "allocator.strict",
         "services/id-allocator",
-        ("tests/allocator/test_allocator_strict.py",),
+        (
+            "tests/allocator/test_allocator_strict.py",
+            "tests/allocator/test_allocator_strict_edges.py",
+            "tests/allocator/test_allocator_segments.py",
+        ),
     ),
 )
