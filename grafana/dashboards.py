@@ -160,9 +160,10 @@ def answers_by_route() -> Panel:
 def queue_depth() -> Panel:
     return timeseries_panel(
         "Queue depth (clicks)",
-        "Clicks accepted and not yet applied. The line marks 4,000; MiningQueueBackpressure "
-        "fires above 90 % of api.queueMaxDepth (4,500 by default), where the api answers 503.",
-        (f"max by (queue) (mining_click_queue_depth{{{QUEUE}}})", "clicks waiting {{queue}}"),
+        "Clicks accepted and not yet applied, one line per click shard's queue. The line marks "
+        "4,000; MiningQueueBackpressure fires above 90 % of api.queueMaxDepth (4,500 by "
+        "default), where the api answers 503.",
+        (f"max by (queue) (mining_click_queue_depth{{{QUEUE}}})", "clicks waiting"),
         steps=(("green", None), ("red", QUEUE_ALERT_DEPTH)),
     )
 
@@ -171,7 +172,7 @@ def worker_lag() -> Panel:
     return timeseries_panel(
         "Worker lag",
         "Age of the oldest job waiting in the queue (mining_worker_lag_seconds).",
-        (f"max by (queue) (mining_worker_lag_seconds{{{QUEUE}}})", "oldest job {{queue}}"),
+        (f"max by (queue) (mining_worker_lag_seconds{{{QUEUE}}})", "oldest job"),
         unit="s",
         steps=(("green", None), ("red", 60.0)),
     )
@@ -238,7 +239,7 @@ def dead_letters() -> Panel:
     return timeseries_panel(
         "Dead letters",
         "Jobs in the dead-letter registry (MiningDeadLettersGrowing when it grows).",
-        (f"max by (queue) (mining_queue_dead_letters{{{QUEUE}}})", "dead letters {{queue}}"),
+        (f"max by (queue) (mining_queue_dead_letters{{{QUEUE}}})", "dead letters"),
         width=24,
     )
 
