@@ -116,6 +116,22 @@ def test_events_older_than_the_stream_ttl_are_trimmed(
     assert [kind for kind, _ in entries(redis_client, "u1")][-2:] == ["click", "balance"]
 
 
+def test_a_short_stream_loses_its_old_events_too(
+    applier: BatchApplier, redis_client: redis.Redis
+) -> None:
+    """Fewer events than MINING_EVENTS_MAXLEN: only their age trims them."""
+    stream = Keys.events("u1")
+    recent = int(time.time() * 1000) - 1000
+    for at in [*range(1, 61), *range(recent, recent + 10)]:  # 70 events, below maxlen (100)
+        redis_client.xadd(stream, {"ev": "balance", "clicks": 1, "balance": 2, "last": 3}, id=at)
+    applier.apply("job-1", [queued(redis_client, "u1", "a")])
+    raw: list[tuple[str, Any]] = redis_client.xrange(stream)  # type: ignore[assignment]
+    ids = [int(entry_id.split("-")[0]) for entry_id, _ in raw]
+    # Nodes of 512 bytes hold a dozen of these: the old ones are gone but for one node's worth.
+    assert len([at for at in ids if at <= 60]) <= 20, ids
+    assert len([at for at in ids if recent <= at < recent + 10]) == 10, ids
+
+
 def test_a_completed_record_keeps_what_answers_need_for_the_window(
     redis_client: redis.Redis, ledger: Ledger
 ) -> None:
