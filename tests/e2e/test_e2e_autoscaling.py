@@ -146,6 +146,7 @@ def test_schema_applies_defaults_and_rejects_invalid_resources(
         "query": "sum(mining_click_queue_depth)",
         "drainRateQuery": "sum(rate(mining_worker_processed_total[1m]))",
         "lagQuery": "max(mining_worker_lag_seconds)",
+        "shard": 0,
     }
     assert spec["targetDepthPerReplica"] == 500
     assert spec["pollIntervalSeconds"] == 5
@@ -163,7 +164,7 @@ def test_schema_applies_defaults_and_rejects_invalid_resources(
         "scaleTargetRef": {"kind": "StatefulSet", "name": "worker"},
         "minReplicas": -1,
         "maxReplicas": 0,
-        "metric": {"source": "bogus", "prometheusUrl": "not a url"},
+        "metric": {"source": "bogus", "prometheusUrl": "not a url", "shard": -1},
         "pollIntervalSeconds": 0,
         "behavior": {"scaleDown": {"maxStepPods": 0}},
         "fallback": {"failureThreshold": 1},
@@ -176,6 +177,7 @@ def test_schema_applies_defaults_and_rejects_invalid_resources(
         "spec.maxReplicas",
         "spec.metric.source",
         "spec.metric.prometheusUrl",
+        "spec.metric.shard",
         "spec.scaleTargetRef.kind",
         "spec.pollIntervalSeconds",
         "spec.behavior.scaleDown.maxStepPods",
