@@ -41,6 +41,7 @@ from crypto_mine.common.names import (
     ShardKeys,
     queue_name,
 )
+from crypto_mine.common.queue_stats import ShardQueueKeys
 
 from .applied import AppliedClicks
 from .batching import Batcher
@@ -150,7 +151,7 @@ class Admitter:
         self.settings = settings
         self.applied = applied
         self.keys = ShardKeys(shard)
-        self.queue = Queue.redis_queue_namespace_prefix + queue_name(shard)
+        self.queue = ShardQueueKeys(shard).queue
         self.script = redis.register_script(load_script())
         self.template = JobTemplate(settings, queue_name(shard))
         self.policies = (settings.global_bucket, settings.user_bucket, settings.ip_bucket)

@@ -293,8 +293,7 @@ class EventFeeds:
         self.settings = settings
         self.shards = shards
         self.hubs = [
-            EventHub(settings.redis.shard(shard.index), shard.redis, shard.keys)
-            for shard in shards.all
+            EventHub(shard.redis_settings, shard.redis, shard.keys) for shard in shards.all
         ]
         self.status = status
         self.leases = [shard.redis.register_script(LEASE_SCRIPT) for shard in shards.all]

@@ -124,7 +124,8 @@ class ApiSettings:
         if "RS256" in algorithms and not jwks_url:
             raise SettingsError("JWT_JWKS_URL is missing, and RS256 is in JWT_ALGORITHMS.")
         redis = RedisSettings.from_env(env)
-        if redis.shards > 1 and not env.bool("USE_QUEUE", True):
+        use_queue = env.bool("USE_QUEUE", True)
+        if redis.shards > 1 and not use_queue:
             raise SettingsError(
                 "USE_QUEUE=false applies clicks in the api, on one shard only: "
                 "unset REDIS_SHARD_URLS, or set USE_QUEUE=true."
@@ -192,7 +193,7 @@ class ApiSettings:
             mobile_apk_version=env.optional("MOBILE_APK_VERSION"),
             mobile_apk_build_date=env.optional("MOBILE_APK_BUILD_DATE"),
             mobile_apk_notes=env.optional("MOBILE_APK_RELEASE_NOTES"),
-            use_queue=env.bool("USE_QUEUE", True),
+            use_queue=use_queue,
             reward_per_click=env.int("MINING_REWARD_PER_CLICK", 1, min=1),
             events=EventSettings.from_env(env),
             events_max_streams_per_user=env.int(

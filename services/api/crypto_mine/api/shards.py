@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from crypto_mine.common.names import ShardKeys, shard_of
 from crypto_mine.common.redis import async_redis_client
+from crypto_mine.common.settings import RedisSettings
 
 from .admission import Admitter
 from .applied import AppliedClicks
@@ -22,10 +23,16 @@ from .settings import ApiSettings
 
 class Shard:
     def __init__(
-        self, index: int, redis: Redis, settings: ApiSettings, applied: AppliedClicks
+        self,
+        index: int,
+        redis: Redis,
+        redis_settings: RedisSettings,
+        settings: ApiSettings,
+        applied: AppliedClicks,
     ) -> None:
         self.index = index
         self.redis = redis
+        self.redis_settings = redis_settings  # its server's
         self.keys = ShardKeys(index)
         self.admitter = Admitter(redis, settings, applied, index)
         self.reads = Reads(redis, settings.redis.socket_timeout)
@@ -45,7 +52,8 @@ class Shards:
                 clients[redis_settings.url] = async_redis_client(
                     redis_settings, decode_responses=True
                 )
-            self.all.append(Shard(index, clients[redis_settings.url], settings, applied))
+            client = clients[redis_settings.url]
+            self.all.append(Shard(index, client, redis_settings, settings, applied))
         self.clients = list(clients.values())
 
     @property

@@ -46,7 +46,6 @@ class ShardKeys:
     """
 
     def __init__(self, shard: int = 0) -> None:
-        self.shard = shard
         self.tag = tag = shard_tag(shard)
         self.global_bucket = f"{tag}:rl:global"
         # Clicks accepted and not yet applied (the `mining_click_queue_depth` source).
