@@ -2,8 +2,9 @@
 #   docker build --target api --build-arg SERVICE_DIR=services/api -t crypto-mine-api .
 # Targets and their SERVICE_DIR: api (services/api), worker (services/worker), id-allocator
 # (services/id-allocator), operator (operator). `make images` builds all four (scripts/images.sh).
-# Only services/common and the service's folder go into an image; third-party packages come from
-# the service's requirements.lock, exported from uv.lock with hashes (`make lock`).
+# Only services/common, services/pipeline (for a service that depends on crypto-mine-pipeline)
+# and the service's folder go into an image; third-party packages come from the service's
+# requirements.lock, exported from uv.lock with hashes (`make lock`).
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
@@ -22,11 +23,14 @@ RUN --mount=type=secret,id=pip-ca,required=false \
     && /opt/build/bin/pip install --require-hashes --no-deps -r /tmp/build-requirements.lock \
     && /opt/venv/bin/pip install --no-compile --require-hashes --no-deps -r /tmp/requirements.lock
 COPY services/common /src/common
+COPY services/pipeline /src/pipeline
 COPY ${SERVICE_DIR} /src/service
-# The runtime keeps no pip or setuptools; bytecode is keyed by the source's hash, not its time,
-# so the same sources give the same files.
-RUN /opt/build/bin/pip wheel --no-build-isolation --no-deps --wheel-dir /tmp/wheels \
-       /src/common /src/service \
+# The click pipeline goes in only where the service declares it (not the id-allocator). The
+# runtime keeps no pip or setuptools; bytecode is keyed by the source's hash, not its time, so
+# the same sources give the same files.
+RUN if grep -q '"crypto-mine-pipeline"' /src/service/pyproject.toml; then pipeline=/src/pipeline; fi \
+    && /opt/build/bin/pip wheel --no-build-isolation --no-deps --wheel-dir /tmp/wheels \
+       /src/common ${pipeline:-} /src/service \
     && /opt/venv/bin/pip install --no-compile --no-deps /tmp/wheels/*.whl \
     && /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools \
     && python -m compileall -q --invalidation-mode unchecked-hash /opt/venv

@@ -34,8 +34,8 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 from crypto_mine.api.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.names import KEY_TAG, Keys
-from crypto_mine.common.queue_stats import QueueKeys
 from crypto_mine.common.settings import Env
+from crypto_mine.pipeline.queue_stats import QueueKeys
 from devstack.servers import MongoServer, Process, RedisServer, wait_until
 from tests.allocator import bench_ids
 from tests.api.test_round_trips import Monitor

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis as redis_lib
 
-from crypto_mine.common.queue_stats import QueueKeys
+from crypto_mine.pipeline.queue_stats import QueueKeys
 
 from .servers import BIN, MongoServer, Process, RedisServer, port_open, wait_until
 

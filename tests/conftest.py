@@ -12,8 +12,10 @@ import pytest
 import redis
 from hypothesis import settings
 from pymongo import MongoClient
+from pymongo.database import Database
 
 from crypto_mine.api.app import create_app
+from crypto_mine.pipeline.ledger import Ledger
 from devstack.servers import MongoServer, RedisServer
 
 from .support.api import Api, Settings, settings_factory
@@ -72,6 +74,22 @@ def mongo_db(mongo_server: MongoServer, request: pytest.FixtureRequest) -> Itera
         client.drop_database(name)
     finally:
         client.close()
+
+
+@pytest.fixture
+def database(mongo_server: MongoServer, mongo_db: str) -> Iterator[Database[dict[str, Any]]]:
+    """The test's MongoDB database, read as the ledger reads it (timezone-aware)."""
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_server.uri, tz_aware=True)
+    yield client[mongo_db]
+    client.close()
+
+
+@pytest.fixture
+def ledger(database: Database[dict[str, Any]]) -> Ledger:
+    """A ledger on the test's database, 2 coins a click, its indexes made."""
+    ledger = Ledger(database, reward_per_click=2)
+    ledger.ensure_indexes()
+    return ledger
 
 
 @pytest.fixture

@@ -20,12 +20,12 @@ from pymongo.database import Database
 from pymongo.errors import AutoReconnect
 
 from crypto_mine.api.applied import SKIP_SECONDS, AppliedClicks
-from crypto_mine.common.applied import records
-from crypto_mine.common.batches import BatchApplier
-from crypto_mine.common.ledger import Click, Ledger, clicks_filter
 from crypto_mine.common.names import Keys
-from crypto_mine.common.outcomes import Outcomes
 from crypto_mine.common.retry import Backoff
+from crypto_mine.pipeline.applied_records import records
+from crypto_mine.pipeline.batches import BatchRunner
+from crypto_mine.pipeline.ledger import Ledger, QueuedClick, clicks_filter
+from crypto_mine.pipeline.outcomes import OutcomeRecorder
 from devstack.servers import MongoServer, RedisServer
 from tests.support.api import Api
 
@@ -48,12 +48,12 @@ def apply_queued(
     """Apply every queued job as a worker would (and unmark the users, as a worker does)."""
     raw = redis.Redis.from_url(redis_server.url)
     ledger = Ledger(database, reward_per_click=1)
-    outcomes = Outcomes(raw, status_ttl=60, window_seconds=30)
-    applier = BatchApplier(ledger, outcomes, Backoff(), retry_budget_seconds=1)
+    recorder = OutcomeRecorder(raw, status_ttl=60, window_seconds=30)
+    runner = BatchRunner(ledger, recorder, Backoff(), retry_budget_seconds=1)
 
     def apply() -> None:
         while job := redis_client.lpop("rq:queue:mining-clicks"):
-            applier.apply_job(str(job))
+            runner.run_job(str(job))
         ledger.flush()
 
     yield apply
@@ -202,7 +202,7 @@ def test_a_record_without_its_batch_marker_has_no_balance(database: Db) -> None:
     balances: the balance right after the batch is then unknown."""
     ledger = Ledger(database, reward_per_click=4)
     ledger.ensure_indexes()
-    ledger.apply("b2", [Click("u1", "k", 2, 1_700_000_000_000)])
+    ledger.apply("b2", [QueuedClick("u1", "k", 2, 1_700_000_000_000)])
     docs = list(database["clicks"].find(clicks_filter([("u1", "k"), ("u1", "none")])))
     [(pair, record)] = records(docs, []).items()
     assert pair == ("u1", "k")

@@ -12,7 +12,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from crypto_mine.common.names import APPLY_CLICKS_JOB, Keys
-from crypto_mine.common.queue_stats import QueueKeys
+from crypto_mine.pipeline.queue_stats import QueueKeys
 from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio

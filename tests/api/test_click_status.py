@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from crypto_mine.common.names import Keys
-from crypto_mine.common.records import Field
+from crypto_mine.pipeline.records import Field
 from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio

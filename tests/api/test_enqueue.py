@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from crypto_mine.common.names import Keys
-from crypto_mine.common.outcomes import Outcomes
-from crypto_mine.common.queue_stats import QueueKeys
+from crypto_mine.pipeline.outcomes import OutcomeRecorder
+from crypto_mine.pipeline.queue_stats import QueueKeys
 from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio
@@ -43,8 +43,8 @@ async def test_clicks_join_the_waiting_job_until_it_is_full(
 async def test_a_claimed_job_gains_no_click(api: Api, redis_client: redis.Redis) -> None:
     assert (await api.click("u1", "a")).status_code == 202
     [job] = jobs(redis_client)
-    outcomes = Outcomes(redis_client, status_ttl=60)
-    assert [c["key"] for c in outcomes.claim(job)] == ["a"]
+    recorder = OutcomeRecorder(redis_client, status_ttl=60)
+    assert [c["key"] for c in recorder.claim(job)] == ["a"]
     assert redis_client.get(Keys.open_job) is None
     # RQ puts a retried job back at the tail: it still gains nothing once a run began.
     redis_client.lrem(QueueKeys.queue, 1, job)

@@ -16,7 +16,7 @@ from pymongo import MongoClient
 
 from crypto_mine.api.app import create_app
 from crypto_mine.common.names import Keys
-from crypto_mine.common.queue_stats import QueueKeys
+from crypto_mine.pipeline.queue_stats import QueueKeys
 from devstack.servers import MongoServer, RedisServer, wait_until
 from tests.support.api import Api, Settings
 from tests.support.worker import WorkerProcess

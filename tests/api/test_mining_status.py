@@ -10,7 +10,7 @@ import redis
 from pymongo import MongoClient
 
 from crypto_mine.common.names import Collections, Keys
-from crypto_mine.common.status_cache import WRITE_SCRIPT
+from crypto_mine.pipeline.status_cache import WRITE_SCRIPT
 from devstack.servers import MongoServer, RedisServer
 from tests.support.api import Api
 

@@ -23,8 +23,8 @@ from crypto_mine.common.names import (
     shard_of,
     shard_of_queue,
 )
-from crypto_mine.common.queue_stats import QueueKeys, ShardQueueKeys
 from crypto_mine.common.settings import Env, RedisSettings, SettingsError
+from crypto_mine.pipeline.queue_stats import QueueKeys, ShardQueueKeys
 from devstack.servers import RedisServer
 from tests.support.api import Api
 

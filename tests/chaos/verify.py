@@ -10,9 +10,9 @@ from typing import Any, Protocol
 import redis
 from pymongo import MongoClient
 
-from crypto_mine.common.ledger import click_id
 from crypto_mine.common.names import Collections, ShardKeys, shard_of
-from crypto_mine.common.queue_stats import ShardQueueKeys
+from crypto_mine.pipeline.ledger import click_id
+from crypto_mine.pipeline.queue_stats import ShardQueueKeys
 from tests.support.stack import DATABASE
 
 from .load import Ledger

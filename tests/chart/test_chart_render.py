@@ -13,7 +13,7 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from crypto_mine.common.queue_stats import QueueKeys
+from crypto_mine.pipeline.queue_stats import QueueKeys
 from devstack.generate import CHART, ROOT, drifted, run_helm, template
 
 from .conftest import SCENARIOS, documents

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 import redis
 
-from crypto_mine.common.queue_stats import QueueKeys
+from crypto_mine.pipeline.queue_stats import QueueKeys
 from tests.chaos.load import Ledger, LoadGenerator
 from tests.chaos.verify import verify, wait_drained
 from tests.support.cluster import Cluster

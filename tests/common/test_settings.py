@@ -11,10 +11,10 @@ import redis
 from pymongo import ReadPreference
 
 from crypto_mine.allocator.settings import AllocatorSettings
-from crypto_mine.common.ledger import Ledger
 from crypto_mine.common.mongo import mongo_client, primary
 from crypto_mine.common.settings import Env, MongoSettings, RedisSettings, SettingsError
 from crypto_mine.operator.settings import OperatorSettings
+from crypto_mine.pipeline.ledger import Ledger
 from devstack.servers import BIN, MongoServer, RedisServer
 
 

@@ -22,7 +22,7 @@ import redis
 import yaml
 
 from crypto_mine.common.names import Keys
-from crypto_mine.common.queue_stats import QueueKeys
+from crypto_mine.pipeline.queue_stats import QueueKeys
 from devstack.servers import free_port
 from tests.chaos.load import Ledger, LoadGenerator
 from tests.chaos.verify import verify, wait_drained

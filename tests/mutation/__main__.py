@@ -1,6 +1,6 @@
 """``python -m tests.mutation [NAME ...]``: the mutation score of each module of the core.
 
-NAME: target names (``common.ledger``, ``lua``; all by default). Writes
+NAME: target names (``pipeline.ledger``, ``lua``; all by default). Writes
 ``.local/mutation/report.json``; exits 1 when a module keeps a mutant that is neither killed nor
 explained, or kills fewer than ``--goal`` of its mutants.
 """

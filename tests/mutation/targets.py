@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class Target:
     """One Python module of a service package."""
 
-    name: str  # e.g. "common.ledger"
+    name: str  # e.g. "pipeline.ledger"
     package_dir: str  # the service folder holding crypto_mine/<package>
     tests: tuple[str, ...]
 
@@ -44,19 +44,19 @@ TARGETS = (
         "api.clientip", "services/api", ("tests/api/test_limits.py", "tests/api/test_clientip.py")
     ),
     Target(
-        "common.ledger",
-        "services/common",
-        ("tests/worker/test_ledger.py", "tests/worker/test_outcome_events.py"),
+        "pipeline.ledger",
+        "services/pipeline",
+        ("tests/pipeline/test_ledger.py", "tests/pipeline/test_outcome_events.py"),
     ),
     Target(
-        "common.batches",
-        "services/common",
-        ("tests/worker/test_batches.py", "tests/worker/test_outcome_events.py"),
+        "pipeline.batches",
+        "services/pipeline",
+        ("tests/pipeline/test_batches.py", "tests/pipeline/test_outcome_events.py"),
     ),
     Target(
-        "common.outcomes",
-        "services/common",
-        ("tests/worker/test_outcome_events.py", "tests/worker/test_batches.py"),
+        "pipeline.outcomes",
+        "services/pipeline",
+        ("tests/pipeline/test_outcome_events.py", "tests/pipeline/test_batches.py"),
     ),
     Target("operator.decision", "operator", ("tests/operator/test_operator_decision.py",)),
     Target(

@@ -18,7 +18,7 @@ import jwt
 import redis
 
 from crypto_mine.common.names import ShardKeys
-from crypto_mine.common.queue_stats import ShardQueueKeys
+from crypto_mine.pipeline.queue_stats import ShardQueueKeys
 from devstack.servers import BIN, MongoServer, Process, RedisServer, free_port, wait_until
 from tests.support.allocator import TOKEN as ALLOCATOR_TOKEN
 from tests.support.allocator import AllocatorProcess

@@ -27,16 +27,18 @@ import redis
 from pymongo import ASCENDING, MongoClient, UpdateOne, monitoring
 from rq import Queue
 from rq.serializers import JSONSerializer
+from rq.timeouts import JobTimeoutException
 
 from bench.probes import cpu_seconds
-from crypto_mine.api.admission import Admitter, Click
+from crypto_mine.api.admission import Admitter, ClickRequest
 from crypto_mine.api.applied import AppliedClicks
 from crypto_mine.api.settings import ApiSettings
-from crypto_mine.common.ledger import click_id
 from crypto_mine.common.mongo import async_mongo_client
 from crypto_mine.common.names import QUEUE_NAME, Keys
 from crypto_mine.common.redis import async_redis_client
 from crypto_mine.common.settings import Env
+from crypto_mine.pipeline.ledger import click_id
+from crypto_mine.pipeline.runtime import Pipeline
 from crypto_mine.worker import jobs
 from crypto_mine.worker.settings import WorkerSettings
 from crypto_mine.worker.worker import ClickWorker
@@ -91,7 +93,7 @@ async def enqueue(settings: ApiSettings, count: int, users: int) -> None:
     admitter = Admitter(client, settings, applied)
     try:
         clicks = [
-            Click(user_id=f"u{n % users}", ip="10.0.0.1", key=f"k{n}", clicks=1)
+            ClickRequest(user_id=f"u{n % users}", ip="10.0.0.1", key=f"k{n}", clicks=1)
             for n in range(count)
         ]
         await asyncio.gather(*(admitter.admit(click) for click in clicks))
@@ -103,8 +105,10 @@ async def enqueue(settings: ApiSettings, count: int, users: int) -> None:
 
 def drain(redis_url: str, counter: CommandCounter) -> tuple[float, int]:
     settings = WorkerSettings.from_env()
-    applier = jobs.BatchApplier(settings, event_listeners=[counter])
-    jobs.applier = cache(lambda: applier)
+    pipeline = Pipeline.from_settings(
+        settings.pipeline, passthrough=(JobTimeoutException,), event_listeners=[counter]
+    )
+    jobs.pipeline = cache(lambda: pipeline)
     connection = redis.Redis.from_url(redis_url)
     queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
     worker = ClickWorker([queue], connection=connection, settings=settings)
@@ -116,7 +120,7 @@ def drain(redis_url: str, counter: CommandCounter) -> tuple[float, int]:
     )
     elapsed = time.perf_counter() - started
     assert connection.get(Keys.queue_depth) == b"0", "the queue did not drain"
-    applier.close()
+    pipeline.close()
     connection.close()
     return elapsed, jobs_count
 

@@ -1,4 +1,4 @@
-"""MongoDB databases and ledgers for the worker's tests."""
+"""Worker processes run in the test's process, and jobs the api would never make."""
 
 from __future__ import annotations
 
@@ -7,42 +7,24 @@ from typing import Any
 
 import pytest
 import redis
-from pymongo import MongoClient
-from pymongo.database import Database
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from crypto_mine.common.ledger import Ledger
 from crypto_mine.common.names import APPLY_CLICKS_JOB, QUEUE_NAME
 from crypto_mine.worker import jobs
 from crypto_mine.worker.settings import WorkerSettings
 from crypto_mine.worker.worker import ClickWorker
 from devstack.servers import MongoServer, RedisServer
 
-
-@pytest.fixture
-def database(mongo_server: MongoServer, mongo_db: str) -> Iterator[Database[dict[str, Any]]]:
-    client: MongoClient[dict[str, Any]] = MongoClient(mongo_server.uri, tz_aware=True)
-    yield client[mongo_db]
-    client.close()
-
-
-@pytest.fixture
-def ledger(database: Database[dict[str, Any]]) -> Ledger:
-    ledger = Ledger(database, reward_per_click=2)
-    ledger.ensure_indexes()
-    return ledger
-
-
 RunWorker = Callable[..., ClickWorker]
 
 
-def reset_applier() -> None:
+def reset_pipeline() -> None:
     """Close the worker process's cached clients so the next run reads its settings anew."""
-    if jobs.applier.cache_info().currsize:
-        jobs.applier().close()
-    jobs.applier.cache_clear()
+    if jobs.pipeline.cache_info().currsize:
+        jobs.pipeline().close()
+    jobs.pipeline.cache_clear()
 
 
 @pytest.fixture
@@ -74,7 +56,7 @@ def run_worker(
         }
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        reset_applier()
+        reset_pipeline()
         settings = WorkerSettings.from_env()
         queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
         worker = ClickWorker([queue], connection=connection, settings=settings)
@@ -82,7 +64,7 @@ def run_worker(
         return worker
 
     yield run
-    reset_applier()
+    reset_pipeline()
     connection.close()
 
 

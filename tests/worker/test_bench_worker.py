@@ -13,8 +13,8 @@ from tests.worker import bench_worker
 def test_bench_reports_throughput_and_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in bench_worker.environment("", "", 0):
         monkeypatch.delenv(name, raising=False)
-    original: Any = jobs.applier
-    monkeypatch.setattr(jobs, "applier", original)
+    original: Any = jobs.pipeline
+    monkeypatch.setattr(jobs, "pipeline", original)
     result = bench_worker.run(count=600, users=30, batch=100)
     assert result["clicks"] == 600
     assert result["jobs"] == 6

@@ -12,7 +12,7 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from crypto_mine.common.names import QUEUE_NAME, Keys
-from crypto_mine.common.queue_stats import QueueKeys
+from crypto_mine.pipeline.queue_stats import QueueKeys
 from crypto_mine.worker import jobs
 from devstack.servers import MongoServer
 from tests.support.api import Api
@@ -145,15 +145,15 @@ async def test_mongodb_away_keeps_the_job_and_backs_off(
     mongo.stop()
     started = time.monotonic()
     failed_attempts: list[float] = []
-    original = jobs.BatchApplier.apply
+    original = jobs.run_observed
 
-    def apply(self: jobs.BatchApplier, *args: Any) -> Any:
+    def run_observed(*args: Any) -> Any:
         failed_attempts.append(time.monotonic())
         if len(failed_attempts) == 3:
             mongo.start()  # back before the third attempt
-        return original(self, *args)
+        return original(*args)
 
-    monkeypatch.setattr(jobs.BatchApplier, "apply", apply)
+    monkeypatch.setattr(jobs, "run_observed", run_observed)
     try:
         run_worker(
             MONGODB_URI=mongo.uri, DB_SERVER_SELECTION_TIMEOUT=200, MINING_WORKER_RETRY_BUDGET=1

@@ -16,9 +16,9 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from crypto_mine.common.ledger import Ledger, now_ms
 from crypto_mine.common.names import QUEUE_NAME, Keys, ShardKeys, shard_of
 from crypto_mine.common.settings import Env
+from crypto_mine.pipeline.ledger import Ledger, now_ms
 from crypto_mine.worker import worker as worker_module
 from crypto_mine.worker.marks import MARK_AGE, sweep_marks
 from crypto_mine.worker.settings import WorkerSettings

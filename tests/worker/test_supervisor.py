@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from crypto_mine.common.names import Keys
-from crypto_mine.common.queue_stats import QueueKeys
+from crypto_mine.pipeline.queue_stats import QueueKeys
 from devstack.servers import MongoServer, RedisServer
 from tests.support.api import Api
 from tests.support.waiting import eventually

@@ -18,11 +18,12 @@ import kopf
 from crypto_mine.common.logs import configure_logging
 from crypto_mine.common.metrics import serve_metrics
 from crypto_mine.common.settings import Env, SettingsError
-from crypto_mine.operator import handlers, metrics
-from crypto_mine.operator.health import HealthServer
-from crypto_mine.operator.kube_client import KubeClient
-from crypto_mine.operator.leader import LeaderElector
-from crypto_mine.operator.settings import OperatorSettings
+
+from . import handlers, metrics
+from .health import HealthServer
+from .kube_client import KubeClient
+from .leader import LeaderElector
+from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import kopf
 
-from crypto_mine.operator import metrics
-from crypto_mine.operator.conditions import (
+from . import metrics
+from .conditions import (
     ABLE_TO_SCALE,
     SCALING_ACTIVE,
     SCALING_LIMITED,
@@ -20,18 +20,18 @@ from crypto_mine.operator.conditions import (
     changed,
     merge,
 )
-from crypto_mine.operator.decision import Decision, History, Limit, Observation, after, decide
-from crypto_mine.operator.kube import KubeApi, TargetError
-from crypto_mine.operator.kube_client import KubeClient
-from crypto_mine.operator.leader import LeaderElector
-from crypto_mine.operator.queue_depth import (
+from .decision import Decision, History, Limit, Observation, after, decide
+from .kube import KubeApi, TargetError
+from .kube_client import KubeClient
+from .leader import LeaderElector
+from .queue_depth import (
     MetricError,
     read_drain_rate,
     read_lag,
     read_queue_depth,
 )
-from crypto_mine.operator.settings import OperatorSettings
-from crypto_mine.operator.spec import (
+from .settings import OperatorSettings
+from .spec import (
     FINALIZER,
     GROUP,
     PLURAL,

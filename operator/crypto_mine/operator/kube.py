@@ -16,8 +16,8 @@ from typing import Any
 
 import kopf
 
-from crypto_mine.operator.kube_client import MERGE_PATCH, ApiError, KubeClient, resource_path
-from crypto_mine.operator.spec import GROUP, PLURAL, VERSION
+from .kube_client import MERGE_PATCH, ApiError, KubeClient, resource_path
+from .spec import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from crypto_mine.operator.kube_client import ApiError, KubeClient, resource_path
+from .kube_client import ApiError, KubeClient, resource_path
 
 log = logging.getLogger(__name__)
 

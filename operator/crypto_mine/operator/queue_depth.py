@@ -16,9 +16,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from crypto_mine.common.names import ShardKeys
-from crypto_mine.common.queue_stats import read_stats
-from crypto_mine.operator.settings import OperatorSettings
-from crypto_mine.operator.spec import MetricSpec
+from crypto_mine.pipeline.queue_stats import read_stats
+
+from .settings import OperatorSettings
+from .spec import MetricSpec
 
 log = logging.getLogger(__name__)
 

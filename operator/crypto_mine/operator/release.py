@@ -19,8 +19,9 @@ import logging
 import time
 
 from crypto_mine.common.logs import configure_logging
-from crypto_mine.operator.kube_client import MERGE_PATCH, ApiError, KubeClient, resource_path
-from crypto_mine.operator.spec import FINALIZER, GROUP, PLURAL, VERSION
+
+from .kube_client import MERGE_PATCH, ApiError, KubeClient, resource_path
+from .spec import FINALIZER, GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crypto_mine.common.settings import Env, SettingsError, redis_url, shard_urls
-from crypto_mine.operator.allowlist import AllowList, AllowListError
-from crypto_mine.operator.leader import Election
+
+from .allowlist import AllowList, AllowListError
+from .leader import Election
 
 # Where Kubernetes puts the pod's namespace beside its ServiceAccount token.
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from crypto_mine.operator.decision import Fallback, Policy, StepRule
+from .decision import Fallback, Policy, StepRule
 
 GROUP = "autoscaling.crypto-mine.io"
 VERSION = "v1alpha1"

@@ -41,7 +41,7 @@ from crypto_mine.common.names import (
     ShardKeys,
     queue_name,
 )
-from crypto_mine.common.queue_stats import ShardQueueKeys
+from crypto_mine.pipeline.queue_stats import ShardQueueKeys
 
 from .applied import AppliedClicks
 from .batching import Batcher
@@ -58,7 +58,7 @@ def load_script(steps: tuple[str, ...] = STEPS) -> str:
     return "\n".join((folder / f"{step}.lua").read_text() for step in steps)
 
 
-class Outcome(IntEnum):
+class Verdict(IntEnum):
     ACCEPTED = 1
     REPLAYED = 2
     MISMATCH = 3
@@ -66,11 +66,11 @@ class Outcome(IntEnum):
     FULL = 5
 
 
-OUTCOMES = {outcome.value: outcome for outcome in Outcome}  # faster than Outcome(value)
+VERDICTS = {verdict.value: verdict for verdict in Verdict}  # faster than Verdict(value)
 
 
 @dataclass(frozen=True, slots=True)
-class Click:
+class ClickRequest:
     """One click as the request asks for it."""
 
     user_id: str
@@ -79,14 +79,14 @@ class Click:
     clicks: int
 
 
-def clicks_of(click: Click) -> int:
+def clicks_of(click: ClickRequest) -> int:
     return click.clicks
 
 
 class Admission(NamedTuple):
     """What admission decided for one click (a tuple: one is made per click, cheaply)."""
 
-    outcome: Outcome
+    verdict: Verdict
     policy: Bucket
     remaining: int
     reset_ms: int
@@ -167,7 +167,7 @@ class Admitter:
             for bucket in (share, *self.policies[1:])
             for value in (bucket.rate, bucket.burst)
         ]
-        self.batcher: Batcher[Click, Admission] = Batcher(
+        self.batcher: Batcher[ClickRequest, Admission] = Batcher(
             self._run,
             concurrency=settings.batch_concurrency,
             max_weight=settings.batch_max_clicks,
@@ -176,13 +176,13 @@ class Admitter:
             weight=clicks_of,
         )
 
-    async def admit(self, click: Click) -> Admission:
+    async def admit(self, click: ClickRequest) -> Admission:
         return await self.batcher.submit(click)
 
     async def close(self) -> None:
         await self.batcher.close()
 
-    async def _run(self, clicks: list[Click]) -> list[Admission]:
+    async def _run(self, clicks: list[ClickRequest]) -> list[Admission]:
         stored = await self.applied.find([(click.user_id, click.key) for click in clicks]) or {}
         job_id = uuid.uuid4().hex
         at = int(time.time() * 1000)
@@ -240,7 +240,7 @@ class Admitter:
                         {
                             "userId": click.user_id,
                             "idempotencyKey": click.key,
-                            "outcome": admission.outcome.name.lower(),
+                            "outcome": admission.verdict.name.lower(),
                         }
                         for click, admission in zip(clicks, admissions, strict=True)
                     ],
@@ -249,19 +249,19 @@ class Admitter:
         return admissions
 
     def _admission(self, result: list[Any], depth: int, job_id: str | None) -> Admission:
-        outcome = OUTCOMES[int(result[0])]
+        verdict = VERDICTS[int(result[0])]
         record = None
         if len(result) > 5:
             flat = [item.decode() if isinstance(item, bytes) else str(item) for item in result[5]]
             record = dict(zip(flat[::2], flat[1::2], strict=True))
         policy = int(result[1])
         return Admission(
-            outcome=outcome,
+            verdict=verdict,
             policy=self.policies[policy - 1] if policy else self.policies[0],
             remaining=int(result[2]),
             reset_ms=int(result[3]),
             wait_ms=int(result[4]),
             depth=depth,
-            job_id=job_id if outcome is Outcome.ACCEPTED else None,
+            job_id=job_id if verdict is Verdict.ACCEPTED else None,
             record=record,
         )

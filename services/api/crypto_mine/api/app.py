@@ -17,7 +17,7 @@ from starlette.types import ASGIApp
 
 from crypto_mine.common.ids import IdAllocatorClient
 from crypto_mine.common.mongo import async_mongo_client
-from crypto_mine.common.queue_reporter import AsyncQueueReporter
+from crypto_mine.pipeline.queue_reporter import AsyncQueueReporter
 
 from .accounts import AccountEndpoints
 from .api_limit import ApiLimitMiddleware

@@ -3,7 +3,8 @@
 Admission asks about every click of a batch before its script runs (one read by ``_id`` for the
 whole batch, and one more for the markers when a click was found), so that a key repeated after
 its record left Redis is answered ``200`` with its original outcome; the click status endpoint
-asks about a key Redis no longer holds. Queries and records: ``crypto_mine.common.applied``.
+asks about a key Redis no longer holds. Queries and records:
+``crypto_mine.pipeline.applied_records``.
 
 A MongoDB that is slow or away must not hold clicks up (clicks queue while it is down): a read
 is bounded by ``MINING_IDEMPOTENCY_LOOKUP_TIMEOUT``, and after a failure the next reads are
@@ -25,15 +26,15 @@ from prometheus_client import Counter, Histogram
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from crypto_mine.common.applied import (
+from crypto_mine.common.names import Collections
+from crypto_mine.pipeline.applied_records import (
     CLICK_FIELDS,
     MARKER_FIELDS,
     markers_filter,
     records,
 )
-from crypto_mine.common.ledger import Pair, clicks_filter, one_batch
-from crypto_mine.common.names import Collections
-from crypto_mine.common.records import ClickRecord
+from crypto_mine.pipeline.ledger import Pair, clicks_filter, one_batch
+from crypto_mine.pipeline.records import ClickRecord
 
 log = logging.getLogger(__name__)
 

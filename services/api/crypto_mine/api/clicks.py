@@ -16,11 +16,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive
 
-from crypto_mine.common.failures import TransientFailure
-from crypto_mine.common.records import COMPLETED, FAILED, QUEUED, ClickRecord, Field
+from crypto_mine.pipeline.failures import TransientFailure
+from crypto_mine.pipeline.records import COMPLETED, FAILED, QUEUED, ClickRecord, Field
 
 from . import idempotency, jsonbody, limits
-from .admission import Admission, Click, Outcome
+from .admission import Admission, ClickRequest, Verdict
 from .applied import AppliedClicks
 from .auth import Authenticator
 from .clientip import client_ip
@@ -90,7 +90,7 @@ class ClickEndpoints:
         user_id = await self.auth.user_id(request)
         key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
         body = await read_body(request, self.settings.max_clicks_per_request)
-        click = Click(
+        click = ClickRequest(
             user_id=user_id,
             ip=client_ip(request, self.settings.trusted_proxies),
             key=key,
@@ -98,7 +98,7 @@ class ClickEndpoints:
         )
         shard = self.shards.of(user_id)
         admission = await shard.admitter.admit(click)
-        if admission.outcome is Outcome.FULL:
+        if admission.verdict is Verdict.FULL:
             raise ApiError(
                 503,
                 "queue_full",
@@ -107,7 +107,7 @@ class ClickEndpoints:
                 queueDepth=admission.depth,
             )
         headers = limits.headers(admission, self.policy_header)
-        if admission.outcome is Outcome.LIMITED:
+        if admission.verdict is Verdict.LIMITED:
             raise ApiError(
                 429,
                 "rate_limited",
@@ -116,7 +116,7 @@ class ClickEndpoints:
                 headers,
                 limit=admission.policy.name,
             )
-        if admission.outcome is Outcome.MISMATCH:
+        if admission.verdict is Verdict.MISMATCH:
             raise ApiError(
                 422,
                 "idempotency_key_reused",
@@ -125,7 +125,7 @@ class ClickEndpoints:
             )
         if self.inline is not None:
             return await self._applied_inline(shard, user_id, key, admission, headers)
-        if admission.outcome is Outcome.REPLAYED:
+        if admission.verdict is Verdict.REPLAYED:
             assert admission.record is not None
             record = ClickRecord.from_hash(key, admission.record)
             headers[REPLAY_HEADER] = "true"
@@ -149,7 +149,7 @@ class ClickEndpoints:
         assert self.inline is not None
         raw = admission.record or {}
         job_id = admission.job_id
-        if admission.outcome is Outcome.REPLAYED and raw.get(Field.state) == QUEUED:
+        if admission.verdict is Verdict.REPLAYED and raw.get(Field.state) == QUEUED:
             job_id = raw.get(Field.job)  # an earlier inline run did not finish: finish it
         if job_id:
             try:
@@ -164,7 +164,7 @@ class ClickEndpoints:
                 ) from None
             raw = await shard.reads.hash(shard.keys.click(user_id, key)) or raw
         record = ClickRecord.from_hash(key, raw)
-        if admission.outcome is Outcome.REPLAYED:
+        if admission.verdict is Verdict.REPLAYED:
             headers[REPLAY_HEADER] = "true"
             return JSONResponse(record.to_json(), status_code=200, headers=headers)
         status = {COMPLETED: 200, FAILED: 409}.get(record.state, 202)

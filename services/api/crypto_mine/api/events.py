@@ -7,7 +7,7 @@ reconnect by themselves and send ``Last-Event-ID``, and the ``auth-token`` cooki
 an ``EventSource`` (which cannot set headers; tokens never go in URLs).
 
 The source is the user's Redis Stream, appended by the outcome writer in the very script that
-records the outcomes (``crypto_mine.common.events``), so any api replica serves any client, and
+records the outcomes (``crypto_mine.pipeline.events``), so any api replica serves any client, and
 a stream only ever holds its own user's events: the stream is the user's room.
 
 - One blocking ``XREAD`` per api process serves all of its open streams (:class:`EventHub`):
@@ -50,9 +50,9 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from crypto_mine.common import events
 from crypto_mine.common.names import ShardKeys
 from crypto_mine.common.settings import RedisSettings
+from crypto_mine.pipeline import events
 
 from .auth import Authenticator, Identity, unauthorized
 from .errors import ApiError

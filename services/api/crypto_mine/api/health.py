@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crypto_mine.common.metrics import exposition
-from crypto_mine.common.queue_reporter import AsyncQueueReporter, queue_exposition
-from crypto_mine.common.queue_stats import QueueStats, read_all
+from crypto_mine.pipeline.queue_reporter import AsyncQueueReporter, queue_exposition
+from crypto_mine.pipeline.queue_stats import QueueStats, read_all
 
 from .errors import JSONResponse
 from .observability import Performance

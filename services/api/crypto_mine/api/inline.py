@@ -6,7 +6,7 @@ queue exists to avoid.
 Admission does not change: the same one-round-trip script checks the limits, records the
 idempotency key and enqueues the batch as an RQ job. Then, instead of waiting for a worker,
 the api runs that job's clicks through the worker's own code
-(:class:`crypto_mine.common.batches.BatchApplier`: the ledger, then the outcome script, which
+(:class:`crypto_mine.pipeline.runtime.Pipeline`: the ledger, then the outcome script, which
 also takes the job's clicks off the depth counter and appends the events), and finally takes
 the job off the RQ queue in one small script (``LREM`` + ``DEL``) unless a worker took it.
 
@@ -33,14 +33,9 @@ import anyio.to_thread
 from rq.job import Job
 from rq.queue import Queue
 
-from crypto_mine.common.batches import BatchApplier
-from crypto_mine.common.failures import PoisonJob
-from crypto_mine.common.ledger import Ledger
-from crypto_mine.common.mongo import mongo_client
 from crypto_mine.common.names import QUEUE_NAME
-from crypto_mine.common.outcomes import Outcomes
-from crypto_mine.common.redis import redis_client
-from crypto_mine.common.retry import Backoff
+from crypto_mine.pipeline.failures import PoisonJob
+from crypto_mine.pipeline.runtime import Pipeline, PipelineSettings
 
 from .settings import ApiSettings
 
@@ -62,19 +57,18 @@ class InlineApplier:
     """Runs admitted jobs in the api process, one run per job however many clicks wait on it."""
 
     def __init__(self, settings: ApiSettings) -> None:
-        self.redis = redis_client(settings.redis)
-        self.mongo = mongo_client(settings.mongo)
-        ledger = Ledger(self.mongo[settings.mongo.database], settings.reward_per_click)
-        outcomes = Outcomes(
-            self.redis,
-            settings.status_cache_ttl_seconds,
-            settings.events,
-            settings.idempotency_window_seconds,
+        self.pipeline = Pipeline.from_settings(
+            PipelineSettings(
+                redis=settings.redis,
+                mongo=settings.mongo,
+                reward_per_click=settings.reward_per_click,
+                status_cache_ttl_seconds=settings.status_cache_ttl_seconds,
+                idempotency_window_seconds=settings.idempotency_window_seconds,
+                events=settings.events,
+                retry_budget_seconds=settings.admission_timeout_seconds,
+            )
         )
-        self.batches = BatchApplier(
-            ledger, outcomes, Backoff(), retry_budget_seconds=settings.admission_timeout_seconds
-        )
-        self.dequeue = self.redis.register_script(DEQUEUE_SCRIPT)
+        self.dequeue = self.pipeline.redis.register_script(DEQUEUE_SCRIPT)
         self.limiter = anyio.CapacityLimiter(THREADS)
         self._runs: dict[str, asyncio.Future[None]] = {}
 
@@ -100,7 +94,7 @@ class InlineApplier:
     def _apply(self, job_id: str) -> None:
         # A job a worker already finished has an empty click list: nothing happens then.
         try:
-            self.batches.apply_job(job_id)
+            self.pipeline.runner.run_job(job_id)
         except PoisonJob as error:  # its clicks are recorded as failed; a worker would park it
             log.error("inline job %s cannot be applied: %s", job_id, error)
         self.dequeue(
@@ -109,10 +103,4 @@ class InlineApplier:
         )
 
     def close(self) -> None:
-        """Flush the ledger's deferred writes (best effort: they are housekeeping), then close."""
-        try:
-            self.batches.ledger.flush()
-        except Exception as error:
-            log.warning("ledger flush at close failed: %s", error)
-        self.mongo.close()
-        self.redis.close()
+        self.pipeline.close()

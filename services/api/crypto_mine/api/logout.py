@@ -16,7 +16,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crypto_mine.common import events
+from crypto_mine.pipeline import events
 
 from .auth import COOKIE, Authenticator
 from .settings import ApiSettings
@@ -24,7 +24,7 @@ from .shards import Shards
 
 # KEYS: 1 the token's sign-out mark, 2 the user's event stream; ARGV: 1 token id, 2 ms until
 # the token expires, 3 stream MAXLEN, 4 stream TTL in seconds, 5..8 the entry's field names
-# and kind (crypto_mine.common.events).
+# and kind (crypto_mine.pipeline.events).
 SIGN_OUT_SCRIPT = """
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', ARGV[5], ARGV[6], ARGV[7], ARGV[1])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from crypto_mine.common.events import EventSettings
 from crypto_mine.common.names import Ttl
 from crypto_mine.common.settings import (
     Env,
@@ -14,6 +13,7 @@ from crypto_mine.common.settings import (
     SettingsError,
     window_seconds,
 )
+from crypto_mine.pipeline.events import EventSettings
 
 
 @dataclass(frozen=True)

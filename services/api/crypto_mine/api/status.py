@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from crypto_mine.common.metrics import STATUS_CACHE
 from crypto_mine.common.names import Collections
-from crypto_mine.common.status_cache import WRITE_SCRIPT, UserStatus
+from crypto_mine.pipeline.status_cache import WRITE_SCRIPT, UserStatus
 
 from .auth import Authenticator
 from .settings import ApiSettings

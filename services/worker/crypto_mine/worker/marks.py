@@ -1,7 +1,7 @@
 """Removing the balance marks that killed worker processes left behind.
 
 A worker process writes its finished batches' markers and unmarks their users in one flush every
-few seconds (:mod:`crypto_mine.common.ledger`). Killed before that flush, it leaves the marks of
+few seconds (:mod:`crypto_mine.pipeline.ledger`). Killed before that flush, it leaves the marks of
 batches whose jobs had completed: harmless (a mark only stops its own batch from applying
 again), but they would grow the balance documents with every crash. After each of RQ's
 maintenance sweeps, the worker that ran it reads the next ``SWEEP_USERS`` balances (a cursor in
@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 import redis
 from rq.job import Job, JobStatus
 
-from crypto_mine.common.ledger import Ledger
 from crypto_mine.common.names import ShardKeys, shard_of
+from crypto_mine.pipeline.ledger import Ledger
 
 from . import metrics
 

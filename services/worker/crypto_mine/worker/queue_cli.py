@@ -23,9 +23,9 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from crypto_mine.common.names import queue_name
-from crypto_mine.common.queue_stats import read_stats
 from crypto_mine.common.redis import async_redis_client, redis_client
 from crypto_mine.common.settings import Env, RedisSettings
+from crypto_mine.pipeline.queue_stats import read_stats
 
 from .worker import clicks_of
 

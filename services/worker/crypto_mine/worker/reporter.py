@@ -1,6 +1,6 @@
 """Queue-wide gauges from a worker pod, while it holds the reporter lease.
 
-The lease and the gauges are ``crypto_mine.common.queue_reporter``'s (the api takes part too);
+The lease and the gauges are ``crypto_mine.pipeline.queue_reporter``'s (the api takes part too);
 this is the worker's side, renewed from a thread beside its synchronous processes.
 """
 
@@ -19,15 +19,15 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from crypto_mine.common.names import ShardKeys
-from crypto_mine.common.queue_reporter import (
+from crypto_mine.common.redis import async_redis_client
+from crypto_mine.common.settings import RedisSettings
+from crypto_mine.pipeline.queue_reporter import (
     LEASE_SCRIPT,
     LEASE_SECONDS,
     RENEW_SECONDS,
     queue_gauges,
 )
-from crypto_mine.common.queue_stats import QueueStats, read_stats
-from crypto_mine.common.redis import async_redis_client
-from crypto_mine.common.settings import RedisSettings
+from crypto_mine.pipeline.queue_stats import QueueStats, read_stats
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crypto_mine.common.events import EventSettings
 from crypto_mine.common.names import Ttl
 from crypto_mine.common.retry import Backoff
 from crypto_mine.common.settings import Env, MongoSettings, RedisSettings, window_seconds
+from crypto_mine.pipeline.events import EventSettings
+from crypto_mine.pipeline.runtime import PipelineSettings
 
 
 @dataclass(frozen=True)
@@ -56,4 +57,18 @@ class WorkerSettings:
             idempotency_window_seconds=window_seconds(env),
             events=EventSettings.from_env(env),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+
+    @property
+    def pipeline(self) -> PipelineSettings:
+        return PipelineSettings(
+            redis=self.redis,
+            mongo=self.mongo,
+            reward_per_click=self.reward_per_click,
+            status_cache_ttl_seconds=self.status_cache_ttl_seconds,
+            idempotency_window_seconds=self.idempotency_window_seconds,
+            events=self.events,
+            retry_budget_seconds=self.retry_budget_seconds,
+            backoff=self.backoff,
+            shard=self.shard,
         )

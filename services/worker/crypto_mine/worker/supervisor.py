@@ -46,7 +46,7 @@ def run_worker(slot: int) -> None:
     from rq import Queue
     from rq.serializers import JSONSerializer
 
-    from .jobs import applier
+    from .jobs import pipeline
     from .worker import ClickWorker
 
     settings = WorkerSettings.from_env()
@@ -61,13 +61,13 @@ def run_worker(slot: int) -> None:
         connection=connection,
         settings=settings,
         after_sweep=lambda: sweep_marks(
-            connection, applier().ledger, settings.shard, settings.shards
+            connection, pipeline().ledger, settings.shard, settings.shards
         ),
     )
     log.info("worker process %s started", slot, extra={"worker": worker.name})
     worker.work(with_scheduler=False, logging_level=rq_level)
-    if applier.cache_info().currsize:
-        applier().close()
+    if pipeline.cache_info().currsize:
+        pipeline().close()
 
 
 class Supervisor:

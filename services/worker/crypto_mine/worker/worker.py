@@ -14,8 +14,8 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import SimpleWorker
 
-from crypto_mine.common.failures import PoisonJob, error_code
 from crypto_mine.common.names import ShardKeys, shard_of_queue
+from crypto_mine.pipeline.failures import PoisonJob, error_code
 
 from . import metrics
 from .settings import WorkerSettings

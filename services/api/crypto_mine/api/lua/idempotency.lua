@@ -1,5 +1,5 @@
 -- Idempotency: one record per (user, key), a hash with the click's state, clicks, acceptance
--- time and outcome (crypto_mine.common.records). A repeat with the same clicks replays the
+-- time and outcome (crypto_mine.pipeline.records). A repeat with the same clicks replays the
 -- record; other clicks are a reuse of the key (a mismatch). While the click waits its record
 -- lives `ttl` seconds; the worker keeps a completed one for the window. Beyond the window the
 -- api found the record in MongoDB and passes it as `stored`: it answers the same way, and comes

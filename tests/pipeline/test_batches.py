@@ -12,14 +12,14 @@ import redis
 from pymongo.errors import AutoReconnect, OperationFailure
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from crypto_mine.common.batches import MAX_CLICKS, BatchApplier, parse
-from crypto_mine.common.events import EventSettings
-from crypto_mine.common.failures import PoisonJob, TransientFailure
-from crypto_mine.common.ledger import Applied, Click, Ledger
 from crypto_mine.common.metrics import REDIS_LATENCY
 from crypto_mine.common.names import Keys, Metrics
-from crypto_mine.common.outcomes import Failure, Outcomes
 from crypto_mine.common.retry import Backoff
+from crypto_mine.pipeline.batches import MAX_CLICKS, BatchRunner, parse
+from crypto_mine.pipeline.events import EventSettings
+from crypto_mine.pipeline.failures import PoisonJob, TransientFailure
+from crypto_mine.pipeline.ledger import Applied, Ledger, QueuedClick
+from crypto_mine.pipeline.outcomes import Failure, OutcomeRecorder
 
 
 def item(user: Any = "u1", key: Any = "k", clicks: Any = 1, at: Any = 7) -> dict[str, Any]:
@@ -28,16 +28,16 @@ def item(user: Any = "u1", key: Any = "k", clicks: Any = 1, at: Any = 7) -> dict
 
 def test_valid_clicks_are_parsed_in_order() -> None:
     clicks, failures = parse([item(key="a", clicks=1), item(key="b", clicks=MAX_CLICKS, at=9)])
-    assert clicks == [Click("u1", "a", 1, 7), Click("u1", "b", MAX_CLICKS, 9)]
+    assert clicks == [QueuedClick("u1", "a", 1, 7), QueuedClick("u1", "b", MAX_CLICKS, 9)]
     assert failures == []
 
 
 @pytest.mark.parametrize("count", [0, -1, MAX_CLICKS + 1, True, "1", 1.0, None])
 def test_an_invalid_count_fails_that_click_alone(count: Any) -> None:
     clicks, failures = parse([item(key="bad", clicks=count), item(key="good")])
-    assert clicks == [Click("u1", "good", 1, 7)]
+    assert clicks == [QueuedClick("u1", "good", 1, 7)]
     kept = count if isinstance(count, int) else 0
-    assert failures == [Failure(Click("u1", "bad", kept, 7), "invalid_click")]
+    assert failures == [Failure(QueuedClick("u1", "bad", kept, 7), "invalid_click")]
 
 
 def test_a_time_that_is_no_integer_reads_as_zero() -> None:
@@ -73,7 +73,7 @@ class FailingLedger(Ledger):
         self.times = times
         self.calls = 0
 
-    def apply(self, batch: str, clicks: list[Click]) -> Applied:
+    def apply(self, batch: str, clicks: list[QueuedClick]) -> Applied:
         self.calls += 1
         if self.calls <= self.times:
             raise self.error
@@ -90,21 +90,21 @@ def queued(client: redis.Redis, key: str) -> dict[str, Any]:
     return item(key=key)
 
 
-def applier_of(redis_client: redis.Redis, ledger: Ledger, budget: float = 1.0) -> BatchApplier:
-    outcomes = Outcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
-    return BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), budget, passthrough=(Timeout,))
+def runner_of(redis_client: redis.Redis, ledger: Ledger, budget: float = 1.0) -> BatchRunner:
+    recorder = OutcomeRecorder(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    return BatchRunner(ledger, recorder, Backoff(0.01, 0.02), budget, passthrough=(Timeout,))
 
 
 def test_a_batch_result_counts_fresh_duplicates_and_users(
     redis_client: redis.Redis, ledger: Ledger
 ) -> None:
-    applier = applier_of(redis_client, ledger)
-    first = applier.apply("b1", [queued(redis_client, "a"), item(user="u2", key="c", clicks=3)])
+    runner = runner_of(redis_client, ledger)
+    first = runner.run("b1", [queued(redis_client, "a"), item(user="u2", key="c", clicks=3)])
     assert (first.clicks, first.fresh, first.duplicates, first.users) == (2, 4, 0, 2)
-    again = applier.apply("b2", [queued(redis_client, "a"), item(key="bad", clicks=0)])
+    again = runner.run("b2", [queued(redis_client, "a"), item(key="bad", clicks=0)])
     assert (again.clicks, again.fresh, again.duplicates, again.users) == (1, 0, 1, 1)
-    assert again.failures == [Failure(Click("u1", "bad", 0, 7), "invalid_click")]
-    nothing = applier.apply("b3", [item(key="bad2", clicks=0)])
+    assert again.failures == [Failure(QueuedClick("u1", "bad", 0, 7), "invalid_click")]
+    nothing = runner.run("b3", [item(key="bad2", clicks=0)])
     assert (nothing.applied, nothing.fresh, nothing.duplicates, nothing.users) == (None, 0, 0, 0)
 
 
@@ -114,7 +114,7 @@ def test_poison_records_its_clicks_as_failed_and_counts_what_the_depth_lost(
     redis_client.hset(Keys.queue_jobs, "b1", 3)
     redis_client.set(Keys.queue_depth, 5)
     with pytest.raises(PoisonJob) as caught:
-        applier_of(redis_client, ledger).apply("b1", "not a list")
+        runner_of(redis_client, ledger).run("b1", "not a list")
     assert caught.value.clicks == 3
     assert redis_client.get(Keys.queue_depth) == "2"
 
@@ -135,10 +135,10 @@ def test_a_ledger_error_that_is_not_transient_fails_every_click_once(
     broken = FailingLedger(ledger, error)
     payload = [queued(redis_client, "a"), queued(redis_client, "z")]
     payload[1]["clicks"] = 0
-    outcomes = FlakyOutcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
-    applier = BatchApplier(broken, outcomes, Backoff(0.01, 0.02), 1.0)
+    recorder = FlakyRecorder(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    runner = BatchRunner(broken, recorder, Backoff(0.01, 0.02), 1.0)
     with caplog.at_level(logging.WARNING), pytest.raises(PoisonJob) as caught:
-        applier.apply("b1", payload)
+        runner.run("b1", payload)
     assert str(caught.value) == f"{code}: {error}"
     assert broken.calls == 1, "not retried"
     assert caught.value.clicks == 2
@@ -167,11 +167,11 @@ def completions() -> tuple[float, float]:
 def test_recording_the_outcome_is_timed_in_milliseconds(
     redis_client: redis.Redis, ledger: Ledger
 ) -> None:
-    applier = applier_of(redis_client, ledger)
-    applier.apply("b0", [queued(redis_client, "warm")])
+    runner = runner_of(redis_client, ledger)
+    runner.run("b0", [queued(redis_client, "warm")])
     count, total = completions()
     began = time.perf_counter()
-    applier.apply("b1", [queued(redis_client, "a")])
+    runner.run("b1", [queued(redis_client, "a")])
     elapsed_ms = 1000 * (time.perf_counter() - began)
     after_count, after_total = completions()
     assert after_count == count + 1
@@ -183,7 +183,7 @@ def test_a_transient_error_is_retried_within_the_budget(
 ) -> None:
     flaky = FailingLedger(ledger, AutoReconnect("primary stepped down"), times=2)
     with caplog.at_level(logging.WARNING, "crypto_mine.common.retry"):
-        result = applier_of(redis_client, flaky).apply("b1", [queued(redis_client, "a")])
+        result = runner_of(redis_client, flaky).run("b1", [queued(redis_client, "a")])
     assert flaky.calls == 3
     assert result.fresh == 1
     assert redis_client.hget(Keys.click("u1", "a"), "s") == "completed"
@@ -192,8 +192,8 @@ def test_a_transient_error_is_retried_within_the_budget(
     assert all(m.startswith("mongodb failed (AutoReconnect); retrying in") for m in retries)
 
 
-class FlakyOutcomes(Outcomes):
-    """Outcomes whose first claim and first record find Redis away."""
+class FlakyRecorder(OutcomeRecorder):
+    """OutcomeRecorder whose first claim and first record find Redis away."""
 
     claims = 0
     records = 0
@@ -229,10 +229,10 @@ def test_indexes_are_made_once_per_applier_retrying_mongodb(
     redis_client: redis.Redis, ledger: Ledger, caplog: pytest.LogCaptureFixture
 ) -> None:
     counting = CountingLedger(ledger)
-    applier = applier_of(redis_client, counting)
+    runner = runner_of(redis_client, counting)
     with caplog.at_level(logging.WARNING, "crypto_mine.common.retry"):
-        applier.apply("b1", [queued(redis_client, "a")])
-        applier.apply("b2", [queued(redis_client, "b")])
+        runner.run("b1", [queued(redis_client, "a")])
+        runner.run("b2", [queued(redis_client, "b")])
     assert counting.index_calls == 2  # one refused, one made; none for the second batch
     assert [r.getMessage()[:32] for r in caplog.records] == ["mongodb failed (AutoReconnect); "]
 
@@ -241,14 +241,14 @@ def test_poison_is_recorded_retrying_redis(
     redis_client: redis.Redis, ledger: Ledger, caplog: pytest.LogCaptureFixture
 ) -> None:
     redis_client.hset(Keys.queue_jobs, "b1", 4)
-    outcomes = FlakyOutcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
-    applier = BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), 1.0)
+    recorder = FlakyRecorder(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    runner = BatchRunner(ledger, recorder, Backoff(0.01, 0.02), 1.0)
     with (
         caplog.at_level(logging.WARNING, "crypto_mine.common.retry"),
         pytest.raises(PoisonJob) as caught,
     ):
-        applier.apply("b1", {"not": "a list"})
-    assert (outcomes.records, caught.value.clicks) == (2, 4)
+        runner.run("b1", {"not": "a list"})
+    assert (recorder.records, caught.value.clicks) == (2, 4)
     assert [r.getMessage()[:35] for r in caplog.records] == ["redis failed (ConnectionError); ret"]
 
 
@@ -256,11 +256,11 @@ def test_a_job_claims_its_clicks_from_redis_retrying_it_too(
     redis_client: redis.Redis, ledger: Ledger, caplog: pytest.LogCaptureFixture
 ) -> None:
     redis_client.rpush(Keys.batch("j1"), orjson.dumps(queued(redis_client, "a")))
-    outcomes = FlakyOutcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
-    applier = BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), 1.0)
+    recorder = FlakyRecorder(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    runner = BatchRunner(ledger, recorder, Backoff(0.01, 0.02), 1.0)
     with caplog.at_level(logging.WARNING, "crypto_mine.common.retry"):
-        result = applier.apply_job("j1")
-    assert (outcomes.claims, outcomes.records, result.fresh) == (2, 2, 1)
+        result = runner.run_job("j1")
+    assert (recorder.claims, recorder.records, result.fresh) == (2, 2, 1)
     assert not redis_client.exists(Keys.batch("j1")), "the job's click list is gone"
     assert redis_client.exists(Keys.user_status("u1")), "the user's status is cached"
     applied_ms = int(redis_client.hget(Keys.click("u1", "a"), "a") or 0)
@@ -276,7 +276,7 @@ def test_a_transient_error_past_the_budget_leaves_the_clicks_queued(
 ) -> None:
     down = FailingLedger(ledger, AutoReconnect("no primary"))
     with pytest.raises(TransientFailure) as caught:
-        applier_of(redis_client, down, budget=0.1).apply("b1", [queued(redis_client, "a")])
+        runner_of(redis_client, down, budget=0.1).run("b1", [queued(redis_client, "a")])
     assert caught.value.error_code == "mongodb_unavailable"
     assert str(caught.value) == "mongodb_unavailable: no primary"
     assert isinstance(caught.value.__cause__, AutoReconnect)
@@ -289,7 +289,7 @@ def test_a_passthrough_exception_is_neither_retried_nor_poison(
 ) -> None:
     stopped = FailingLedger(ledger, Timeout())
     with pytest.raises(Timeout):
-        applier_of(redis_client, stopped).apply("b1", [queued(redis_client, "a")])
+        runner_of(redis_client, stopped).run("b1", [queued(redis_client, "a")])
     assert stopped.calls == 1
     assert redis_client.hget(Keys.click("u1", "a"), "s") == "queued"
 
@@ -297,10 +297,10 @@ def test_a_passthrough_exception_is_neither_retried_nor_poison(
 def test_claiming_a_job_closes_it_to_new_clicks_only_if_it_is_the_open_one(
     redis_client: redis.Redis,
 ) -> None:
-    outcomes = Outcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    recorder = OutcomeRecorder(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
     redis_client.set(Keys.open_job, "j2")
     redis_client.rpush(Keys.batch("j1"), b'{"user": "u1"}', b"not json")
-    assert outcomes.claim("j1") == [{"user": "u1"}, "not json"]  # the parser rejects it
+    assert recorder.claim("j1") == [{"user": "u1"}, "not json"]  # the parser rejects it
     assert redis_client.get(Keys.open_job) == "j2", "another job is still open"
-    assert outcomes.claim("j2") == []
+    assert recorder.claim("j2") == []
     assert not redis_client.exists(Keys.open_job)

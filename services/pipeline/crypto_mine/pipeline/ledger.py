@@ -59,8 +59,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from .mongo import Document, primary
-from .names import JOB_FAILURE_TTL, Collections
+from crypto_mine.common.mongo import Document, primary
+from crypto_mine.common.names import JOB_FAILURE_TTL, Collections
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ GROUPED = 4
 
 
 @dataclass(frozen=True, slots=True)
-class Click:
+class QueuedClick:
     """One click of a batch, as the api accepted it."""
 
     user: str
@@ -82,7 +82,7 @@ class Click:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    click: Click
+    click: QueuedClick
     reward: int
     balance: int
     duplicate: bool  # the click was applied before, by another batch
@@ -220,7 +220,7 @@ class Ledger:
         # JOB_FAILURE_TTL, after which they cannot be requeued.
         self.batches.create_index("at", expireAfterSeconds=JOB_FAILURE_TTL + 86_400)
 
-    def apply(self, batch: str, clicks: list[Click]) -> Applied:
+    def apply(self, batch: str, clicks: list[QueuedClick]) -> Applied:
         now = to_datetime(now_ms())
         docs: list[Document] = [
             {

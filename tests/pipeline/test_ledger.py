@@ -17,9 +17,10 @@ from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect, PyMongoError
 
-from crypto_mine.common.ledger import (
-    Click,
+from crypto_mine.common.names import JOB_FAILURE_TTL
+from crypto_mine.pipeline.ledger import (
     Ledger,
+    QueuedClick,
     Swept,
     click_id,
     last_click_ms,
@@ -27,23 +28,22 @@ from crypto_mine.common.ledger import (
     to_datetime,
     to_ms,
 )
-from crypto_mine.common.names import JOB_FAILURE_TTL
 from devstack.servers import MongoServer
 
 Db = Database[dict[str, Any]]
 
 
-def clicks_for(users: int, per_user: int, prefix: str = "k") -> list[Click]:
+def clicks_for(users: int, per_user: int, prefix: str = "k") -> list[QueuedClick]:
     return [
-        Click(f"u{u}", f"{prefix}{u}-{i}", 1 + (i % 3), 1_700_000_000_000 + i)
+        QueuedClick(f"u{u}", f"{prefix}{u}-{i}", 1 + (i % 3), 1_700_000_000_000 + i)
         for u in range(users)
         for i in range(per_user)
     ]
 
 
-def expected(batches: list[list[Click]], reward: int = 2) -> dict[str, tuple[int, int]]:
+def expected(batches: list[list[QueuedClick]], reward: int = 2) -> dict[str, tuple[int, int]]:
     """Balance and click count per user: the sum over distinct (user, key)."""
-    seen: dict[tuple[str, str], Click] = {}
+    seen: dict[tuple[str, str], QueuedClick] = {}
     for batch in batches:
         for click in batch:
             seen.setdefault((click.user, click.key), click)
@@ -75,7 +75,7 @@ def test_a_batch_applies_once_however_often_it_runs(ledger: Ledger, database: Db
     assert database["clicks"].count_documents({}) == len(batch)
     assert database["batches"].count_documents({"_id": "b1"}) == 1
     assert_clean(ledger, database)
-    # Outcomes carry each click's reward and the user's balance after the batch.
+    # OutcomeRecorder carry each click's reward and the user's balance after the batch.
     by_user = expected([batch])
     for outcome in again.outcomes:
         assert outcome.reward == outcome.click.clicks * 2
@@ -83,8 +83,8 @@ def test_a_batch_applies_once_however_often_it_runs(ledger: Ledger, database: Db
 
 
 def test_a_key_applied_by_another_batch_is_a_duplicate(ledger: Ledger, database: Db) -> None:
-    ledger.apply("b1", [Click("u1", "k", 3, 0)])
-    result = ledger.apply("b2", [Click("u1", "k", 3, 0), Click("u1", "other", 1, 0)])
+    ledger.apply("b1", [QueuedClick("u1", "k", 3, 0)])
+    result = ledger.apply("b2", [QueuedClick("u1", "k", 3, 0), QueuedClick("u1", "other", 1, 0)])
     assert [o.duplicate for o in result.outcomes] == [True, False]
     assert result.outcomes[0].reward == 6
     assert result.fresh == 1
@@ -183,7 +183,7 @@ def test_concurrent_runs_of_one_batch(ledger: Ledger, database: Db) -> None:
 
 
 def test_concurrent_batches_creating_the_same_new_users(ledger: Ledger, database: Db) -> None:
-    batches = [[Click(f"u{u}", f"b{b}-{u}", 1, 0) for u in range(10)] for b in range(8)]
+    batches = [[QueuedClick(f"u{u}", f"b{b}-{u}", 1, 0) for u in range(10)] for b in range(8)]
     errors: list[BaseException] = []
 
     def run(index: int) -> None:
@@ -203,8 +203,8 @@ def test_concurrent_batches_creating_the_same_new_users(ledger: Ledger, database
 
 
 def test_last_click_is_the_latest_accepted(ledger: Ledger, database: Db) -> None:
-    ledger.apply("b1", [Click("u1", "a", 1, 2_000), Click("u1", "b", 1, 5_000)])
-    ledger.apply("b2", [Click("u1", "c", 1, 3_000)])
+    ledger.apply("b1", [QueuedClick("u1", "a", 1, 2_000), QueuedClick("u1", "b", 1, 5_000)])
+    ledger.apply("b2", [QueuedClick("u1", "c", 1, 3_000)])
     totals = ledger._totals({"u1"})
     assert totals["u1"].last_click_ms == 5_000
 
@@ -216,20 +216,20 @@ def marks_of(database: Db) -> dict[str, list[str]]:
 def test_marks_go_with_the_next_write_or_after_a_flush_period(database: Db) -> None:
     ledger = Ledger(database, reward_per_click=2, flush_batches=3, flush_seconds=3600)
     ledger.ensure_indexes()
-    ledger.apply("b0", [Click("u1", "k0", 1, 0), Click("u2", "k0", 1, 0)])
+    ledger.apply("b0", [QueuedClick("u1", "k0", 1, 0), QueuedClick("u2", "k0", 1, 0)])
     assert marks_of(database) == {"u1": ["b0"], "u2": ["b0"]}
     assert database["batches"].count_documents({}) == 1  # the marker at once
     # The users' next balance write takes their marks away in the same write.
-    ledger.apply("b1", [Click("u1", "k1", 1, 0), Click("u2", "k1", 1, 0)])
+    ledger.apply("b1", [QueuedClick("u1", "k1", 1, 0), QueuedClick("u2", "k1", 1, 0)])
     assert marks_of(database) == {"u1": ["b1"], "u2": ["b1"]}
-    ledger.apply("b2", [Click("u1", "k2", 1, 0)])  # the third batch: a flush, nothing old
+    ledger.apply("b2", [QueuedClick("u1", "k2", 1, 0)])  # the third batch: a flush, nothing old
     assert marks_of(database) == {"u1": ["b2"], "u2": ["b1"]}
-    ledger.apply("b3", [Click("u1", "k3", 1, 0)])
-    ledger.apply("b4", [Click("u1", "k4", 1, 0)])
+    ledger.apply("b3", [QueuedClick("u1", "k3", 1, 0)])
+    ledger.apply("b4", [QueuedClick("u1", "k4", 1, 0)])
     assert marks_of(database) == {"u1": ["b4"], "u2": ["b1"]}
     # u2 wrote nothing for a whole flush period: this flush unmarks it by one statement,
     # while u1, which wrote, waits for its next write.
-    ledger.apply("b5", [Click("u1", "k5", 1, 0)])
+    ledger.apply("b5", [QueuedClick("u1", "k5", 1, 0)])
     assert marks_of(database) == {"u1": ["b5"], "u2": []}
     assert database["batches"].count_documents({}) == 6
     ledger.flush()  # the final flush leaves nothing marked
@@ -240,13 +240,13 @@ def test_marks_go_with_the_next_write_or_after_a_flush_period(database: Db) -> N
 def test_a_refused_write_gives_back_the_marks_riding_on_it(database: Db) -> None:
     ledger = Ledger(database, reward_per_click=2, flush_batches=1, flush_seconds=3600)
     ledger.ensure_indexes()
-    ledger.apply("b0", [Click("u1", "k0", 1, 0)])  # flushed at once: b0's mark waits on u1
+    ledger.apply("b0", [QueuedClick("u1", "k0", 1, 0)])  # flushed at once: b0's mark waits on u1
     killed = Ledger(database, reward_per_click=2, flush_batches=1000, flush_seconds=3600)
-    killed.apply("bx", [Click("u1", "kx", 1, 0)])
+    killed.apply("bx", [QueuedClick("u1", "kx", 1, 0)])
     database["batches"].delete_one({"_id": "bx"})  # as if killed before writing the marker
     # bx runs again here: its guarded write on u1 is refused (already marked), so the unmarking
     # of b0 that rode on it did not happen and must wait for the next chance.
-    ledger.apply("bx", [Click("u1", "kx", 1, 0)])
+    ledger.apply("bx", [QueuedClick("u1", "kx", 1, 0)])
     assert balances(database) == {"u1": (4, 2)}
     ledger.flush()
     assert marks_of(database) == {"u1": []}
@@ -258,7 +258,7 @@ def test_a_flush_that_fails_is_tried_again(tmp_path: Path) -> None:
     try:
         database = client["flush"]
         ledger = Ledger(database, reward_per_click=1, flush_batches=1000, flush_seconds=3600)
-        ledger.apply("b1", [Click("u1", "k", 1, 0)])
+        ledger.apply("b1", [QueuedClick("u1", "k", 1, 0)])
         mongo.stop()
         with pytest.raises(PyMongoError):
             ledger.flush()
@@ -299,10 +299,10 @@ def test_a_batch_of_many_users_costs_four_commands_without_cursor_round_trips(
         ledger = Ledger(client[mongo_db], reward_per_click=2, flush_batches=1000)
         ledger.ensure_indexes()
         # 300 users, three shares (1, 2 or 3 clicks at the same time) and a user of its own.
-        first = [*clicks_for(300, 1), Click("solo", "k", 1, 5)]
+        first = [*clicks_for(300, 1), QueuedClick("solo", "k", 1, 5)]
         ledger.apply("first", first)
-        batch = [Click(f"u{n}", f"next{n}", 1 + n % 3, 7) for n in range(300)]
-        batch.append(Click("solo", "next", 1, 8))
+        batch = [QueuedClick(f"u{n}", f"next{n}", 1 + n % 3, 7) for n in range(300)]
+        batch.append(QueuedClick("solo", "next", 1, 8))
         commands.clear()
         ledger.apply("wide", batch)
         assert commands == [
@@ -338,11 +338,13 @@ def test_a_batch_of_many_users_costs_four_commands_without_cursor_round_trips(
 def test_new_users_are_upserted_after_their_share_found_no_balance(database: Db) -> None:
     ledger = Ledger(database, reward_per_click=2, flush_batches=1000)
     ledger.ensure_indexes()
-    ledger.apply("b0", [Click(f"u{n}", "k0", 1, 0) for n in range(3)])
+    ledger.apply("b0", [QueuedClick(f"u{n}", "k0", 1, 0) for n in range(3)])
     # Six users with one share: three have balances, three are new.
-    batch = [Click(f"u{n}", "k1", 2, 9) for n in range(6)]
+    batch = [QueuedClick(f"u{n}", "k1", 2, 9) for n in range(6)]
     result = ledger.apply("b1", batch)
-    assert balances(database) == expected([[Click(f"u{n}", "k0", 1, 0) for n in range(3)], batch])
+    assert balances(database) == expected(
+        [[QueuedClick(f"u{n}", "k0", 1, 0) for n in range(3)], batch]
+    )
     assert {o.click.user: o.balance for o in result.outcomes} == {
         "u0": 6,
         "u1": 6,
@@ -396,9 +398,9 @@ def test_the_sweep_removes_old_marks_of_batches_that_can_never_apply_again(
 
 def test_the_last_click_time_follows_the_latest_batch(ledger: Ledger, database: Db) -> None:
     """A later batch moves ``lastClickMs`` forward, an earlier one (applied late) does not."""
-    ledger.apply("b1", [Click("u", "k1", 1, 1_700_000_000_000)])
-    ledger.apply("b2", [Click("u", "k2", 1, 1_700_000_005_000)])
-    late = ledger.apply("b3", [Click("u", "k3", 1, 1_700_000_001_000)])
+    ledger.apply("b1", [QueuedClick("u", "k1", 1, 1_700_000_000_000)])
+    ledger.apply("b2", [QueuedClick("u", "k2", 1, 1_700_000_005_000)])
+    late = ledger.apply("b3", [QueuedClick("u", "k3", 1, 1_700_000_001_000)])
     assert late.users[0].last_click_ms == 1_700_000_005_000
     doc = database["balances"].find_one({"_id": "u"})
     assert doc is not None
@@ -464,11 +466,11 @@ def test_grouped_users_take_their_waiting_unmarks_along(database: Db) -> None:
     ledger = Ledger(database, reward_per_click=2, flush_batches=1, flush_seconds=3600)
     ledger.ensure_indexes()
     users = [f"u{n}" for n in range(5)]  # equal shares: one update_many for all of them
-    ledger.apply("b1", [Click(user, "k1", 1, 0) for user in users])
+    ledger.apply("b1", [QueuedClick(user, "k1", 1, 0) for user in users])
     assert marks_of(database) == {user: ["b1"] for user in users}  # marker written, marks wait
-    ledger.apply("b2", [Click(user, "k2", 1, 0) for user in users])
+    ledger.apply("b2", [QueuedClick(user, "k2", 1, 0) for user in users])
     assert marks_of(database) == {user: ["b2"] for user in users}
-    ledger.apply("b2", [Click(user, "k2", 1, 0) for user in users])  # a repeat: refused
+    ledger.apply("b2", [QueuedClick(user, "k2", 1, 0) for user in users])  # a repeat: refused
     assert balances(database) == {user: (4, 2) for user in users}
     ledger.flush()
     assert marks_of(database) == {user: [] for user in users}
@@ -538,7 +540,7 @@ def test_times_do_not_depend_on_the_machines_time_zone(tokyo: None) -> None:
 def test_markers_carry_the_time_their_ttl_counts_from(
     ledger: Ledger, database: Db, tokyo: None
 ) -> None:
-    ledger.apply("b1", [Click("u1", "k1", 1, 0)])
+    ledger.apply("b1", [QueuedClick("u1", "k1", 1, 0)])
     before = datetime.now(UTC)
     ledger.flush()
     marker = database["batches"].find_one({"_id": "b1"})
@@ -549,8 +551,10 @@ def test_markers_carry_the_time_their_ttl_counts_from(
 
 def test_a_marker_already_written_does_not_stop_the_others(ledger: Ledger, database: Db) -> None:
     database["batches"].insert_one({"_id": "old", "at": datetime.now(UTC)})
-    ledger.apply("old", [Click("u1", "k1", 1, 0)])  # a repeat whose marker exists: written first
-    ledger.apply("new", [Click("u1", "k2", 1, 0)])
+    ledger.apply(
+        "old", [QueuedClick("u1", "k1", 1, 0)]
+    )  # a repeat whose marker exists: written first
+    ledger.apply("new", [QueuedClick("u1", "k2", 1, 0)])
     ledger.flush()
     assert sorted(d["_id"] for d in database["batches"].find()) == ["new", "old"]
 
@@ -559,10 +563,10 @@ def test_a_refused_grouped_write_gives_back_the_marks_riding_on_it(database: Db)
     users = [f"u{n}" for n in range(5)]
     ledger = Ledger(database, reward_per_click=2, flush_batches=1, flush_seconds=3600)
     ledger.ensure_indexes()
-    ledger.apply("b0", [Click(user, "k0", 1, 0) for user in users])  # flushed: b0 marks wait
+    ledger.apply("b0", [QueuedClick(user, "k0", 1, 0) for user in users])  # flushed: b0 marks wait
     killed = Ledger(database, reward_per_click=2, flush_batches=1000, flush_seconds=3600)
-    killed.apply("bx", [Click(user, "kx", 1, 0) for user in users])  # applied, never flushed
-    ledger.apply("bx", [Click(user, "kx", 1, 0) for user in users])  # refused: all marked
+    killed.apply("bx", [QueuedClick(user, "kx", 1, 0) for user in users])  # applied, never flushed
+    ledger.apply("bx", [QueuedClick(user, "kx", 1, 0) for user in users])  # refused: all marked
     assert balances(database) == {user: (4, 2) for user in users}
     ledger.flush()
     assert marks_of(database) == {user: [] for user in users}
@@ -583,7 +587,7 @@ def test_settling_reads_the_users_own_balance_even_without_marks(
 
 def test_clicks_record_when_they_were_applied(ledger: Ledger, database: Db, tokyo: None) -> None:
     before = datetime.now(UTC)
-    ledger.apply("b1", [Click("u1", "k1", 1, 0)])
+    ledger.apply("b1", [QueuedClick("u1", "k1", 1, 0)])
     doc = database["clicks"].find_one({"user": "u1", "key": "k1"})
     assert doc is not None
     at = doc["appliedAt"] if doc["appliedAt"].tzinfo else doc["appliedAt"].replace(tzinfo=UTC)
@@ -591,17 +595,17 @@ def test_clicks_record_when_they_were_applied(ledger: Ledger, database: Db, toky
 
 
 def test_a_duplicate_reports_the_reward_it_was_applied_with(ledger: Ledger) -> None:
-    ledger.apply("b1", [Click("u1", "k", 3, 0)])
+    ledger.apply("b1", [QueuedClick("u1", "k", 3, 0)])
     # The same key much later (its record expired in Redis), now with one click.
-    later = ledger.apply("b2", [Click("u1", "k", 1, 0)])
+    later = ledger.apply("b2", [QueuedClick("u1", "k", 1, 0)])
     assert [(o.duplicate, o.reward, o.balance) for o in later.outcomes] == [(True, 6, 6)]
 
 
 def test_clicks_after_a_duplicate_in_the_same_batch_are_inserted(
     ledger: Ledger, database: Db
 ) -> None:
-    ledger.apply("b1", [Click("u1", "old", 1, 0)])
-    ledger.apply("b2", [Click("u1", "old", 1, 0), Click("u1", "new", 1, 0)])
+    ledger.apply("b1", [QueuedClick("u1", "old", 1, 0)])
+    ledger.apply("b2", [QueuedClick("u1", "old", 1, 0), QueuedClick("u1", "new", 1, 0)])
     assert sorted(d["key"] for d in database["clicks"].find({"user": "u1"})) == ["new", "old"]
     assert balances(database) == {"u1": (4, 2)}
 
@@ -624,7 +628,7 @@ class FailingOnce:
 
 
 def test_an_unmark_statement_that_fails_is_tried_again(ledger: Ledger, database: Db) -> None:
-    ledger.apply("b1", [Click("u1", "k1", 1, 0)])
+    ledger.apply("b1", [QueuedClick("u1", "k1", 1, 0)])
     ledger.balances = FailingOnce(ledger.balances)  # type: ignore[assignment]
     with pytest.raises(AutoReconnect):
         ledger.flush()  # the marker is written; removing the mark fails
@@ -650,9 +654,13 @@ def test_ids_of_users_and_keys_holding_the_separator() -> None:
 def test_what_mongodb_keeps_is_what_the_outcomes_said(ledger: Ledger, database: Db) -> None:
     """Click documents by (user, key) id, with the outcome's applied time; the batch's marker
     with each user's balance right after it: an answer given from MongoDB later is the same."""
-    ledger.apply("b0", [Click("u1", "early", 2, 1_700_000_000_123)])
+    ledger.apply("b0", [QueuedClick("u1", "early", 2, 1_700_000_000_123)])
     result = ledger.apply(
-        "b1", [Click("u1", "k:1", 1, 1_700_000_000_456), Click("u:2", "k", 3, 1_700_000_000_789)]
+        "b1",
+        [
+            QueuedClick("u1", "k:1", 1, 1_700_000_000_456),
+            QueuedClick("u:2", "k", 3, 1_700_000_000_789),
+        ],
     )
     ledger.flush()
     docs = {doc["_id"]: doc for doc in database["clicks"].find()}
@@ -674,8 +682,8 @@ def test_what_mongodb_keeps_is_what_the_outcomes_said(ledger: Ledger, database: 
 
 
 def test_a_duplicate_answers_with_the_original_document(ledger: Ledger, database: Db) -> None:
-    first = ledger.apply("b1", [Click("u1", "k", 3, 1_700_000_000_000)])
-    again = ledger.apply("b2", [Click("u1", "k", 3, 1_700_000_099_000)])
+    first = ledger.apply("b1", [QueuedClick("u1", "k", 3, 1_700_000_000_000)])
+    again = ledger.apply("b2", [QueuedClick("u1", "k", 3, 1_700_000_099_000)])
     (original,), (duplicate,) = first.outcomes, again.outcomes
     assert duplicate.duplicate
     assert (duplicate.reward, duplicate.applied_ms) == (original.reward, original.applied_ms)
@@ -699,7 +707,7 @@ def test_a_document_written_without_the_derived_id_is_still_found(
         }
     )
     result = ledger.apply(
-        "b1", [Click("u1", "old", 2, 1_700_000_000_000), Click("u1", "new", 1, 0)]
+        "b1", [QueuedClick("u1", "old", 2, 1_700_000_000_000), QueuedClick("u1", "new", 1, 0)]
     )
     old, new = result.outcomes
     assert (old.duplicate, old.reward, old.applied_ms) == (True, 4, 1_600_000_000_500)
@@ -718,9 +726,9 @@ def test_every_run_of_a_batch_reports_the_balances_its_marker_holds(
 ) -> None:
     """A job run again after its outcomes were recorded (its worker died before RQ knew) tells
     the balance right after the batch, not the one now: what Redis said, MongoDB says."""
-    first = ledger.apply("b1", [Click("u1", "a", 1, 0), Click("u2", "a", 2, 0)])
-    ledger.apply("b2", [Click("u1", "b", 3, 0)])
-    again = ledger.apply("b1", [Click("u1", "a", 1, 0), Click("u2", "a", 2, 0)])
+    first = ledger.apply("b1", [QueuedClick("u1", "a", 1, 0), QueuedClick("u2", "a", 2, 0)])
+    ledger.apply("b2", [QueuedClick("u1", "b", 3, 0)])
+    again = ledger.apply("b1", [QueuedClick("u1", "a", 1, 0), QueuedClick("u2", "a", 2, 0)])
     assert [o.balance for o in again.outcomes] == [o.balance for o in first.outcomes] == [2, 4]
     assert again.users[0].balance == 8  # the status cache still gets the balance now
     assert balances(database) == {"u1": (8, 4), "u2": (4, 2)}

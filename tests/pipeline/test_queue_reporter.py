@@ -10,7 +10,7 @@ import redis
 from redis.asyncio import Redis
 
 from crypto_mine.common.names import Keys
-from crypto_mine.common.queue_reporter import (
+from crypto_mine.pipeline.queue_reporter import (
     LEASE_SECONDS,
     RENEW_SECONDS,
     AsyncQueueReporter,

@@ -14,7 +14,7 @@ from rq.queue import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
-from .names import QUEUE_NAME, ShardKeys, queue_name
+from crypto_mine.common.names import QUEUE_NAME, ShardKeys, queue_name
 
 
 class ShardQueueKeys:

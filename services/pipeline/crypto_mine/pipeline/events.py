@@ -5,7 +5,7 @@ call that records the outcomes, so an event exists exactly when its outcome was 
 An entry is one of:
 
 - a click: ``ev=click``, ``k`` = idempotency key, then the click record's own fields
-  (:class:`crypto_mine.common.records.Field`): state, clicks, accepted, reward, balance, ...;
+  (:class:`crypto_mine.pipeline.records.Field`): state, clicks, accepted, reward, balance, ...;
 - a balance: ``ev=balance``, then the status cache's fields ``clicks``, ``balance``, ``last``;
 - a sign-out: ``ev=signout``, ``tok`` = the id of the token signed out (the api's logout): the
   streams opened with that token end; it is never sent to clients.
@@ -20,8 +20,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from crypto_mine.common.settings import Env
+
 from .records import ClickRecord
-from .settings import Env
 from .status_cache import UserStatus
 
 CLICK = "click"

@@ -21,7 +21,8 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from .names import Metrics, ShardKeys
+from crypto_mine.common.names import Metrics, ShardKeys
+
 from .queue_stats import QueueStats, read_stats
 
 log = logging.getLogger(__name__)

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 import redis
 
-from crypto_mine.common import events
-from crypto_mine.common.batches import BatchApplier
-from crypto_mine.common.events import EventSettings
-from crypto_mine.common.failures import PoisonJob
-from crypto_mine.common.ledger import Ledger
 from crypto_mine.common.names import KEY_TAG, Keys
-from crypto_mine.common.outcomes import Outcomes
 from crypto_mine.common.retry import Backoff
+from crypto_mine.pipeline import events
+from crypto_mine.pipeline.batches import BatchRunner
+from crypto_mine.pipeline.events import EventSettings
+from crypto_mine.pipeline.failures import PoisonJob
+from crypto_mine.pipeline.ledger import Ledger
+from crypto_mine.pipeline.outcomes import OutcomeRecorder
 
 
 def queued(client: redis.Redis, user: str, key: str, clicks: int = 1) -> dict[str, Any]:
@@ -36,20 +36,20 @@ def entries(client: redis.Redis, user: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture
-def applier(redis_client: redis.Redis, ledger: Ledger) -> BatchApplier:
-    outcomes = Outcomes(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
-    return BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), 1.0)
+def runner(redis_client: redis.Redis, ledger: Ledger) -> BatchRunner:
+    recorder = OutcomeRecorder(redis_client, 300, EventSettings(maxlen=100, ttl_seconds=120))
+    return BatchRunner(ledger, recorder, Backoff(0.01, 0.02), 1.0)
 
 
 def test_each_outcome_is_one_event_and_repeats_add_none(
-    applier: BatchApplier, redis_client: redis.Redis
+    runner: BatchRunner, redis_client: redis.Redis
 ) -> None:
     batch = [queued(redis_client, "u1", "a", 2), queued(redis_client, "u1", "b")]
     batch.append(queued(redis_client, "u2", "c"))
     batch.append({"user": "u1", "key": "bad", "clicks": 0, "at": 7})
     queued(redis_client, "u1", "bad")
     for _ in range(3):  # a crashed worker's job, run again and again
-        applier.apply("job-1", batch)
+        runner.run("job-1", batch)
     mine = entries(redis_client, "u1")
     kinds = [kind for kind, _ in mine]
     assert kinds == ["click", "click", "click", "balance"]
@@ -68,31 +68,31 @@ def test_each_outcome_is_one_event_and_repeats_add_none(
 
 
 def test_a_duplicate_seen_by_a_later_batch_is_one_more_event(
-    applier: BatchApplier, redis_client: redis.Redis
+    runner: BatchRunner, redis_client: redis.Redis
 ) -> None:
-    applier.apply("job-1", [queued(redis_client, "u1", "a")])
+    runner.run("job-1", [queued(redis_client, "u1", "a")])
     redis_client.delete(Keys.click("u1", "a"))  # its record expired; the key came back
-    applier.apply("job-2", [queued(redis_client, "u1", "a")])
+    runner.run("job-2", [queued(redis_client, "u1", "a")])
     clicks = [body for kind, body in entries(redis_client, "u1") if kind == "click"]
     assert [c["result"]["duplicate"] for c in clicks] == [False, True]
     assert [c["result"]["balance"] for c in clicks] == [2, 2]
 
 
 def test_expired_records_and_poison_emit_nothing(
-    applier: BatchApplier, redis_client: redis.Redis
+    runner: BatchRunner, redis_client: redis.Redis
 ) -> None:
-    applier.apply("job-1", [{"user": "u1", "key": "gone", "clicks": 1, "at": 7}])
+    runner.run("job-1", [{"user": "u1", "key": "gone", "clicks": 1, "at": 7}])
     assert entries(redis_client, "u1") == []  # no record: no outcome to tell about
     with pytest.raises(PoisonJob):
-        applier.apply("job-2", "not a list")
+        runner.run("job-2", "not a list")
     assert redis_client.keys(f"{KEY_TAG}:events:*") == []
 
 
 def test_streams_are_trimmed(redis_client: redis.Redis, ledger: Ledger) -> None:
-    outcomes = Outcomes(redis_client, 300, EventSettings(maxlen=10, ttl_seconds=120))
-    applier = BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), 1.0)
+    recorder = OutcomeRecorder(redis_client, 300, EventSettings(maxlen=10, ttl_seconds=120))
+    runner = BatchRunner(ledger, recorder, Backoff(0.01, 0.02), 1.0)
     for job in range(120):
-        applier.apply(f"job-{job}", [queued(redis_client, "u1", f"k{job}")])
+        runner.run(f"job-{job}", [queued(redis_client, "u1", f"k{job}")])
     # MAXLEN ~ trims whole nodes of the stream (100 entries): at least 10 stay, not all 240.
     assert 10 <= redis_client.xlen(Keys.events("u1")) < 240
     last = entries(redis_client, "u1")[-1][1]
@@ -100,14 +100,14 @@ def test_streams_are_trimmed(redis_client: redis.Redis, ledger: Ledger) -> None:
 
 
 def test_events_older_than_the_stream_ttl_are_trimmed(
-    applier: BatchApplier, redis_client: redis.Redis
+    runner: BatchRunner, redis_client: redis.Redis
 ) -> None:
     stream = Keys.events("u1")
     a_minute_ago = int(time.time() * 1000) - 60_000  # within the fixture's 120 s
     # Events of long ago, then of a minute ago (ids are milliseconds since the epoch).
     for at in [*range(1, 201), *range(a_minute_ago, a_minute_ago + 50)]:
         redis_client.xadd(stream, {"ev": "balance", "clicks": 1, "balance": 2, "last": 3}, id=at)
-    applier.apply("job-1", [queued(redis_client, "u1", "a")])
+    runner.run("job-1", [queued(redis_client, "u1", "a")])
     raw: list[tuple[str, Any]] = redis_client.xrange(stream)  # type: ignore[assignment]
     ids = [int(entry_id.split("-")[0]) for entry_id, _ in raw]
     # Whole nodes go (MINID ~): at most the old events sharing a node with newer ones stay.
@@ -117,14 +117,14 @@ def test_events_older_than_the_stream_ttl_are_trimmed(
 
 
 def test_a_short_stream_loses_its_old_events_too(
-    applier: BatchApplier, redis_client: redis.Redis
+    runner: BatchRunner, redis_client: redis.Redis
 ) -> None:
     """Fewer events than MINING_EVENTS_MAXLEN: only their age trims them."""
     stream = Keys.events("u1")
     recent = int(time.time() * 1000) - 1000
     for at in [*range(1, 61), *range(recent, recent + 10)]:  # 70 events, below maxlen (100)
         redis_client.xadd(stream, {"ev": "balance", "clicks": 1, "balance": 2, "last": 3}, id=at)
-    applier.apply("job-1", [queued(redis_client, "u1", "a")])
+    runner.run("job-1", [queued(redis_client, "u1", "a")])
     raw: list[tuple[str, Any]] = redis_client.xrange(stream)  # type: ignore[assignment]
     ids = [int(entry_id.split("-")[0]) for entry_id, _ in raw]
     # Nodes of 512 bytes hold a dozen of these: the old ones are gone but for one node's worth.
@@ -137,12 +137,12 @@ def test_a_completed_record_keeps_what_answers_need_for_the_window(
 ) -> None:
     """The job id goes (and the fingerprint older versions wrote), ``d`` only for duplicates;
     the record lives for the window from completion; a failed one keeps its TTL."""
-    outcomes = Outcomes(redis_client, 300, window_seconds=90)
-    applier = BatchApplier(ledger, outcomes, Backoff(0.01, 0.02), 1.0)
+    recorder = OutcomeRecorder(redis_client, 300, window_seconds=90)
+    runner = BatchRunner(ledger, recorder, Backoff(0.01, 0.02), 1.0)
     batch = [queued(redis_client, "u1", "a", 2), {"user": "u1", "key": "bad", "clicks": 0}]
     queued(redis_client, "u1", "bad")
     redis_client.hset(Keys.click("u1", "a"), "f", "0123456789abcdef01234567")
-    applier.apply("job-1", batch)
+    runner.run("job-1", batch)
     record = redis_client.hgetall(Keys.click("u1", "a"))
     assert set(record) == {"s", "n", "t", "r", "b", "a"}
     assert (record["s"], record["n"], record["r"], record["b"]) == ("completed", "2", "4", "4")
@@ -151,6 +151,6 @@ def test_a_completed_record_keeps_what_answers_need_for_the_window(
     assert redis_client.ttl(Keys.click("u1", "bad")) > 3000
     # A repeated run (a crashed worker's job) changes neither the record nor its lifetime.
     redis_client.expire(Keys.click("u1", "a"), 30)
-    applier.apply("job-1", batch)
+    runner.run("job-1", batch)
     assert redis_client.hgetall(Keys.click("u1", "a")) == record
     assert redis_client.ttl(Keys.click("u1", "a")) <= 30

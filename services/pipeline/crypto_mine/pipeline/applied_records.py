@@ -2,7 +2,7 @@
 
 Redis keeps a click's record while the click waits and for the window after it completed
 (``records.py``); MongoDB keeps every applied click for good (``ledger.py``): its document,
-whose ``_id`` is :func:`~crypto_mine.common.ledger.click_id` of (user, key), and its batch's
+whose ``_id`` is :func:`~crypto_mine.pipeline.ledger.click_id` of (user, key), and its batch's
 marker, with the user's balance right after the batch. Beyond the window these two reads give
 the same record the worker wrote: ``completed``, the clicks, the reward, the accepted and
 applied times, and the balance (``None`` once the marker expired, ``JOB_FAILURE_TTL`` + 1 day

@@ -16,7 +16,7 @@ holding its documents instead of to all of them:
   a unique index of usernames, which a sharded collection could keep only with the username as
   its shard key) and one per counter; sign-ups are rare next to clicks.
 
-``python -m crypto_mine.common.mongo_shards DB`` prints the ``mongosh`` commands.
+``python -m crypto_mine.pipeline.mongo_shards DB`` prints the ``mongosh`` commands.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .names import Collections
+from crypto_mine.common.names import Collections
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The Redis side of a batch: claiming its clicks, and writing its outcome in one script call
 (click records, kept for the window from then on; status cache, depth, the users' event streams
-of ``crypto_mine.common.events``).
+of ``crypto_mine.pipeline.events``).
 
-Field names of the click record are those of ``crypto_mine.common.records.Field``.
+Field names of the click record are those of ``crypto_mine.pipeline.records.Field``.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from typing import Any
 import orjson
 from redis import Redis
 
+from crypto_mine.common.names import Keys, ShardKeys, Ttl
+
 from .events import EventSettings
-from .ledger import Applied, Click
-from .names import Keys, ShardKeys, Ttl
+from .ledger import Applied, QueuedClick
 from .status_cache import WRITE_STATUS_LUA
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    click: Click
+    click: QueuedClick
     error_code: str
 
 
@@ -45,7 +46,10 @@ return redis.call('LRANGE', KEYS[2], 0, -1)
 """
 
 
-class Outcomes:
+class OutcomeRecorder:
+    """Records a batch's outcomes in Redis in one script call: click records, status cache,
+    events, the depth counter; and claims a job's clicks before its run."""
+
     def __init__(
         self,
         redis: Redis,

@@ -16,10 +16,10 @@ import pytest
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 
-from crypto_mine.common.applied import CLICK_FIELDS, MARKER_FIELDS, markers_filter
-from crypto_mine.common.ledger import Click, Ledger, clicks_filter
-from crypto_mine.common.mongo_shards import SHARD_KEYS, UNSHARDED, ShardKey, commands
 from crypto_mine.common.names import Collections
+from crypto_mine.pipeline.applied_records import CLICK_FIELDS, MARKER_FIELDS, markers_filter
+from crypto_mine.pipeline.ledger import Ledger, QueuedClick, clicks_filter
+from crypto_mine.pipeline.mongo_shards import SHARD_KEYS, UNSHARDED, ShardKey, commands
 from devstack.servers import MongoServer
 
 Db = Database[dict[str, Any]]
@@ -113,10 +113,10 @@ def test_every_command_of_the_click_path_reaches_only_its_shards(
     database, listener = watched
     ledger = Ledger(database, reward_per_click=2, flush_batches=1, flush_seconds=0)
     ledger.ensure_indexes()
-    first = [Click(f"u{n}", f"k{n}", 1, 1_700_000_000_000) for n in range(4)]
+    first = [QueuedClick(f"u{n}", f"k{n}", 1, 1_700_000_000_000) for n in range(4)]
     ledger.apply("b1", first)
     ledger.apply("b1", first)  # a job run again: every click known
-    ledger.apply("b2", [first[0], Click("u0", "new", 2, 1_700_000_000_000)])  # a duplicate
+    ledger.apply("b2", [first[0], QueuedClick("u0", "new", 2, 1_700_000_000_000)])  # a duplicate
     ledger.flush()
     ledger.sweep("", 10, datetime.now(UTC) + timedelta(seconds=1), lambda _: set())
     # The api's reads: a key beyond the Redis window, a user's balance.
