@@ -134,7 +134,7 @@ def position(script: str, path: Path) -> int:
     return script.index(first + "\n")
 
 
-def test_admission_runs_its_parts_in_the_order_admit_lua_names() -> None:
+def test_admission_puts_its_parts_in_the_order_they_need() -> None:
     script = scripts.load(admission.__package__, admission.SCRIPT)
     parts = ["clock", "limits", "idempotency", "backpressure", "enqueue", "admit"]
     starts = [position(script, lua_file(f"{part}.lua")) for part in parts]
