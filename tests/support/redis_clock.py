@@ -1,19 +1,19 @@
 """A clock the test sets, for the api's admission script: the time the buckets see.
 
-The admission script reads the Redis server's clock (``lua/clock.lua``); tests that need to
-say "500 ms later" exactly swap that one step for a read of :data:`CLOCK_KEY`, which the test
-sets. Every other step of the script is the one the api runs.
+The admission script reads the Redis server's clock (``lua/clock.lua``, one of its includes);
+tests that need to say "500 ms later" exactly swap that one part for a read of
+:data:`CLOCK_KEY`, which the test sets. Every other part of the script is the one the api runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import resources
 
 import pytest
 import redis
 
 from crypto_mine.api import admission
+from crypto_mine.common import scripts
 
 CLOCK_KEY = "test:clock:ms"
 TEST_CLOCK = f"local now_ms = tonumber(redis.call('GET', '{CLOCK_KEY}'))\n"
@@ -43,6 +43,12 @@ class RedisClock:
 
 def install_test_clock(monkeypatch: pytest.MonkeyPatch, client: redis.Redis) -> RedisClock:
     """Apps created from now on in this test admit clicks on a :class:`RedisClock`."""
-    load: Callable[[], str] = admission.load_script
-    monkeypatch.setattr(admission, "load_script", lambda: with_test_clock(load()))
+    real = scripts.load
+
+    def load(package: str | None, name: str) -> str:
+        script = real(package, name)
+        admitting = (package, name) == (admission.__package__, admission.SCRIPT)
+        return with_test_clock(script) if admitting else script
+
+    monkeypatch.setattr(scripts, "load", load)
     return RedisClock(client)

@@ -2,11 +2,11 @@
 
 Concurrent requests are coalesced (``batching.py``): while a script call is in flight, new
 clicks wait in a list, and the next call carries all of them (up to ``batch_max_clicks``,
-``batch_concurrency`` calls in flight per process). Each call runs the
-Lua steps in ``lua/`` atomically; the accepted clicks join the job still waiting at the tail
-of the RQ queue, or a new one (``lua/enqueue.lua``), so jobs grow to ``job_max_clicks`` while
-workers are busy. A click is answered ``202`` only after that call returned, so it is in
-Redis, with its idempotency record, in the same atomic step.
+``batch_concurrency`` calls in flight per process). Each call runs the Lua script
+``lua/admit.lua`` (its parts included in order) atomically; the accepted clicks join the job
+still waiting at the tail of the RQ queue, or a new one (``lua/enqueue.lua``), so jobs grow to
+``job_max_clicks`` while workers are busy. A click is answered ``202`` only after that call
+returned, so it is in Redis, with its idempotency record, in the same atomic step.
 
 Before its script runs, a batch's keys are looked up in MongoDB (``applied.py``, one read):
 Redis holds records for a window only, and a key repeated after it is found there and
@@ -20,7 +20,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from importlib import resources
 from typing import Any, NamedTuple
 
 import orjson
@@ -31,6 +30,7 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
 
+from crypto_mine.common import scripts
 from crypto_mine.common.metrics import REDIS_LATENCY
 from crypto_mine.common.names import (
     APPLY_CLICKS_JOB,
@@ -49,13 +49,7 @@ from .settings import ApiSettings, Bucket
 
 log = logging.getLogger(__name__)
 
-STEPS = ("clock", "limits", "idempotency", "backpressure", "enqueue", "admit")
-
-
-def load_script(steps: tuple[str, ...] = STEPS) -> str:
-    """The Lua files of ``steps``, in order, as one script."""
-    folder = resources.files(__package__) / "lua"
-    return "\n".join((folder / f"{step}.lua").read_text() for step in steps)
+SCRIPT = "admit.lua"
 
 
 class Verdict(IntEnum):
@@ -152,7 +146,7 @@ class Admitter:
         self.applied = applied
         self.keys = ShardKeys(shard)
         self.queue = ShardQueueKeys(shard).queue
-        self.script = redis.register_script(load_script())
+        self.script = redis.register_script(scripts.load(__package__, SCRIPT))
         self.template = JobTemplate(settings, queue_name(shard))
         self.policies = (settings.global_bucket, settings.user_bucket, settings.ip_bucket)
         # Each shard takes its share of the global rate: users spread evenly over the shards.

@@ -29,11 +29,11 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
+from crypto_mine.common import scripts
 from crypto_mine.common.metrics import REDIS_LATENCY
 from crypto_mine.common.names import Keys
 
 from . import limits
-from .admission import load_script
 from .clientip import client_ip
 from .errors import ApiError
 from .settings import Bucket
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/api/"
 EXEMPT = frozenset({"/api/health", "/api/metrics"})
-STEPS = ("clock", "limits", "api_limit")
 # Handshake answers and accepts that carry the headers too.
 STARTS = frozenset({"http.response.start", "websocket.http.response.start", "websocket.accept"})
 BATCH = 256  # most requests one script call decides
@@ -56,7 +55,7 @@ class Limiter:
     """Takes one token per request from its IP's bucket, many requests per script call."""
 
     def __init__(self, redis: Redis, bucket: Bucket) -> None:
-        self.script: Script = redis.register_script(load_script(STEPS))
+        self.script: Script = redis.register_script(scripts.load(__package__, "api_limit.lua"))
         self.args = [str(bucket.rate), str(bucket.burst)]
         self._pending: list[tuple[str, asyncio.Future[Decision]]] = []
         self._running = 0

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from crypto_mine.common import scripts
 from crypto_mine.common.names import Keys
 
 from .errors import ApiError
@@ -38,80 +39,6 @@ from .errors import ApiError
 log = logging.getLogger(__name__)
 
 BASE_DELAY_MS = 1000
-
-# KEYS: the counters; ARGV: max attempts, window in ms. Returns {0, 0} when the attempt is
-# counted, else {blocking key's index, ms until it frees}.
-COUNT_SCRIPT = """
-local limit = tonumber(ARGV[1])
-local blocked, wait = 0, 0
-for i, key in ipairs(KEYS) do
-  if tonumber(redis.call('GET', key) or '0') >= limit then
-    local ttl = redis.call('PTTL', key)
-    if ttl < 0 then
-      redis.call('PEXPIRE', key, ARGV[2])
-      ttl = tonumber(ARGV[2])
-    end
-    if ttl > wait then
-      blocked, wait = i, ttl
-    end
-  end
-end
-if blocked > 0 then
-  return {blocked, wait}
-end
-for _, key in ipairs(KEYS) do
-  if redis.call('INCR', key) == 1 then
-    redis.call('PEXPIRE', key, ARGV[2])
-  end
-end
-return {0, 0}
-"""
-
-# KEYS: 1 client counter, 2 (username, client) counter, 3 username hash {n = failures, t = ms}.
-# ARGV: 1 client limit, 2 pair limit, 3 failures before delays, 4 window ms, 5 trusted device
-# (1/0), 6 first delay ms, 7 longest delay ms.
-# Returns {0, 0} when the attempt is counted, else {blocking key's index, ms until it frees}.
-LOGIN_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[4])
-local blocked, wait = 0, 0
-for i = 1, 2 do
-  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i]) then
-    local ttl = redis.call('PTTL', KEYS[i])
-    if ttl < 0 then
-      redis.call('PEXPIRE', KEYS[i], window)
-      ttl = window
-    end
-    if ttl > wait then blocked, wait = i, ttl end
-  end
-end
-local failures = tonumber(redis.call('HGET', KEYS[3], 'n') or '0')
-local free_after = tonumber(ARGV[3])
-if ARGV[5] == '0' and failures >= free_after then
-  local delay = math.min(tonumber(ARGV[7]), tonumber(ARGV[6]) * 2 ^ (failures - free_after))
-  local ready = tonumber(redis.call('HGET', KEYS[3], 't') or '0') + delay
-  if ready - now > wait then blocked, wait = 3, ready - now end
-end
-if blocked > 0 then
-  return {blocked, math.ceil(wait)}
-end
-for i = 1, 2 do
-  if redis.call('INCR', KEYS[i]) == 1 then
-    redis.call('PEXPIRE', KEYS[i], window)
-  end
-end
-redis.call('HINCRBY', KEYS[3], 'n', 1)
-redis.call('HSET', KEYS[3], 't', now)
-redis.call('PEXPIRE', KEYS[3], window)
-return {0, 0}
-"""
-
-# KEYS: 2 (username, client) counter, 3 username hash (the client's counter keeps the attempt).
-FORGIVE_SCRIPT = """
-redis.call('DEL', KEYS[1], KEYS[2])
-return 0
-"""
 
 LOGIN_SCOPES = ("ip", "username_ip", "username")
 WHAT = {
@@ -145,9 +72,9 @@ def too_many(what: str, scope: str, wait_ms: int) -> ApiError:
 class AttemptLimiter:
     def __init__(self, redis: Redis, limits: AttemptLimits) -> None:
         self.limits = limits
-        self.count = redis.register_script(COUNT_SCRIPT)
-        self.login = redis.register_script(LOGIN_SCRIPT)
-        self.forgive = redis.register_script(FORGIVE_SCRIPT)
+        self.count = redis.register_script(scripts.load(__package__, "attempt_count.lua"))
+        self.login = redis.register_script(scripts.load(__package__, "attempt_login.lua"))
+        self.forgive = redis.register_script(scripts.load(__package__, "attempt_forgive.lua"))
 
     @staticmethod
     def login_keys(username_key: str, ip: str) -> list[str]:

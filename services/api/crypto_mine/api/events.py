@@ -50,6 +50,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from crypto_mine.common import scripts
 from crypto_mine.common.names import ShardKeys
 from crypto_mine.common.settings import RedisSettings
 from crypto_mine.pipeline import events
@@ -71,26 +72,6 @@ RETRY_MS = 2000  # what browsers wait before reconnecting
 START = "0-0"
 
 Entry = tuple[str, dict[str, str]]
-
-# KEYS: 1 the user's leases, 2 the token's sign-out mark; ARGV: 1 connection, 2 lease ms,
-# 3 limit (0: renew, no limit). Returns 1 when the connection holds a lease, 0 when the limit
-# is reached, -1 when the token was signed out.
-LEASE_SCRIPT = """
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return -1
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local limit = tonumber(ARGV[3])
-if limit > 0 and not redis.call('ZSCORE', KEYS[1], ARGV[1])
-    and redis.call('ZCARD', KEYS[1]) >= limit then
-  return 0
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
 
 
 class Subscription:
@@ -296,7 +277,8 @@ class EventFeeds:
             EventHub(shard.redis_settings, shard.redis, shard.keys) for shard in shards.all
         ]
         self.status = status
-        self.leases = [shard.redis.register_script(LEASE_SCRIPT) for shard in shards.all]
+        lease = scripts.load(__package__, "event_lease.lua")
+        self.leases = [shard.redis.register_script(lease) for shard in shards.all]
         self.heartbeat = settings.events_heartbeat_seconds
         self.lease_ms = math.ceil(1000 * self.heartbeat * LEASE_HEARTBEATS)
 

@@ -33,6 +33,7 @@ import anyio.to_thread
 from rq.job import Job
 from rq.queue import Queue
 
+from crypto_mine.common import scripts
 from crypto_mine.common.names import QUEUE_NAME
 from crypto_mine.pipeline.failures import PoisonJob
 from crypto_mine.pipeline.runtime import Pipeline, PipelineSettings
@@ -42,15 +43,6 @@ from .settings import ApiSettings
 log = logging.getLogger(__name__)
 
 THREADS = 4
-
-# KEYS: 1 RQ queue, 2 RQ job hash; ARGV: 1 job id. Takes a job nobody dequeued off the queue.
-DEQUEUE_SCRIPT = """
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
-  redis.call('DEL', KEYS[2])
-  return 1
-end
-return 0
-"""
 
 
 class InlineApplier:
@@ -68,7 +60,7 @@ class InlineApplier:
                 retry_budget_seconds=settings.admission_timeout_seconds,
             )
         )
-        self.dequeue = self.pipeline.redis.register_script(DEQUEUE_SCRIPT)
+        self.dequeue = self.pipeline.redis.register_script(scripts.load(__package__, "dequeue.lua"))
         self.limiter = anyio.CapacityLimiter(THREADS)
         self._runs: dict[str, asyncio.Future[None]] = {}
 

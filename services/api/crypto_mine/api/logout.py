@@ -16,21 +16,12 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crypto_mine.common import scripts
 from crypto_mine.pipeline import events
 
 from .auth import COOKIE, Authenticator
 from .settings import ApiSettings
 from .shards import Shards
-
-# KEYS: 1 the token's sign-out mark, 2 the user's event stream; ARGV: 1 token id, 2 ms until
-# the token expires, 3 stream MAXLEN, 4 stream TTL in seconds, 5..8 the entry's field names
-# and kind (crypto_mine.pipeline.events).
-SIGN_OUT_SCRIPT = """
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', ARGV[5], ARGV[6], ARGV[7], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-return 1
-"""
 
 
 class LogoutEndpoint:
@@ -38,7 +29,8 @@ class LogoutEndpoint:
         self.settings = settings
         self.auth = auth
         self.shards = shards
-        self.sign_outs = [shard.redis.register_script(SIGN_OUT_SCRIPT) for shard in shards.all]
+        sign_out = scripts.load(__package__, "sign_out.lua")
+        self.sign_outs = [shard.redis.register_script(sign_out) for shard in shards.all]
 
     async def logout(self, request: Request) -> Response:
         identity = await self.auth.identity(request)

@@ -1,6 +1,6 @@
 """The Redis side of a batch: claiming its clicks, and writing its outcome in one script call
 (click records, kept for the window from then on; status cache, depth, the users' event streams
-of ``crypto_mine.pipeline.events``).
+of ``crypto_mine.pipeline.events``): ``lua/claim.lua`` and ``lua/complete.lua``.
 
 Field names of the click record are those of ``crypto_mine.pipeline.records.Field``.
 """
@@ -8,17 +8,16 @@ Field names of the click record are those of ``crypto_mine.pipeline.records.Fiel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import orjson
 from redis import Redis
 
+from crypto_mine.common import scripts
 from crypto_mine.common.names import Keys, ShardKeys, Ttl
 
 from .events import EventSettings
 from .ledger import Applied, QueuedClick
-from .status_cache import WRITE_STATUS_LUA
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,23 +26,12 @@ class Failure:
     error_code: str
 
 
-def load_script() -> str:
-    return WRITE_STATUS_LUA + (resources.files(__package__) / "lua" / "complete.lua").read_text()
-
-
 def _decoded(item: bytes) -> Any:
     """A click's JSON; what is not JSON stays as it is, for the parser to reject."""
     try:
         return orjson.loads(item)
     except orjson.JSONDecodeError:
         return item
-
-
-# Close the job to new clicks (admission adds to the open job only), then read its clicks.
-CLAIM_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return redis.call('LRANGE', KEYS[2], 0, -1)
-"""
 
 
 class OutcomeRecorder:
@@ -59,8 +47,8 @@ class OutcomeRecorder:
         keys: ShardKeys = Keys,
     ) -> None:
         self.keys = keys
-        self.script = redis.register_script(load_script())
-        self.claim_script = redis.register_script(CLAIM_SCRIPT)
+        self.script = redis.register_script(scripts.load(__package__, "complete.lua"))
+        self.claim_script = redis.register_script(scripts.load(__package__, "claim.lua"))
         self.status_ttl = status_ttl
         self.events = events or EventSettings()
         self.window = window_seconds

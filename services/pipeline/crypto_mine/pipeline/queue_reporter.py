@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from crypto_mine.common import scripts
 from crypto_mine.common.names import Metrics, ShardKeys
 
 from .queue_stats import QueueStats, read_stats
@@ -31,14 +32,7 @@ LEASE_SECONDS = 15
 RENEW_SECONDS = 5
 
 # Take the lease if free, or keep it if ours; answer whether we hold it.
-LEASE_SCRIPT = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"""
+LEASE_SCRIPT = scripts.load(__package__, "queue_lease.lua")
 
 
 def queue_gauges(readings: list[QueueStats], sharded: bool) -> list[GaugeMetricFamily]:

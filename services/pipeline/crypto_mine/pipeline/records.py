@@ -34,6 +34,11 @@ class Field:
     error = "e"
 
 
+# Fields older versions wrote (``f``: the request's fingerprint), dropped from a record when
+# it completes (``lua/complete.lua``); nothing reads them.
+RETIRED_FIELDS = ("f",)
+
+
 def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 

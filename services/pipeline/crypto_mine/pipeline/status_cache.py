@@ -9,25 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from crypto_mine.common import scripts
+
 from .ledger import last_click_ms
 from .records import iso_ms
 
-# A Lua function other scripts can include: write a user's status unless a newer one is cached.
-WRITE_STATUS_LUA = """
-local function write_status(key, clicks, balance, last, ttl)
-  local current = tonumber(redis.call('HGET', key, 'clicks') or '-1')
-  if tonumber(clicks) >= current then
-    redis.call('HSET', key, 'clicks', clicks, 'balance', balance, 'last', last)
-    redis.call('EXPIRE', key, ttl)
-    return 1
-  end
-  return 0
-end
-"""
-
-WRITE_SCRIPT = (
-    WRITE_STATUS_LUA + "return write_status(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
-)
+# Written through one script (``lua/status_cache.lua``, its function ``lua/write_status.lua``
+# also part of the outcome script): a newer status is never replaced by an older one.
+WRITE_SCRIPT = scripts.load(__package__, "status_cache.lua")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,14 @@
 --       16..15+2n field/value pairs, then per click: clicks, click json, stored record
 --       (from MongoDB: its field/value pairs separated by spaces; "" when none was found).
 -- Returns {depth, job id or false, per click {outcome, policy, remaining, reset ms, wait ms, record...}}.
+--
+-- Its parts, in this order: limits (its clock first: the buckets refill to now), then the
+-- idempotency records, backpressure (which reads the depth once, before any click) and the
+-- enqueue step; each defines the local functions this script's body calls below.
+-- include: limits.lua
+-- include: idempotency.lua
+-- include: backpressure.lua
+-- include: enqueue.lua
 
 local ACCEPTED, REPLAYED, MISMATCH, LIMITED, FULL = 1, 2, 3, 4, 5
 

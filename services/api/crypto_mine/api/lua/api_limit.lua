@@ -1,8 +1,9 @@
 -- The general limit of the /api/* routes: each request takes one token of its client IP's
 -- bucket (the bucket functions of limits.lua); one call decides a batch of requests, in order.
--- KEYS: per request, its IP's bucket (the same key may come several times); ARGV: 1 tokens per
--- second, 2 burst.
+-- KEYS: per request, its IP's bucket (the same key may come several times).
+-- ARGV: 1 tokens per second, 2 burst.
 -- Returns per request {1 taken / 0 limited, tokens left, ms until full, ms to wait if limited}.
+-- include: limits.lua
 
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
 local results = {}

@@ -1,4 +1,5 @@
 -- Backpressure: the queue holds at most `max_depth` clicks (accepted, not yet applied).
+-- KEYS: 2 queue depth. ARGV: none.
 
 local depth = tonumber(redis.call('GET', KEYS[2]) or '0')
 

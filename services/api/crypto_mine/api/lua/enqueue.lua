@@ -6,7 +6,8 @@
 -- how many each job carries (the worker's outcome script takes them off once).
 --
 -- KEYS: 2 queue depth, 3 queue jobs, 4 RQ queue, 5 new job's RQ hash, 6 RQ queues set,
---       7 open job, 8 new job's click list; ARGV[13]: prefix of click lists.
+--       7 open job, 8 new job's click list.
+-- ARGV: 13 prefix of click lists.
 
 local function target_job(new_job, candidate_clicks, max_clicks)
   local open = redis.call('GET', KEYS[7])

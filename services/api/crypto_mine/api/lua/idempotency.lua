@@ -4,6 +4,7 @@
 -- lives `ttl` seconds; the worker keeps a completed one for the window. Beyond the window the
 -- api found the record in MongoDB and passes it as `stored`: it answers the same way, and comes
 -- back into Redis for the window, so that the repeats and status reads that follow stay here.
+-- KEYS: none of its own (each function is given its click record's key). ARGV: none.
 
 local function known(record_key)
   return redis.call('HGET', record_key, 'n')

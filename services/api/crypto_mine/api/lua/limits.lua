@@ -1,5 +1,8 @@
 -- Rate limits: global, per-user and per-IP token buckets, debited together or not at all.
 -- A bucket is a hash {t = tokens, ts = last refill in ms}; an idle bucket expires once full.
+-- KEYS: 1 global bucket (read by click_buckets; bucket() takes any key).
+-- ARGV: 1..6 global/user/ip rate and burst (read by click_buckets).
+-- include: clock.lua
 
 local buckets = {}
 

@@ -14,6 +14,7 @@
 --       then 6 per completed click (key, reward, balance, applied ms, duplicate, stream),
 --       3 per failed click (key, error code, stream), 4 per user (clicks, balance,
 --       last click ms, stream); "stream" is the 1-based index of the user's event stream.
+-- include: write_status.lua
 
 local job = ARGV[1]
 local c, f, u = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
