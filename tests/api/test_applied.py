@@ -19,7 +19,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect
 
-from crypto_mine.api.applied import SKIP_SECONDS, AppliedClicks
+from crypto_mine.api.admission.applied import SKIP_SECONDS, AppliedClicks
 from crypto_mine.common.applied import records
 from crypto_mine.common.batches import BatchApplier
 from crypto_mine.common.ledger import Click, Ledger, clicks_filter

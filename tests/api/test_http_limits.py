@@ -14,7 +14,7 @@ import jwt
 import orjson
 import pytest
 
-from crypto_mine.api.http_limits import DEFAULT
+from crypto_mine.api.http.http_limits import DEFAULT
 from devstack.servers import MongoServer, RedisServer
 from tests.support.api import SECRET
 from tests.support.sse import open_stream

@@ -13,7 +13,7 @@ from importlib import resources
 import pytest
 import redis
 
-from crypto_mine.api import admission
+from crypto_mine.api.admission import admission
 
 CLOCK_KEY = "test:clock:ms"
 TEST_CLOCK = f"local now_ms = tonumber(redis.call('GET', '{CLOCK_KEY}'))\n"

@@ -29,8 +29,8 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from bench.probes import cpu_seconds
-from crypto_mine.api.admission import Admitter, Click
-from crypto_mine.api.applied import AppliedClicks
+from crypto_mine.api.admission.admission import Admitter, Click
+from crypto_mine.api.admission.applied import AppliedClicks
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.ledger import click_id
 from crypto_mine.common.mongo import async_mongo_client

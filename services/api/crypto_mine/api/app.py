@@ -19,30 +19,30 @@ from crypto_mine.common.ids import IdAllocatorClient
 from crypto_mine.common.mongo import async_mongo_client
 from crypto_mine.common.queue_reporter import AsyncQueueReporter
 
-from .accounts import AccountEndpoints
-from .api_limit import ApiLimitMiddleware
-from .applied import AppliedClicks
-from .auth import Authenticator
-from .body_limit import BodyLimitMiddleware
-from .clicks import ClickEndpoints
-from .compression import Compression
-from .cors import with_cors
-from .errors import EXCEPTION_HANDLERS, JSONResponse
-from .events import EventEndpoint, EventFeeds
-from .health import HealthEndpoints
-from .hot_path import ClickHotPath
-from .inline import InlineApplier
-from .live_socket import LiveSocket
-from .logout import LogoutEndpoint
-from .mobile import MobileEndpoint
-from .observability import Performance, TimingMiddleware
+from .admission.applied import AppliedClicks
+from .admission.inline import InlineApplier
+from .admission.shards import Shards
+from .http.api_limit import ApiLimitMiddleware
+from .http.auth import Authenticator
+from .http.body_limit import BodyLimitMiddleware
+from .http.compression import Compression
+from .http.cors import with_cors
+from .http.errors import EXCEPTION_HANDLERS, JSONResponse
+from .http.hot_path import ClickHotPath
+from .http.observability import Performance, TimingMiddleware
+from .http.security_headers import SecurityHeaders
+from .http.shedding import Shedding
 from .openapi import document
-from .page import DemoPage
-from .security_headers import SecurityHeaders
+from .routes.accounts import AccountEndpoints
+from .routes.clicks import ClickEndpoints
+from .routes.events import EventEndpoint, EventFeeds
+from .routes.health import HealthEndpoints
+from .routes.live_socket import LiveSocket
+from .routes.logout import LogoutEndpoint
+from .routes.mobile import MobileEndpoint
+from .routes.page import DemoPage
+from .routes.status import StatusEndpoint
 from .settings import ApiSettings
-from .shards import Shards
-from .shedding import Shedding
-from .status import StatusEndpoint
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .api_limit import limited_path
-from .idempotency import MAX_LENGTH
+from .admission.idempotency import MAX_LENGTH
+from .http.api_limit import limited_path
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -21,9 +21,9 @@ from crypto_mine.common.metrics import STATUS_CACHE
 from crypto_mine.common.names import Collections
 from crypto_mine.common.status_cache import WRITE_SCRIPT, UserStatus
 
-from .auth import Authenticator
-from .settings import ApiSettings
-from .shards import Shards
+from ..admission.shards import Shards
+from ..http.auth import Authenticator
+from ..settings import ApiSettings
 
 log = logging.getLogger(__name__)
 

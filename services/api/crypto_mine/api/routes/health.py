@@ -16,11 +16,11 @@ from crypto_mine.common.metrics import exposition
 from crypto_mine.common.queue_reporter import AsyncQueueReporter, queue_exposition
 from crypto_mine.common.queue_stats import QueueStats, read_all
 
-from .errors import JSONResponse
-from .observability import Performance
+from ..admission.shards import Shards
+from ..http.errors import JSONResponse
+from ..http.observability import Performance
+from ..settings import ApiSettings
 from .redis_safety import UnsafeRedis, check_no_eviction, durability
-from .settings import ApiSettings
-from .shards import Shards
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from importlib import resources
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import ApiError
+from ..http.errors import ApiError
 from .status import etag_of, matches
 
 INDEX = "index.html"

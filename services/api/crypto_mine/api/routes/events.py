@@ -54,11 +54,11 @@ from crypto_mine.common import events
 from crypto_mine.common.names import ShardKeys
 from crypto_mine.common.settings import RedisSettings
 
-from .auth import Authenticator, Identity, unauthorized
-from .errors import ApiError
-from .observability import EVENT_STREAMS, EVENTS_SENT
-from .settings import ApiSettings
-from .shards import Shard, Shards
+from ..admission.shards import Shard, Shards
+from ..http.auth import Authenticator, Identity, unauthorized
+from ..http.errors import ApiError
+from ..http.observability import EVENT_STREAMS, EVENTS_SENT
+from ..settings import ApiSettings
 from .status import StatusEndpoint
 
 log = logging.getLogger(__name__)

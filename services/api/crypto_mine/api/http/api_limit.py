@@ -32,11 +32,11 @@ from starlette.websockets import WebSocketClose
 from crypto_mine.common.metrics import REDIS_LATENCY
 from crypto_mine.common.names import Keys
 
-from . import limits
-from .admission import load_script
+from ..admission import limits
+from ..admission.admission import load_script
+from ..settings import Bucket
 from .clientip import client_ip
 from .errors import ApiError
-from .settings import Bucket
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from crypto_mine.common.outcomes import Outcomes
 from crypto_mine.common.redis import redis_client
 from crypto_mine.common.retry import Backoff
 
-from .settings import ApiSettings
+from ..settings import ApiSettings
 
 log = logging.getLogger(__name__)
 

@@ -40,11 +40,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketClose, WebSocketDisconnect
 
-from .auth import Authenticator
-from .errors import ApiError, error_response
+from ..http.auth import Authenticator
+from ..http.errors import ApiError, error_response
+from ..http.observability import EVENT_STREAMS
+from ..settings import ApiSettings
 from .events import Event, EventFeeds, Feed
-from .observability import EVENT_STREAMS
-from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
 

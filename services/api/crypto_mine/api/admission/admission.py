@@ -43,9 +43,9 @@ from crypto_mine.common.names import (
 )
 from crypto_mine.common.queue_stats import ShardQueueKeys
 
+from ..settings import ApiSettings, Bucket
 from .applied import AppliedClicks
 from .batching import Batcher
-from .settings import ApiSettings, Bucket
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ STEPS = ("clock", "limits", "idempotency", "backpressure", "enqueue", "admit")
 
 def load_script(steps: tuple[str, ...] = STEPS) -> str:
     """The Lua files of ``steps``, in order, as one script."""
-    folder = resources.files(__package__) / "lua"
+    folder = resources.files("crypto_mine.api") / "lua"  # shared with the general limit
     return "\n".join((folder / f"{step}.lua").read_text() for step in steps)
 
 

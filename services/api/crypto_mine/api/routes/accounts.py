@@ -41,14 +41,14 @@ from crypto_mine.common.ids import AllocatorError, AllocatorUnavailable, IdAlloc
 from crypto_mine.common.mongo import primary
 from crypto_mine.common.names import Collections
 
-from . import jsonbody
-from .attempt_limits import AttemptLimiter, AttemptLimits
-from .auth import COOKIE, issue_token
-from .clientip import client_ip
+from ..admission.attempt_limits import AttemptLimiter, AttemptLimits
+from ..http import jsonbody
+from ..http.auth import COOKIE, issue_token
+from ..http.clientip import client_ip
+from ..http.errors import ApiError, JSONResponse
+from ..settings import ApiSettings
 from .devices import DeviceCookies
-from .errors import ApiError, JSONResponse
 from .passwords import check_new_password, common_passwords
-from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import JSONResponse
-from .settings import ApiSettings
+from ..http.errors import JSONResponse
+from ..settings import ApiSettings
 from .status import etag_of, matches
 
 CACHE_CONTROL = "public, max-age=300"

@@ -18,9 +18,9 @@ from starlette.responses import Response
 
 from crypto_mine.common import events
 
-from .auth import COOKIE, Authenticator
-from .settings import ApiSettings
-from .shards import Shards
+from ..admission.shards import Shards
+from ..http.auth import COOKIE, Authenticator
+from ..settings import ApiSettings
 
 # KEYS: 1 the token's sign-out mark, 2 the user's event stream; ARGV: 1 token id, 2 ms until
 # the token expires, 3 stream MAXLEN, 4 stream TTL in seconds, 5..8 the entry's field names

@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 
 from crypto_mine.common.names import Keys
 
-from .errors import ApiError
+from ..http.errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,16 @@ from starlette.types import Receive
 from crypto_mine.common.failures import TransientFailure
 from crypto_mine.common.records import COMPLETED, FAILED, QUEUED, ClickRecord, Field
 
-from . import idempotency, jsonbody, limits
-from .admission import Admission, Click, Outcome
-from .applied import AppliedClicks
-from .auth import Authenticator
-from .clientip import client_ip
-from .errors import ApiError, JSONResponse, unavailable
-from .inline import InlineApplier
-from .settings import ApiSettings
-from .shards import Shard, Shards
+from ..admission import idempotency, limits
+from ..admission.admission import Admission, Click, Outcome
+from ..admission.applied import AppliedClicks
+from ..admission.inline import InlineApplier
+from ..admission.shards import Shard, Shards
+from ..http import jsonbody
+from ..http.auth import Authenticator
+from ..http.clientip import client_ip
+from ..http.errors import ApiError, JSONResponse, unavailable
+from ..settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
