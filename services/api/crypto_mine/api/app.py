@@ -10,8 +10,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 
@@ -27,12 +25,12 @@ from .http.auth import Authenticator
 from .http.body_limit import BodyLimitMiddleware
 from .http.compression import Compression
 from .http.cors import with_cors
-from .http.errors import EXCEPTION_HANDLERS, JSONResponse
+from .http.errors import EXCEPTION_HANDLERS
 from .http.hot_path import ClickHotPath
 from .http.observability import Performance, TimingMiddleware
 from .http.security_headers import SecurityHeaders
 from .http.shedding import Shedding
-from .openapi import document
+from .openapi import OpenApiEndpoint
 from .routes.accounts import AccountEndpoints
 from .routes.clicks import ClickEndpoints
 from .routes.events import EventEndpoint, EventFeeds
@@ -95,10 +93,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         for shard in shards.all
     ]
     health = HealthEndpoints(settings, shards, database, performance, reporters)
-    openapi = document(settings.max_clicks_per_request)
-
-    async def openapi_json(_: Request) -> Response:
-        return JSONResponse(openapi)
+    openapi = OpenApiEndpoint(settings.max_clicks_per_request)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -134,7 +129,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Route("/api/health", health.health, methods=["GET"]),
         Route("/health", health.health, methods=["GET"]),  # the scaling guide's path
         Route("/api/metrics", health.metrics, methods=["GET"]),
-        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/openapi.json", openapi.get, methods=["GET"]),
         Route("/", page.index, methods=["GET"]),
         Route("/static/{asset}", page.asset, methods=["GET"]),
     ]

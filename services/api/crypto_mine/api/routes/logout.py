@@ -21,6 +21,7 @@ from crypto_mine.common import events
 from ..admission.shards import Shards
 from ..http.auth import COOKIE, Authenticator
 from ..settings import ApiSettings
+from .openapi_parts import SECURED, UNAUTHORIZED, UNAVAILABLE, Paths, error_answer
 
 # KEYS: 1 the token's sign-out mark, 2 the user's event stream; ARGV: 1 token id, 2 ms until
 # the token expires, 3 stream MAXLEN, 4 stream TTL in seconds, 5..8 the entry's field names
@@ -65,3 +66,32 @@ class LogoutEndpoint:
             samesite="lax",
         )
         return response
+
+
+OPENAPI: Paths = {
+    "/api/auth/logout": {
+        "post": {
+            "summary": "Sign out",
+            "description": "Clears the auth-token cookie, ends every event stream opened "
+            "with this token on every replica, and refuses it for new streams; the token "
+            "stays valid for other calls until its exp.",
+            "security": SECURED,
+            "responses": {
+                "204": {
+                    "description": "Signed out.",
+                    "headers": {
+                        "Set-Cookie": {
+                            "description": "`auth-token=; Max-Age=0` (the cookie is cleared).",
+                            "schema": {"type": "string"},
+                        }
+                    },
+                },
+                "401": UNAUTHORIZED,
+                "403": error_answer(
+                    "Authenticated by the cookie, but sent from another site's page."
+                ),
+                "503": UNAVAILABLE,
+            },
+        }
+    },
+}
