@@ -31,7 +31,7 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
-from crypto_mine.api.auth import issue_token
+from crypto_mine.api.http.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.names import KEY_TAG, Keys
 from crypto_mine.common.settings import Env

@@ -41,7 +41,7 @@ def jwt_secret() -> str:
 def tokens(users: list[str]) -> list[str]:
     """Tokens for ``users`` signed with the local secret (no account needed)."""
     os.environ["JWT_SECRET"] = jwt_secret()
-    from crypto_mine.api.auth import issue_token
+    from crypto_mine.api.http.auth import issue_token
     from crypto_mine.api.settings import ApiSettings
 
     settings = ApiSettings.from_env()

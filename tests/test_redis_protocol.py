@@ -21,9 +21,10 @@ import pytest
 from rq.job import Job
 from rq.queue import Queue
 
-from crypto_mine.api import admission
-from crypto_mine.api.admission import Admitter, ClickRequest
-from crypto_mine.api.attempt_limits import AttemptLimiter, AttemptLimits
+from crypto_mine.api import SCRIPTS
+from crypto_mine.api.admission import admission
+from crypto_mine.api.admission.admission import Admitter, ClickRequest
+from crypto_mine.api.admission.attempt_limits import AttemptLimiter, AttemptLimits
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common import scripts
 from crypto_mine.common.names import Keys, queue_name
@@ -135,14 +136,14 @@ def position(script: str, path: Path) -> int:
 
 
 def test_admission_puts_its_parts_in_the_order_they_need() -> None:
-    script = scripts.load(admission.__package__, admission.SCRIPT)
+    script = scripts.load(SCRIPTS, admission.SCRIPT)
     parts = ["clock", "limits", "idempotency", "backpressure", "enqueue", "admit"]
     starts = [position(script, lua_file(f"{part}.lua")) for part in parts]
     assert starts == sorted(starts)
 
 
 def test_the_api_limit_reads_the_clock_before_its_buckets() -> None:
-    script = scripts.load("crypto_mine.api", "api_limit.lua")
+    script = scripts.load(SCRIPTS, "api_limit.lua")
     parts = ["clock", "limits", "api_limit"]
     starts = [position(script, lua_file(f"{part}.lua")) for part in parts]
     assert starts == sorted(starts)

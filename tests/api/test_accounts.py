@@ -18,8 +18,8 @@ import redis
 from argon2 import PasswordHasher
 from pymongo import MongoClient
 
-from crypto_mine.api.devices import COOKIE as DEVICE
-from crypto_mine.api.passwords import common_passwords
+from crypto_mine.api.routes.devices import COOKIE as DEVICE
+from crypto_mine.api.routes.passwords import common_passwords
 from crypto_mine.common.names import Collections, Keys
 from devstack.servers import MongoServer, RedisServer, free_port
 from tests.support.allocator import AllocatorProcess

@@ -19,7 +19,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect
 
-from crypto_mine.api.applied import SKIP_SECONDS, AppliedClicks
+from crypto_mine.api.admission.applied import SKIP_SECONDS, AppliedClicks
 from crypto_mine.common.names import Keys
 from crypto_mine.common.retry import Backoff
 from crypto_mine.pipeline.applied_records import records

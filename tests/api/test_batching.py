@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from crypto_mine.api.batching import Batcher
+from crypto_mine.api.admission.batching import Batcher
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from crypto_mine.api.clientip import client_ip
+from crypto_mine.api.http.clientip import client_ip
 
 PEER = "10.0.0.1"
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from crypto_mine.api.compression import chosen_coding
+from crypto_mine.api.http.compression import chosen_coding
 from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,7 @@ import time
 
 from starlette.requests import Request
 
-from crypto_mine.api.devices import COOKIE, DeviceCookies
+from crypto_mine.api.routes.devices import COOKIE, DeviceCookies
 
 SECRET = "a-jwt-secret-that-is-long-enough-0123456789"
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from crypto_mine.api.auth import COOKIE, issue_token
+from crypto_mine.api.http.auth import COOKIE, issue_token
 from crypto_mine.common.names import Keys
 from devstack.servers import wait_until
 from tests.api.conftest import StartApi

@@ -3,6 +3,8 @@ the api."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import socket
 import time
@@ -13,14 +15,41 @@ import httpx
 import jwt
 import orjson
 import pytest
+from starlette.types import Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
-from crypto_mine.api.http_limits import DEFAULT
+from crypto_mine.api.http.http_limits import DEFAULT, LimitedHttpProtocol
 from devstack.servers import MongoServer, RedisServer
 from tests.support.api import SECRET
 from tests.support.sse import open_stream
 from tests.support.stack import ApiProcess, rss_kib
 
 TIMEOUT = 1.0
+# What LimitedHttpProtocol takes from uvicorn's protocol class, an internal of uvicorn's.
+HOOKS = {
+    "connection_made",
+    "connection_lost",
+    "data_received",
+    "on_message_begin",
+    "on_headers_complete",
+    "on_message_complete",
+    "send_400_response",
+}
+READ = ("url", "headers", "cycle", "transport", "loop")
+OWN_STATE = {
+    "_max_head_bytes",
+    "_in_head",
+    "_head_bytes",
+    "_tail",
+    "_began",
+    "_ended",
+    "_refused",
+    "_timer",
+    "_deadline",
+    "_part",
+}
 
 
 @pytest.fixture(scope="module")
@@ -273,3 +302,45 @@ async def test_a_long_event_stream_is_not_cut(api_process: ApiProcess) -> None:
         while time.monotonic() < ended:
             beats += len((await stream.block()).comments)
         assert beats >= 5
+
+
+async def no_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise AssertionError("no request reaches the application here")
+
+
+def test_the_hooks_it_overrides_are_uvicorns() -> None:
+    """An override of a method uvicorn renamed or called otherwise would silently never run."""
+    overridden = {
+        name
+        for name, value in vars(LimitedHttpProtocol).items()
+        if callable(value) and not name.startswith("_")
+    }
+    assert overridden == HOOKS
+    for name in HOOKS:
+        ours = inspect.signature(getattr(LimitedHttpProtocol, name)).parameters
+        theirs = inspect.signature(getattr(HttpToolsProtocol, name)).parameters
+        assert list(ours) == list(theirs), name
+
+
+def test_its_own_names_are_not_uvicorns_and_what_it_reads_is() -> None:
+    """Its own methods and state never replace one of uvicorn's; the attributes it reads are
+    the ones uvicorn's protocol sets, once a connection is made and a request began."""
+    helpers = {name for name in vars(LimitedHttpProtocol) if name.startswith("_")}
+    helpers -= {name for name in helpers if name.startswith("__")}
+    assert helpers
+    assert not [name for name in helpers if hasattr(HttpToolsProtocol, name)]
+    loop = asyncio.new_event_loop()
+    try:
+        protocols = []
+        for cls in (HttpToolsProtocol, LimitedHttpProtocol):
+            config = Config(app=no_app, log_config=None, http=cls)
+            protocol = cls(config, ServerState(), {}, _loop=loop)
+            protocol.connection_made(asyncio.Transport())
+            protocol.on_message_begin()
+            protocols.append(protocol)
+        theirs, ours = protocols
+        assert set(vars(ours)) - set(vars(theirs)) == OWN_STATE
+        assert all(hasattr(theirs, name) for name in READ)
+        assert theirs.cycle is None  # set when a head is complete; read as "no answer yet"
+    finally:
+        loop.close()

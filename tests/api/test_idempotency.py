@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crypto_mine.api.errors import ApiError
-from crypto_mine.api.idempotency import MAX_LENGTH, parse_key
+from crypto_mine.api.admission.idempotency import MAX_LENGTH, parse_key
+from crypto_mine.api.http.errors import ApiError
 
 
 @pytest.mark.parametrize("key", ["a", " ", "~", "k" * MAX_LENGTH, "click-1/2?x=y&z", "a b"])

@@ -17,7 +17,7 @@ import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from crypto_mine.api.auth import COOKIE
+from crypto_mine.api.http.auth import COOKIE
 from crypto_mine.common.names import Keys
 from tests.api.conftest import StartApi
 from tests.support.api import Api

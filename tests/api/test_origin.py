@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crypto_mine.api.auth import COOKIE, issue_token
+from crypto_mine.api.http.auth import COOKIE, issue_token
 from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio

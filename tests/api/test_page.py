@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from crypto_mine.api.page import CONTENT_SECURITY_POLICY
+from crypto_mine.api.routes.page import CONTENT_SECURITY_POLICY
 from crypto_mine.common.settings import SettingsError
 from tests.support.api import Api
 

@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import REGISTRY
 from starlette.types import Receive, Scope, Send
 
-from crypto_mine.api.observability import Performance
-from crypto_mine.api.shedding import Shedding
+from crypto_mine.api.http.observability import Performance
+from crypto_mine.api.http.shedding import Shedding
 from devstack.servers import RedisServer
 from tests.support.api import Api
 

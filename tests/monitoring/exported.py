@@ -12,7 +12,7 @@ from crypto_mine.common.names import Metrics
 METRIC_MODULES = (
     "crypto_mine.common.metrics",
     "crypto_mine.common.mongo_metrics",
-    "crypto_mine.api.observability",
+    "crypto_mine.api.http.observability",
     "crypto_mine.worker.metrics",
     "crypto_mine.allocator.metrics",
     "crypto_mine.operator.metrics",

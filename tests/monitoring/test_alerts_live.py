@@ -26,7 +26,7 @@ import httpx
 import pytest
 import redis
 
-from crypto_mine.api.auth import issue_token
+from crypto_mine.api.http.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.settings import Env
 from devstack.generate import ROOT

@@ -18,7 +18,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from crypto_mine.api.auth import issue_token
+from crypto_mine.api.http.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.names import APPLY_CLICKS_JOB, QUEUE_NAME
 from crypto_mine.common.settings import Env

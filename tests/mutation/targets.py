@@ -32,7 +32,7 @@ class Target:
 
 TARGETS = (
     Target(
-        "api.idempotency",
+        "api.admission.idempotency",
         "services/api",
         (
             "tests/api/test_click.py",
@@ -41,7 +41,9 @@ TARGETS = (
         ),
     ),
     Target(
-        "api.clientip", "services/api", ("tests/api/test_limits.py", "tests/api/test_clientip.py")
+        "api.http.clientip",
+        "services/api",
+        ("tests/api/test_limits.py", "tests/api/test_clientip.py"),
     ),
     Target(
         "pipeline.ledger",

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from crypto_mine.api.auth import issue_token
+from crypto_mine.api.http.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.settings import Env
 from devstack.servers import MongoServer, RedisServer

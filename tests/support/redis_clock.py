@@ -12,7 +12,8 @@ from importlib import resources
 import pytest
 import redis
 
-from crypto_mine.api import admission
+from crypto_mine.api import SCRIPTS
+from crypto_mine.api.admission import admission
 from crypto_mine.common import scripts
 
 CLOCK_KEY = "test:clock:ms"
@@ -20,7 +21,7 @@ TEST_CLOCK = f"local now_ms = tonumber(redis.call('GET', '{CLOCK_KEY}'))\n"
 
 
 def with_test_clock(script: str) -> str:
-    real = (resources.files("crypto_mine.api") / "lua" / "clock.lua").read_text()
+    real = (resources.files(SCRIPTS) / "lua" / "clock.lua").read_text()
     assert script.count(real) == 1, "the admission script no longer holds clock.lua as it is"
     return script.replace(real, TEST_CLOCK)
 
@@ -47,7 +48,7 @@ def install_test_clock(monkeypatch: pytest.MonkeyPatch, client: redis.Redis) -> 
 
     def load(package: str | None, name: str) -> str:
         script = real(package, name)
-        admitting = (package, name) == (admission.__package__, admission.SCRIPT)
+        admitting = (package, name) == (SCRIPTS, admission.SCRIPT)
         return with_test_clock(script) if admitting else script
 
     monkeypatch.setattr(scripts, "load", load)

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
-from crypto_mine.api.auth import issue_token
+from crypto_mine.api.http.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.settings import Env
 from devstack.servers import BIN, Process, free_port, wait_until

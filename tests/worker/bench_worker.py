@@ -30,8 +30,8 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 
 from bench.probes import cpu_seconds
-from crypto_mine.api.admission import Admitter, ClickRequest
-from crypto_mine.api.applied import AppliedClicks
+from crypto_mine.api.admission.admission import Admitter, ClickRequest
+from crypto_mine.api.admission.applied import AppliedClicks
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.mongo import async_mongo_client
 from crypto_mine.common.names import QUEUE_NAME, Keys

@@ -10,7 +10,7 @@ from crypto_mine.common.logs import configure_logging
 from crypto_mine.common.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from crypto_mine.common.settings import Env, SettingsError
 
-from .http_limits import HttpLimits
+from .http.http_limits import HttpLimits
 from .settings import ApiSettings
 
 # /api/mining/ws only sends: what a client sends is read and ignored, and kept this small.
@@ -34,7 +34,7 @@ def main() -> None:
         port=env.int("PORT", 8080, min=1, max=65535),
         workers=workers,
         loop="uvloop",
-        http="crypto_mine.api.http_limits:LimitedHttpProtocol",
+        http="crypto_mine.api.http.http_limits:LimitedHttpProtocol",
         access_log=False,
         log_config=None,
         proxy_headers=False,

@@ -10,8 +10,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 
@@ -19,30 +17,30 @@ from crypto_mine.common.ids import IdAllocatorClient
 from crypto_mine.common.mongo import async_mongo_client
 from crypto_mine.pipeline.queue_reporter import AsyncQueueReporter
 
-from .accounts import AccountEndpoints
-from .api_limit import ApiLimitMiddleware
-from .applied import AppliedClicks
-from .auth import Authenticator
-from .body_limit import BodyLimitMiddleware
-from .clicks import ClickEndpoints
-from .compression import Compression
-from .cors import with_cors
-from .errors import EXCEPTION_HANDLERS, JSONResponse
-from .events import EventEndpoint, EventFeeds
-from .health import HealthEndpoints
-from .hot_path import ClickHotPath
-from .inline import InlineApplier
-from .live_socket import LiveSocket
-from .logout import LogoutEndpoint
-from .mobile import MobileEndpoint
-from .observability import Performance, TimingMiddleware
-from .openapi import document
-from .page import DemoPage
-from .security_headers import SecurityHeaders
+from .admission.applied import AppliedClicks
+from .admission.inline import InlineApplier
+from .admission.shards import Shards
+from .http.api_limit import ApiLimitMiddleware
+from .http.auth import Authenticator
+from .http.body_limit import BodyLimitMiddleware
+from .http.compression import Compression
+from .http.cors import with_cors
+from .http.errors import EXCEPTION_HANDLERS
+from .http.hot_path import ClickHotPath
+from .http.observability import Performance, TimingMiddleware
+from .http.security_headers import SecurityHeaders
+from .http.shedding import Shedding
+from .openapi import OpenApiEndpoint
+from .routes.accounts import AccountEndpoints
+from .routes.clicks import ClickEndpoints
+from .routes.events import EventEndpoint, EventFeeds
+from .routes.health import HealthEndpoints
+from .routes.live_socket import LiveSocket
+from .routes.logout import LogoutEndpoint
+from .routes.mobile import MobileEndpoint
+from .routes.page import DemoPage
+from .routes.status import StatusEndpoint
 from .settings import ApiSettings
-from .shards import Shards
-from .shedding import Shedding
-from .status import StatusEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +93,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         for shard in shards.all
     ]
     health = HealthEndpoints(settings, shards, database, performance, reporters)
-    openapi = document(settings.max_clicks_per_request)
-
-    async def openapi_json(_: Request) -> Response:
-        return JSONResponse(openapi)
+    openapi = OpenApiEndpoint(settings.max_clicks_per_request)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -134,7 +129,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Route("/api/health", health.health, methods=["GET"]),
         Route("/health", health.health, methods=["GET"]),  # the scaling guide's path
         Route("/api/metrics", health.metrics, methods=["GET"]),
-        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/openapi.json", openapi.get, methods=["GET"]),
         Route("/", page.index, methods=["GET"]),
         Route("/static/{asset}", page.asset, methods=["GET"]),
     ]

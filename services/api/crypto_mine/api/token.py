@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .auth import issue_token
+from .http.auth import issue_token
 from .settings import ApiSettings
 
 

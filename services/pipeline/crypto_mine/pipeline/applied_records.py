@@ -8,7 +8,7 @@ the same record the worker wrote: ``completed``, the clicks, the reward, the acc
 applied times, and the balance (``None`` once the marker expired, ``JOB_FAILURE_TTL`` + 1 day
 after the batch, or for a batch applied by an earlier version, which kept no balances).
 
-The api runs these queries (``crypto_mine.api.applied``); both read by ``_id``.
+The api runs these queries (``crypto_mine.api.admission.applied``); both read by ``_id``.
 """
 
 from __future__ import annotations

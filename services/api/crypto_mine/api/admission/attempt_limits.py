@@ -34,7 +34,8 @@ from redis.exceptions import RedisError
 from crypto_mine.common import scripts
 from crypto_mine.common.names import Keys
 
-from .errors import ApiError
+from .. import SCRIPTS
+from ..http.errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,9 @@ def too_many(what: str, scope: str, wait_ms: int) -> ApiError:
 class AttemptLimiter:
     def __init__(self, redis: Redis, limits: AttemptLimits) -> None:
         self.limits = limits
-        self.count = redis.register_script(scripts.load(__package__, "attempt_count.lua"))
-        self.login = redis.register_script(scripts.load(__package__, "attempt_login.lua"))
-        self.forgive = redis.register_script(scripts.load(__package__, "attempt_forgive.lua"))
+        self.count = redis.register_script(scripts.load(SCRIPTS, "attempt_count.lua"))
+        self.login = redis.register_script(scripts.load(SCRIPTS, "attempt_login.lua"))
+        self.forgive = redis.register_script(scripts.load(SCRIPTS, "attempt_forgive.lua"))
 
     @staticmethod
     def login_keys(username_key: str, ip: str) -> list[str]:

@@ -21,9 +21,10 @@ from crypto_mine.common.metrics import STATUS_CACHE
 from crypto_mine.common.names import Collections
 from crypto_mine.pipeline.status_cache import WRITE_SCRIPT, UserStatus
 
-from .auth import Authenticator
-from .settings import ApiSettings
-from .shards import Shards
+from ..admission.shards import Shards
+from ..http.auth import Authenticator
+from ..settings import ApiSettings
+from .openapi_parts import SECURED, UNAUTHORIZED, UNAVAILABLE, Paths, json_answer, ref
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +99,22 @@ class StatusEndpoint:
         if matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         return Response(body, headers=headers, media_type="application/json")
+
+
+OPENAPI: Paths = {
+    "/api/mining/status": {
+        "get": {
+            "summary": "The caller's balance, click count and last click",
+            "security": SECURED,
+            "parameters": [{"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+            "responses": {
+                "200": json_answer(
+                    ref("MiningStatus"), "Current status.", ["ETag", "Cache-Control"]
+                ),
+                "304": {"description": "Not modified."},
+                "401": UNAUTHORIZED,
+                "503": UNAVAILABLE,
+            },
+        }
+    },
+}

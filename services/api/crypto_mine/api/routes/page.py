@@ -18,7 +18,8 @@ from importlib import resources
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import ApiError
+from ..http.errors import ApiError
+from .openapi_parts import Paths, error_answer
 from .status import etag_of, matches
 
 INDEX = "index.html"
@@ -110,3 +111,42 @@ class DemoPage:
         if matches(request.headers.get("if-none-match"), self.etags[name]):
             return Response(status_code=304, headers=headers)
         return Response(self.files[name], headers=headers, media_type=MEDIA_TYPES[name])
+
+
+OPENAPI: Paths = {
+    "/": {
+        "get": {
+            "summary": "The demo page: sign up or in, mine, watch the balance live",
+            "responses": {
+                "200": {
+                    "description": "HTML page (its script and style under /static/).",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+    "/static/{asset}": {
+        "get": {
+            "summary": "The demo page's script and style sheet",
+            "parameters": [
+                {
+                    "name": "asset",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"enum": ["app.js", "app.css"]},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The file.",
+                    "content": {
+                        "text/javascript": {"schema": {"type": "string"}},
+                        "text/css": {"schema": {"type": "string"}},
+                    },
+                },
+                "304": {"description": "Not modified."},
+                "404": error_answer("No such asset."),
+            },
+        }
+    },
+}

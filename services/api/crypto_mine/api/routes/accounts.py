@@ -41,14 +41,15 @@ from crypto_mine.common.ids import AllocatorError, AllocatorUnavailable, IdAlloc
 from crypto_mine.common.mongo import primary
 from crypto_mine.common.names import Collections
 
-from . import jsonbody
-from .attempt_limits import AttemptLimiter, AttemptLimits
-from .auth import COOKIE, issue_token
-from .clientip import client_ip
+from ..admission.attempt_limits import AttemptLimiter, AttemptLimits
+from ..http import jsonbody
+from ..http.auth import COOKIE, issue_token
+from ..http.clientip import client_ip
+from ..http.errors import ApiError, JSONResponse
+from ..settings import ApiSettings
 from .devices import DeviceCookies
-from .errors import ApiError, JSONResponse
+from .openapi_parts import UNSUPPORTED, Paths, error_answer, json_answer, ref
 from .passwords import check_new_password, common_passwords
-from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
@@ -274,3 +275,78 @@ class AccountEndpoints:
 
 def taken(username: str) -> ApiError:
     return ApiError(409, "username_taken", f"The username {username!r} is already taken.")
+
+
+CREDENTIALS = {
+    "required": True,
+    "content": {"application/json": {"schema": ref("Credentials")}},
+}
+OPENAPI: Paths = {
+    "/api/auth/register": {
+        "post": {
+            "summary": "Create an account",
+            "description": "The user id comes from the id-allocator; the password is "
+            "stored as an argon2 hash.",
+            "requestBody": CREDENTIALS,
+            "responses": {
+                "201": json_answer(ref("Session"), "Created and signed in.", ["Set-Cookie"]),
+                "400": error_answer(
+                    "Invalid JSON, a repeated key, missing or malformed username or "
+                    "password, or a password that is among the most common ones "
+                    "(`password_too_common`) or is the username (`password_is_username`)."
+                ),
+                "409": error_answer("The username is taken (case does not matter)."),
+                "413": error_answer("Body too large."),
+                "415": UNSUPPORTED,
+                "429": error_answer(
+                    "Too many sign-up attempts from this IP (REGISTER_MAX_ATTEMPTS per "
+                    "REGISTER_WINDOW_SECONDS).",
+                    ["Retry-After"],
+                ),
+                "501": error_answer(
+                    "This api issues no tokens (JWT_ALGORITHMS without HS256): sign in with "
+                    "the identity provider whose JWKS it trusts."
+                ),
+                "503": error_answer(
+                    "The id-allocator, Redis or MongoDB is unreachable; no account was created.",
+                    ["Retry-After"],
+                ),
+            },
+        }
+    },
+    "/api/auth/login": {
+        "post": {
+            "summary": "Sign in",
+            "description": "Per LOGIN_WINDOW_SECONDS: at most LOGIN_MAX_ATTEMPTS failed "
+            "logins per username and client IP, and LOGIN_IP_MAX_ATTEMPTS logins of any "
+            "outcome per client IP; past LOGIN_MAX_ATTEMPTS failures of a username from "
+            "anywhere, attempts from browsers that never signed in to it (no `login-device` "
+            "cookie) wait a delay that doubles up to LOGIN_DELAY_MAX_SECONDS. A success "
+            "clears the username's failures and sets the `login-device` cookie.",
+            "requestBody": CREDENTIALS,
+            "responses": {
+                "200": json_answer(ref("Session"), "Signed in.", ["Set-Cookie"]),
+                "400": error_answer(
+                    "Invalid JSON, a repeated key, missing or malformed username or password."
+                ),
+                "401": error_answer(
+                    "The username or password is wrong (the same answer for both)."
+                ),
+                "413": error_answer("Body too large."),
+                "415": UNSUPPORTED,
+                "429": error_answer(
+                    "Too many attempts: `limit` is ip, username_ip or username (a delay of "
+                    "seconds).",
+                    ["Retry-After"],
+                ),
+                "501": error_answer(
+                    "This api issues no tokens (JWT_ALGORITHMS without HS256): sign in with "
+                    "the identity provider whose JWKS it trusts."
+                ),
+                "503": error_answer(
+                    "Redis or MongoDB is unreachable; nothing was checked.", ["Retry-After"]
+                ),
+            },
+        }
+    },
+}

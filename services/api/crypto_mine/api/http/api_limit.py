@@ -33,10 +33,11 @@ from crypto_mine.common import scripts
 from crypto_mine.common.metrics import REDIS_LATENCY
 from crypto_mine.common.names import Keys
 
-from . import limits
+from .. import SCRIPTS
+from ..admission import limits
+from ..settings import Bucket
 from .clientip import client_ip
 from .errors import ApiError
-from .settings import Bucket
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class Limiter:
     """Takes one token per request from its IP's bucket, many requests per script call."""
 
     def __init__(self, redis: Redis, bucket: Bucket) -> None:
-        self.script: Script = redis.register_script(scripts.load(__package__, "api_limit.lua"))
+        self.script: Script = redis.register_script(scripts.load(SCRIPTS, "api_limit.lua"))
         self.args = [str(bucket.rate), str(bucket.burst)]
         self._pending: list[tuple[str, asyncio.Future[Decision]]] = []
         self._running = 0

@@ -38,7 +38,8 @@ from crypto_mine.common.names import QUEUE_NAME
 from crypto_mine.pipeline.failures import PoisonJob
 from crypto_mine.pipeline.runtime import Pipeline, PipelineSettings
 
-from .settings import ApiSettings
+from .. import SCRIPTS
+from ..settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class InlineApplier:
                 retry_budget_seconds=settings.admission_timeout_seconds,
             )
         )
-        self.dequeue = self.pipeline.redis.register_script(scripts.load(__package__, "dequeue.lua"))
+        self.dequeue = self.pipeline.redis.register_script(scripts.load(SCRIPTS, "dequeue.lua"))
         self.limiter = anyio.CapacityLimiter(THREADS)
         self._runs: dict[str, asyncio.Future[None]] = {}
 

@@ -10,7 +10,7 @@ normalized body is ``{"clicks": n}``).
 
 from __future__ import annotations
 
-from .errors import ApiError
+from ..http.errors import ApiError
 
 HEADER = "Idempotency-Key"
 MAX_LENGTH = 255

@@ -15,10 +15,10 @@ from crypto_mine.common.names import ShardKeys, shard_of
 from crypto_mine.common.redis import async_redis_client
 from crypto_mine.common.settings import RedisSettings
 
+from ..settings import ApiSettings
 from .admission import Admitter
 from .applied import AppliedClicks
 from .reads import Reads
-from .settings import ApiSettings
 
 
 class Shard:

@@ -10,8 +10,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import JSONResponse
-from .settings import ApiSettings
+from ..http.errors import JSONResponse
+from ..settings import ApiSettings
+from .openapi_parts import Paths, json_answer, ref
 from .status import etag_of, matches
 
 CACHE_CONTROL = "public, max-age=300"
@@ -33,3 +34,17 @@ class MobileEndpoint:
         if matches(request.headers.get("if-none-match"), self.etag):
             return Response(status_code=304, headers=headers)
         return JSONResponse(self.body, headers=headers)
+
+
+OPENAPI: Paths = {
+    "/api/mobile-app/apk": {
+        "get": {
+            "summary": "Mobile release metadata",
+            "parameters": [{"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+            "responses": {
+                "200": json_answer(ref("MobileApk"), "Metadata.", ["ETag", "Cache-Control"]),
+                "304": {"description": "Not modified."},
+            },
+        }
+    },
+}

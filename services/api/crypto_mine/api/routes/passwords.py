@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from .errors import ApiError
+from ..http.errors import ApiError
 
 LIST = "common-passwords.txt"
 

@@ -26,6 +26,12 @@ import os
 from dataclasses import dataclass
 
 import orjson
+
+# uvicorn's protocol classes are its internals (its public interface is the import string of
+# --http, which may name a class): the bounds need the parser's callbacks, which no public hook
+# reaches. What is relied on: the callbacks and methods overridden below, and the attributes read
+# (url, headers, cycle, transport, loop). tests/api/test_http_limits.py pins both, against a
+# real uvicorn process and by the names and signatures of uvicorn's class.
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from crypto_mine.common.settings import Env

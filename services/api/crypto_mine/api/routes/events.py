@@ -55,11 +55,13 @@ from crypto_mine.common.names import ShardKeys
 from crypto_mine.common.settings import RedisSettings
 from crypto_mine.pipeline import events
 
-from .auth import Authenticator, Identity, unauthorized
-from .errors import ApiError
-from .observability import EVENT_STREAMS, EVENTS_SENT
-from .settings import ApiSettings
-from .shards import Shard, Shards
+from .. import SCRIPTS
+from ..admission.shards import Shard, Shards
+from ..http.auth import Authenticator, Identity, unauthorized
+from ..http.errors import ApiError
+from ..http.observability import EVENT_STREAMS, EVENTS_SENT
+from ..settings import ApiSettings
+from .openapi_parts import SECURED, UNAVAILABLE, Paths, error_answer, ref
 from .status import StatusEndpoint
 
 log = logging.getLogger(__name__)
@@ -277,7 +279,7 @@ class EventFeeds:
             EventHub(shard.redis_settings, shard.redis, shard.keys) for shard in shards.all
         ]
         self.status = status
-        lease = scripts.load(__package__, "event_lease.lua")
+        lease = scripts.load(SCRIPTS, "event_lease.lua")
         self.leases = [shard.redis.register_script(lease) for shard in shards.all]
         self.heartbeat = settings.events_heartbeat_seconds
         self.lease_ms = math.ceil(1000 * self.heartbeat * LEASE_HEARTBEATS)
@@ -415,3 +417,43 @@ class EventEndpoint:
             yield b": heartbeat\n\n" if batch is None else b"".join(map(frame, batch))
         if feed.ended:
             yield ENDED % feed.ended.encode()
+
+
+OPENAPI: Paths = {
+    "/api/mining/events": {
+        "get": {
+            "summary": "The caller's click outcomes and balance changes, live",
+            "description": "Server-Sent Events. A new stream starts with a `balance` "
+            "snapshot; then every `click` outcome (a ClickStatus) and `balance` change "
+            "(a MiningStatus) of the caller as the worker applies them, each with its "
+            "`id`. Reconnect with `Last-Event-ID` to receive exactly the events missed "
+            "(a `balance` snapshot first when some were trimmed away). A `: heartbeat` "
+            "comment comes every MINING_EVENTS_HEARTBEAT seconds. Browsers authenticate "
+            "with the auth-token cookie (tokens are never accepted in the URL). At most "
+            "MINING_EVENTS_MAX_STREAMS_PER_USER open streams per user. The stream ends "
+            "with an `end` event when its token expires (reconnect with a fresh one) or "
+            "is signed out by logout.",
+            "security": SECURED,
+            "parameters": [
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "The id of the last event received (`<ms>-<n>`); "
+                    "any other value is ignored and the stream starts afresh.",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The event stream (`event: click` or `balance`, "
+                    "`data:` one JSON document).",
+                    "content": {"text/event-stream": {"schema": ref("ServerSentEvent")}},
+                },
+                "401": error_answer("Missing, invalid, expired or signed-out token."),
+                "429": error_answer("Too many open streams for this user.", ["Retry-After"]),
+                "503": UNAVAILABLE,
+            },
+        }
+    },
+}

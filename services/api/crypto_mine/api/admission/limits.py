@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
+from ..settings import Bucket
 from .admission import Admission
-from .settings import Bucket
 
 
 def policy(bucket: Bucket) -> str:

@@ -19,15 +19,26 @@ from starlette.types import Receive
 from crypto_mine.pipeline.failures import TransientFailure
 from crypto_mine.pipeline.records import COMPLETED, FAILED, QUEUED, ClickRecord, Field
 
-from . import idempotency, jsonbody, limits
-from .admission import Admission, ClickRequest, Verdict
-from .applied import AppliedClicks
-from .auth import Authenticator
-from .clientip import client_ip
-from .errors import ApiError, JSONResponse, unavailable
-from .inline import InlineApplier
-from .settings import ApiSettings
-from .shards import Shard, Shards
+from ..admission import idempotency, limits
+from ..admission.admission import Admission, ClickRequest, Verdict
+from ..admission.applied import AppliedClicks
+from ..admission.inline import InlineApplier
+from ..admission.shards import Shard, Shards
+from ..http import jsonbody
+from ..http.auth import Authenticator
+from ..http.clientip import client_ip
+from ..http.errors import ApiError, JSONResponse, unavailable
+from ..settings import ApiSettings
+from .openapi_parts import (
+    LIMIT_HEADERS,
+    SECURED,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    Paths,
+    error_answer,
+    json_answer,
+    ref,
+)
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +197,74 @@ class ClickEndpoints:
             record = found[(user_id, key)]
         status = {COMPLETED: 200, FAILED: 409}.get(record.state, 202)
         return JSONResponse(record.to_json(), status_code=status)
+
+
+KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": idempotency.MAX_LENGTH,
+    "pattern": "^[ -~]+$",
+}
+KEY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "Unique per click and user; retries reuse it. A repeat is answered "
+    "with the click's original outcome, from Redis for MINING_IDEMPOTENCY_WINDOW_SECONDS "
+    "after the click completed, from MongoDB after that.",
+    "schema": KEY_SCHEMA,
+}
+OPENAPI: Paths = {
+    "/api/mining/click": {
+        "post": {
+            "summary": "Queue a mining click",
+            "description": "Order: auth, rate limits, idempotency, backpressure, enqueue.",
+            "security": SECURED,
+            "parameters": [KEY_HEADER],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": ref("ClickRequest")}},
+            },
+            "responses": {
+                "202": json_answer(ref("ClickQueued"), "Queued.", ["Location", *LIMIT_HEADERS]),
+                "200": json_answer(
+                    ref("ClickStatus"),
+                    "A repeat of a known key: its current outcome. With USE_QUEUE=false "
+                    "(development and tests only) also a new click, applied before the "
+                    "answer (`Idempotent-Replayed` only on repeats).",
+                    ["Idempotent-Replayed", *LIMIT_HEADERS],
+                ),
+                "409": json_answer(
+                    ref("ClickStatus"),
+                    "USE_QUEUE=false only: the new click failed, with its error code.",
+                ),
+                "400": error_answer("Missing or invalid Idempotency-Key, or invalid body."),
+                "401": UNAUTHORIZED,
+                "403": error_answer(
+                    "Authenticated by the cookie, but sent from another site's page "
+                    "(Sec-Fetch-Site or Origin)."
+                ),
+                "413": error_answer("Body too large."),
+                "422": error_answer("The key was used before with a different body."),
+                "429": error_answer("A rate limit is exhausted.", ["Retry-After", *LIMIT_HEADERS]),
+                "503": UNAVAILABLE,
+            },
+        }
+    },
+    "/api/mining/click/status": {
+        "get": {
+            "summary": "Outcome of one of the caller's clicks",
+            "security": SECURED,
+            "parameters": [{"name": "key", "in": "query", "required": True, "schema": KEY_SCHEMA}],
+            "responses": {
+                "200": json_answer(ref("ClickStatus"), "Completed."),
+                "202": json_answer(ref("ClickStatus"), "Queued or being applied."),
+                "400": error_answer("Missing or invalid key."),
+                "401": UNAUTHORIZED,
+                "404": error_answer("Unknown key for this user."),
+                "409": json_answer(ref("ClickStatus"), "Failed, with its error code."),
+                "503": UNAVAILABLE,
+            },
+        }
+    },
+}

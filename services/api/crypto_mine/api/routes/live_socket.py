@@ -40,11 +40,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketClose, WebSocketDisconnect
 
-from .auth import Authenticator
-from .errors import ApiError, error_response
+from ..http.auth import Authenticator
+from ..http.errors import ApiError, error_response
+from ..http.observability import EVENT_STREAMS
+from ..settings import ApiSettings
 from .events import Event, EventFeeds, Feed
-from .observability import EVENT_STREAMS
-from .settings import ApiSettings
+from .openapi_parts import SECURED, UNAUTHORIZED, UNAVAILABLE, Paths, error_answer
 
 log = logging.getLogger(__name__)
 
@@ -168,3 +169,34 @@ class LiveSocket:
         except WebSocketDisconnect:
             return False
         return True
+
+
+OPENAPI: Paths = {
+    "/api/mining/ws": {
+        "get": {
+            "summary": "The events of /api/mining/events over a WebSocket",
+            "description": (
+                "Open with `Upgrade: websocket`. Auth: a bearer token, the auth-token "
+                "cookie, or the subprotocols `crypto-mine.v1` + `bearer.<token>` (the "
+                "answer names `crypto-mine.v1`); never a token in the URL. A browser's "
+                "Origin must be the api's own or one of CORS_ORIGIN. Resume: "
+                "`Last-Event-ID` or `?lastEventId=`. Messages (JSON text): `{id, event, "
+                "data}` as the event stream's, and `{event: heartbeat}`."
+            ),
+            "security": SECURED,
+            "parameters": [
+                {"name": "lastEventId", "in": "query", "schema": {"type": "string"}},
+                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "101": {"description": "Switching Protocols: the socket is open."},
+                "400": error_answer("Bad subprotocols (a token without crypto-mine.v1)."),
+                "401": UNAUTHORIZED,
+                "403": error_answer("The browser origin is not allowed (CORS_ORIGIN)."),
+                "426": error_answer("A plain GET: this path is a WebSocket.", ["Upgrade"]),
+                "429": error_answer("Too many open streams for this user.", ["Retry-After"]),
+                "503": UNAVAILABLE,
+            },
+        }
+    },
+}

@@ -16,11 +16,12 @@ from crypto_mine.common.metrics import exposition
 from crypto_mine.pipeline.queue_reporter import AsyncQueueReporter, queue_exposition
 from crypto_mine.pipeline.queue_stats import QueueStats, read_all
 
-from .errors import JSONResponse
-from .observability import Performance
+from ..admission.shards import Shards
+from ..http.errors import JSONResponse
+from ..http.observability import Performance
+from ..settings import ApiSettings
+from .openapi_parts import UNAVAILABLE, Paths, json_answer, ref
 from .redis_safety import UnsafeRedis, check_no_eviction, durability
-from .settings import ApiSettings
-from .shards import Shards
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +116,51 @@ class HealthEndpoints:
     async def metrics(self, _: Request) -> Response:
         body, content_type = exposition()
         return Response(body + await queue_exposition(self.reporters), media_type=content_type)
+
+
+OPENAPI: Paths = {
+    "/api/queue/stats": {
+        "get": {
+            "summary": "Click queue statistics",
+            "responses": {"200": json_answer(ref("QueueStats"), "Statistics."), "503": UNAVAILABLE},
+        }
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Liveness",
+            "responses": {"200": json_answer({"type": "object"}, "Alive.")},
+        }
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: Redis reachable (and MongoDB with USE_QUEUE=false)",
+            "responses": {
+                "200": json_answer(ref("Readiness"), "Ready."),
+                "503": json_answer(ref("Readiness"), "Not ready."),
+            },
+        }
+    },
+    "/api/health": {
+        "get": {
+            "summary": "Performance summary of this process, dependencies and queue",
+            "responses": {"200": json_answer(ref("Health"), "Summary.")},
+        }
+    },
+    "/health": {
+        "get": {
+            "summary": "The same as /api/health (the scaling guide's path)",
+            "responses": {"200": json_answer(ref("Health"), "Summary.")},
+        }
+    },
+    "/api/metrics": {
+        "get": {
+            "summary": "Prometheus metrics",
+            "responses": {
+                "200": {
+                    "description": "Exposition format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+}

@@ -19,9 +19,11 @@ from starlette.responses import Response
 from crypto_mine.common import scripts
 from crypto_mine.pipeline import events
 
-from .auth import COOKIE, Authenticator
-from .settings import ApiSettings
-from .shards import Shards
+from .. import SCRIPTS
+from ..admission.shards import Shards
+from ..http.auth import COOKIE, Authenticator
+from ..settings import ApiSettings
+from .openapi_parts import SECURED, UNAUTHORIZED, UNAVAILABLE, Paths, error_answer
 
 
 class LogoutEndpoint:
@@ -29,7 +31,7 @@ class LogoutEndpoint:
         self.settings = settings
         self.auth = auth
         self.shards = shards
-        sign_out = scripts.load(__package__, "sign_out.lua")
+        sign_out = scripts.load(SCRIPTS, "sign_out.lua")
         self.sign_outs = [shard.redis.register_script(sign_out) for shard in shards.all]
 
     async def logout(self, request: Request) -> Response:
@@ -57,3 +59,32 @@ class LogoutEndpoint:
             samesite="lax",
         )
         return response
+
+
+OPENAPI: Paths = {
+    "/api/auth/logout": {
+        "post": {
+            "summary": "Sign out",
+            "description": "Clears the auth-token cookie, ends every event stream opened "
+            "with this token on every replica, and refuses it for new streams; the token "
+            "stays valid for other calls until its exp.",
+            "security": SECURED,
+            "responses": {
+                "204": {
+                    "description": "Signed out.",
+                    "headers": {
+                        "Set-Cookie": {
+                            "description": "`auth-token=; Max-Age=0` (the cookie is cleared).",
+                            "schema": {"type": "string"},
+                        }
+                    },
+                },
+                "401": UNAUTHORIZED,
+                "403": error_answer(
+                    "Authenticated by the cookie, but sent from another site's page."
+                ),
+                "503": UNAVAILABLE,
+            },
+        }
+    },
+}

@@ -54,6 +54,10 @@ def chosen_coding(header: str) -> str | None:
 
 
 class DeflateResponder(GZipResponder):
+    """Starlette's gzip responder with a zlib compressor: it relies on the responder making its
+    compressor in ``compressor`` (cached in ``_compressor``) and naming ``content_encoding``;
+    ``tests/api/test_compression.py`` decodes its answers as the zlib format."""
+
     content_encoding = DEFLATE
 
     @property

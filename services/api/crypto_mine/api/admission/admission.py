@@ -43,9 +43,10 @@ from crypto_mine.common.names import (
 )
 from crypto_mine.pipeline.queue_stats import ShardQueueKeys
 
+from .. import SCRIPTS
+from ..settings import ApiSettings, Bucket
 from .applied import AppliedClicks
 from .batching import Batcher
-from .settings import ApiSettings, Bucket
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ class Admitter:
         self.applied = applied
         self.keys = ShardKeys(shard)
         self.queue = ShardQueueKeys(shard).queue
-        self.script = redis.register_script(scripts.load(__package__, SCRIPT))
+        self.script = redis.register_script(scripts.load(SCRIPTS, SCRIPT))
         self.template = JobTemplate(settings, queue_name(shard))
         self.policies = (settings.global_bucket, settings.user_bucket, settings.ip_bucket)
         # Each shard takes its share of the global rate: users spread evenly over the shards.

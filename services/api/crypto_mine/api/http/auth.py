@@ -18,9 +18,9 @@ import anyio.to_thread
 import jwt
 from starlette.requests import HTTPConnection, Request
 
+from ..settings import ApiSettings
 from .errors import ApiError
 from .origin import require_same_site
-from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
 

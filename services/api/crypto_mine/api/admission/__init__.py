@@ -1,0 +1,1 @@
+"""Admission of clicks and attempts: limits, idempotency, coalescing, shards, MongoDB checks."""

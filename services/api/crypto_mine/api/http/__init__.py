@@ -1,0 +1,1 @@
+"""HTTP plumbing: middleware, errors, authentication, client addresses, connection limits."""

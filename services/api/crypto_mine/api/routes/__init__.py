@@ -1,0 +1,1 @@
+"""The endpoints: one module per route or group of routes, with what only they use."""
