@@ -64,15 +64,15 @@ class InlineApplier:
     def __init__(self, settings: ApiSettings) -> None:
         self.redis = redis_client(settings.redis)
         self.mongo = mongo_client(settings.mongo)
-        ledger = Ledger(self.mongo[settings.mongo.database], settings.reward_per_click)
+        ledger = Ledger(self.mongo[settings.mongo.database], settings.admission.reward_per_click)
         outcomes = Outcomes(
             self.redis,
-            settings.status_cache_ttl_seconds,
+            settings.status.cache_ttl_seconds,
             settings.events,
-            settings.idempotency_window_seconds,
+            settings.idempotency.window_seconds,
         )
         self.batches = BatchApplier(
-            ledger, outcomes, Backoff(), retry_budget_seconds=settings.admission_timeout_seconds
+            ledger, outcomes, Backoff(), retry_budget_seconds=settings.admission.timeout_seconds
         )
         self.dequeue = self.redis.register_script(DEQUEUE_SCRIPT)
         self.limiter = anyio.CapacityLimiter(THREADS)
