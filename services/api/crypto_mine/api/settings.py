@@ -41,6 +41,7 @@ from crypto_mine.common.settings import (
 )
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+API_LIMIT, API_WINDOW = 100, 60  # the general limit: requests per window (seconds) per IP
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,6 @@ class Bucket:
     name: str
     rate: float
     burst: int
-
-    @classmethod
-    def from_env(cls, env: Env, rate: str, burst: str, default: Bucket) -> Bucket:
-        return cls(
-            default.name,
-            env.float(rate, default.rate, min=0.001),
-            env.int(burst, default.burst, min=1),
-        )
 
 
 def origin(variable: str, value: str) -> str:
@@ -164,21 +157,28 @@ class LimitSettings:
     global_bucket: Bucket = Bucket("global", 12_000, 24_000)
     user_bucket: Bucket = Bucket("user", 5, 10)
     ip_bucket: Bucket = Bucket("ip", 20, 40)
-    api_bucket: Bucket | None = Bucket("api", 100 / 60, 100)
+    api_bucket: Bucket | None = Bucket("api", API_LIMIT / API_WINDOW, API_LIMIT)
 
     @classmethod
     def from_env(cls, env: Env) -> LimitSettings:
-        api_limit = env.int("API_RATE_LIMIT", 100, min=0)
-        api_window = env.int("API_RATE_LIMIT_WINDOW", 60, min=1)
-        prefix = "MINING_RATE_LIMIT"
+        api_limit = env.int("API_RATE_LIMIT", API_LIMIT, min=0)
+        api_window = env.int("API_RATE_LIMIT_WINDOW", API_WINDOW, min=1)
         return cls(
-            global_bucket=Bucket.from_env(
-                env, f"{prefix}_GLOBAL", f"{prefix}_GLOBAL_BURST", cls.global_bucket
+            global_bucket=Bucket(
+                "global",
+                env.float("MINING_RATE_LIMIT_GLOBAL", cls.global_bucket.rate, min=0.001),
+                env.int("MINING_RATE_LIMIT_GLOBAL_BURST", cls.global_bucket.burst, min=1),
             ),
-            user_bucket=Bucket.from_env(
-                env, f"{prefix}_PER_USER", f"{prefix}_USER_BURST", cls.user_bucket
+            user_bucket=Bucket(
+                "user",
+                env.float("MINING_RATE_LIMIT_PER_USER", cls.user_bucket.rate, min=0.001),
+                env.int("MINING_RATE_LIMIT_USER_BURST", cls.user_bucket.burst, min=1),
             ),
-            ip_bucket=Bucket.from_env(env, f"{prefix}_PER_IP", f"{prefix}_IP_BURST", cls.ip_bucket),
+            ip_bucket=Bucket(
+                "ip",
+                env.float("MINING_RATE_LIMIT_PER_IP", cls.ip_bucket.rate, min=0.001),
+                env.int("MINING_RATE_LIMIT_IP_BURST", cls.ip_bucket.burst, min=1),
+            ),
             api_bucket=Bucket("api", api_limit / api_window, api_limit) if api_limit else None,
         )
 
