@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from crypto_mine.allocator.settings import AllocatorSettings
+from crypto_mine.api.http.http_limits import HttpLimits
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.metrics import MULTIPROC_ENV
 from crypto_mine.common.settings import Env
@@ -69,6 +70,59 @@ def test_every_setting_is_in_the_env_example() -> None:
     missing = sorted(settings_read_by_code() - set(listed))
     assert missing == [], f"settings missing from .env.example: {missing}"
     assert sorted(set(listed) - settings_read_by_code()) == []
+
+
+class Recording(dict[str, str]):
+    """An environment that notes every variable looked up in it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+
+def test_every_variable_the_api_reads_is_documented() -> None:
+    """The names the api's settings look up while they are built, not found by a scan of the
+    source: each is also found by the scan, and is in the README's table and .env.example."""
+    environ = Recording({"JWT_SECRET": "s" * 32})
+    ApiSettings.from_env(Env(environ))
+    HttpLimits.from_env(Env(environ))
+    assert len(environ.read) > 60
+    assert sorted(environ.read - settings_read_by_code()) == []
+    assert sorted(name for name in environ.read if not documented(name)) == []
+    assert sorted(environ.read - set(example_lines())) == []
+
+
+def configuration_table_names() -> set[str]:
+    """The variables the first cells of the README's Configuration tables name; a `_SUFFIX`
+    stands for the first name of its cell with its last part(s) replaced."""
+    section = README.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    read = settings_read_by_code()
+    names: set[str] = set()
+    for row in re.findall(r"^\| (.+?) \|", section, re.M):
+        cell = re.findall(r"`([A-Z_][A-Z0-9_]*)`", row)
+        full = [name for name in cell if not name.startswith("_")]
+        names.update(full)
+        for suffix in (name for name in cell if name.startswith("_")):
+            parts = full[0].split("_")
+            found = [
+                "_".join(parts[:cut]) + suffix
+                for cut in range(1, len(parts))
+                if "_".join(parts[:cut]) + suffix in read
+            ]
+            names.add(found[0] if found else full[0] + suffix)
+    return names
+
+
+def test_every_variable_of_the_configuration_table_is_read() -> None:
+    """One scheme: the table names no variable the code does not read (the original
+    documents' names are there only as the other names the code accepts)."""
+    names = configuration_table_names()
+    assert len(names) > 80
+    assert sorted(names - settings_read_by_code()) == []
 
 
 def fields(settings: Any) -> dict[str, Any]:

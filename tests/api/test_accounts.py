@@ -95,7 +95,7 @@ async def test_register_answers_201_with_a_token_and_a_cookie(accounts: Api, use
     assert body["userId"].isdigit()
     claims = jwt.decode(body["token"], SECRET, algorithms=["HS256"])
     assert claims["sub"] == body["userId"]
-    assert claims["exp"] - claims["iat"] == accounts.settings.jwt_ttl_seconds
+    assert claims["exp"] - claims["iat"] == accounts.settings.auth.jwt_ttl_seconds
     assert response.headers["Cache-Control"] == "no-store"
 
     value, attributes = auth_cookie(response)
@@ -103,7 +103,7 @@ async def test_register_answers_201_with_a_token_and_a_cookie(accounts: Api, use
     assert {"httponly", "secure"} <= set(attributes)
     assert attributes["samesite"].lower() == "lax"
     assert attributes["path"] == "/"
-    assert attributes["max-age"] == str(accounts.settings.jwt_ttl_seconds)
+    assert attributes["max-age"] == str(accounts.settings.auth.jwt_ttl_seconds)
     assert users.count_documents({}) == 1
 
 

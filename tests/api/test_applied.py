@@ -98,7 +98,7 @@ async def test_the_same_answer_within_and_beyond_the_window(
     assert redis_client.get(Keys.queue_depth) == "0"
     status = await api.client.get("/api/mining/status", headers=api.auth("u1"))
     assert (status.json()["balance"], status.json()["clicks"]) == (5, 5)
-    assert 0 < redis_client.ttl(Keys.click("u1", "k")) <= api.settings.idempotency_window_seconds
+    assert 0 < redis_client.ttl(Keys.click("u1", "k")) <= api.settings.idempotency.window_seconds
     assert (await api.click("u1", "k", {"clicks": 2})).json() == within_click.json()
 
 
@@ -143,7 +143,7 @@ async def test_a_mongodb_away_holds_no_click_up(start_api: Any, tmp_path: Any) -
     assert (first.status_code, second.status_code) == (202, 202)
     assert lookups("unchecked") == unchecked + 2
     # The first lookup waited for its bound (not for server selection); the second none.
-    assert elapsed < api.settings.idempotency_lookup_timeout + 2, elapsed
+    assert elapsed < api.settings.idempotency.lookup_timeout + 2, elapsed
     status = await api.status("u1", "not-in-redis")
     assert (status.status_code, status.json()["error"]) == (503, "mongodb_unavailable")
     assert status.headers["Retry-After"] == "1"

@@ -37,7 +37,7 @@ async def body_of(api: Api, path: str, encoding: str) -> tuple[httpx.Headers, by
 async def test_large_json_is_gzipped_when_accepted(api: Api) -> None:
     headers, raw = await body_of(api, "/openapi.json", "gzip, deflate")
     plain_headers, plain = await body_of(api, "/openapi.json", "identity")
-    assert len(plain) > api.settings.gzip_min_bytes
+    assert len(plain) > api.settings.http.gzip_min_bytes
     assert headers["Content-Encoding"] == "gzip"
     assert "Accept-Encoding" in headers["Vary"]
     assert int(headers["Content-Length"]) == len(raw) < len(plain) / 3
@@ -48,7 +48,7 @@ async def test_large_json_is_gzipped_when_accepted(api: Api) -> None:
 
 async def test_small_responses_and_refusals_stay_plain(api: Api) -> None:
     small = await raw_get(api, "/healthz", "gzip")
-    assert len(b'{"status":"ok"}') < api.settings.gzip_min_bytes
+    assert len(b'{"status":"ok"}') < api.settings.http.gzip_min_bytes
     assert "content-encoding" not in small.headers
     for refused in ("gzip;q=0", "identity", "br", "gzip;q=0, deflate;q=0, *"):
         response = await raw_get(api, "/openapi.json", refused)

@@ -98,4 +98,4 @@ def test_cors_origins_are_normalized(make_settings: Any) -> None:
     settings = make_settings(
         CORS_ORIGIN=f" HTTPS://Game.Example.com/ ,{GAME},http://localhost:3000"
     )
-    assert settings.cors_origins == (GAME, "http://localhost:3000")
+    assert settings.http.cors_origins == (GAME, "http://localhost:3000")

@@ -47,7 +47,7 @@ def test_only_the_click_limit_depends_on_the_settings() -> None:
 async def test_the_served_document_is_built_with_the_running_settings(api: Api) -> None:
     served = await api.client.get("/openapi.json")
     assert served.headers["content-type"] == "application/json"
-    assert served.content == orjson.dumps(document(api.settings.max_clicks_per_request))
+    assert served.content == orjson.dumps(document(api.settings.admission.max_clicks_per_request))
 
 
 @pytest.mark.anyio

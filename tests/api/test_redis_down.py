@@ -86,7 +86,7 @@ async def test_hung_redis_is_503_within_the_timeouts(
         os.kill(private_redis.pid, signal.SIGCONT)
     assert click.status_code == 503
     assert click.json()["error"] in {"redis_unavailable", "backend_unavailable"}
-    bound = min(api.settings.admission_timeout_seconds, api.settings.redis.socket_timeout)
+    bound = min(api.settings.admission.timeout_seconds, api.settings.redis.socket_timeout)
     assert elapsed < bound + SLACK, f"answer took {elapsed:.1f}s"
     await clicks_again(api, within=10)
 

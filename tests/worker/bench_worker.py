@@ -89,7 +89,7 @@ def environment(redis_url: str, mongo_uri: str, batch: int) -> dict[str, str]:
 async def enqueue(settings: ApiSettings, count: int, users: int) -> None:
     client = async_redis_client(settings.redis, decode_responses=True)
     mongo = async_mongo_client(settings.mongo)
-    applied = AppliedClicks(mongo[settings.mongo.database], settings.idempotency_lookup_timeout)
+    applied = AppliedClicks(mongo[settings.mongo.database], settings.idempotency.lookup_timeout)
     admitter = Admitter(client, settings, applied)
     try:
         clicks = [

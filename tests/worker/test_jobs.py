@@ -69,7 +69,7 @@ async def test_key_seen_again_after_its_record_left_redis_is_replayed_from_mongo
     assert after.json() == within.json()
     assert redis_client.get(Keys.queue_depth) == "0"  # nothing queued again
     assert redis_client.llen(QueueKeys.queue) == 0
-    assert 0 < redis_client.ttl(Keys.click("u1", "k")) <= api.settings.idempotency_window_seconds
+    assert 0 < redis_client.ttl(Keys.click("u1", "k")) <= api.settings.idempotency.window_seconds
     # Its batch's marker gone (8 days later): the balance right after that batch is no
     # longer known; the rest of the answer still is.
     database["batches"].delete_many({})

@@ -63,12 +63,12 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     mongo = async_mongo_client(settings.mongo)
     database = mongo[settings.mongo.database]
     auth = Authenticator(settings)
-    applied = AppliedClicks(database, settings.idempotency_lookup_timeout)
+    applied = AppliedClicks(database, settings.idempotency.lookup_timeout)
     shards = Shards(settings, applied)
     redis = shards.first.redis  # the keys of no user: login attempts, the general limit
     performance = Performance()
     inline = None
-    if not settings.use_queue:
+    if not settings.admission.use_queue:
         log.warning(
             "USE_QUEUE=false: the api applies every click itself before answering; "
             "for development and tests only"
@@ -79,12 +79,8 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
     feeds = EventFeeds(settings, shards, status)
     events = EventEndpoint(auth, feeds)
     live = LiveSocket(settings, auth, feeds)
-    page = DemoPage(settings.cdn_base_url)
-    allocator = IdAllocatorClient(
-        settings.id_allocator_url,
-        settings.id_allocator_timeout,
-        token=settings.id_allocator_token,
-    )
+    page = DemoPage(settings.http.cdn_base_url)
+    allocator = IdAllocatorClient.from_settings(settings.id_allocator)
     accounts = AccountEndpoints(settings, redis, database, allocator)
     logout = LogoutEndpoint(settings, auth, shards)
     # Every process of the pod shares the pod's identity (see AsyncQueueReporter).
@@ -93,7 +89,7 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         for shard in shards.all
     ]
     health = HealthEndpoints(settings, shards, database, performance, reporters)
-    openapi = OpenApiEndpoint(settings.max_clicks_per_request)
+    openapi = OpenApiEndpoint(settings.admission.max_clicks_per_request)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -134,18 +130,18 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Route("/static/{asset}", page.asset, methods=["GET"]),
     ]
     middleware = [Middleware(TimingMiddleware, performance=performance)]
-    if settings.api_bucket is not None:
+    if settings.limits.api_bucket is not None:
         middleware.append(
             Middleware(
                 ApiLimitMiddleware,
                 redis=redis,
-                bucket=settings.api_bucket,
-                trusted_proxies=settings.trusted_proxies,
+                bucket=settings.limits.api_bucket,
+                trusted_proxies=settings.http.trusted_proxies,
             )
         )
     middleware += [
-        Middleware(Compression, minimum_size=settings.gzip_min_bytes),
-        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        Middleware(Compression, minimum_size=settings.http.gzip_min_bytes),
+        Middleware(BodyLimitMiddleware, max_body_bytes=settings.http.max_body_bytes),
     ]
 
     def outer(app: ASGIApp) -> ASGIApp:
@@ -153,13 +149,15 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             app,
             endpoint=clicks.click,
             performance=performance,
-            max_body_bytes=settings.max_body_bytes,
+            max_body_bytes=settings.http.max_body_bytes,
         )
-        with_cors_or_not = with_cors(hot, settings.cors_origins) if settings.cors_origins else hot
+        with_cors_or_not = (
+            with_cors(hot, settings.http.cors_origins) if settings.http.cors_origins else hot
+        )
         return SecurityHeaders(
-            Shedding(with_cors_or_not, settings.max_requests_in_flight, performance),
-            hsts_max_age=settings.hsts_max_age,
-            trusted_proxies=settings.trusted_proxies,
+            Shedding(with_cors_or_not, settings.http.max_requests_in_flight, performance),
+            hsts_max_age=settings.http.hsts_max_age,
+            trusted_proxies=settings.http.trusted_proxies,
         )
 
     return Api(

@@ -29,7 +29,7 @@ class AllocatorUnavailable(AllocatorError):
 
 @dataclass(frozen=True)
 class AllocatorClientSettings:
-    url: str = "http://crypto-mine-id-allocator:8081"
+    url: str = "http://127.0.0.1:8081"
     timeout: float = 5.0
     token: str | None = field(default=None, repr=False)
 

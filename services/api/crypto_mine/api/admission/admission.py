@@ -107,7 +107,7 @@ class JobTemplate:
             args=(),
             connection=SyncRedis(),
             serializer=JSONSerializer,
-            timeout=settings.job_timeout_seconds,
+            timeout=settings.admission.job_timeout_seconds,
             result_ttl=JOB_RESULT_TTL,
             failure_ttl=JOB_FAILURE_TTL,
             description="apply a batch of mining clicks",
@@ -149,9 +149,13 @@ class Admitter:
         self.queue = ShardQueueKeys(shard).queue
         self.script = redis.register_script(scripts.load(SCRIPTS, SCRIPT))
         self.template = JobTemplate(settings, queue_name(shard))
-        self.policies = (settings.global_bucket, settings.user_bucket, settings.ip_bucket)
+        self.policies = (
+            settings.limits.global_bucket,
+            settings.limits.user_bucket,
+            settings.limits.ip_bucket,
+        )
         # Each shard takes its share of the global rate: users spread evenly over the shards.
-        shards, whole = settings.redis.shards, settings.global_bucket
+        shards, whole = settings.redis.shards, settings.limits.global_bucket
         share = (
             whole
             if shards == 1
@@ -164,9 +168,9 @@ class Admitter:
         ]
         self.batcher: Batcher[ClickRequest, Admission] = Batcher(
             self._run,
-            concurrency=settings.batch_concurrency,
-            max_weight=settings.batch_max_clicks,
-            timeout=settings.admission_timeout_seconds,
+            concurrency=settings.admission.batch_concurrency,
+            max_weight=settings.admission.batch_max_clicks,
+            timeout=settings.admission.timeout_seconds,
             what="admission",
             weight=clicks_of,
         )
@@ -195,14 +199,14 @@ class Admitter:
         ]
         args: list[Any] = [
             *self._limits,
-            self.settings.queue_max_depth,
-            self.settings.idempotency_ttl_seconds,
+            self.settings.admission.queue_max_depth,
+            self.settings.idempotency.ttl_seconds,
             job_id,
-            self.settings.job_max_clicks,
+            self.settings.admission.job_max_clicks,
             sum(click.clicks for click in clicks),
             len(fields) // 2,
             names.batch_prefix,
-            self.settings.idempotency_window_seconds,
+            self.settings.idempotency.window_seconds,
             at,
             *fields,
         ]

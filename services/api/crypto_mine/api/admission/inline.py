@@ -36,7 +36,7 @@ from rq.queue import Queue
 from crypto_mine.common import scripts
 from crypto_mine.common.names import QUEUE_NAME
 from crypto_mine.pipeline.failures import PoisonJob
-from crypto_mine.pipeline.runtime import Pipeline, PipelineSettings
+from crypto_mine.pipeline.runtime import Pipeline
 
 from .. import SCRIPTS
 from ..settings import ApiSettings
@@ -50,17 +50,7 @@ class InlineApplier:
     """Runs admitted jobs in the api process, one run per job however many clicks wait on it."""
 
     def __init__(self, settings: ApiSettings) -> None:
-        self.pipeline = Pipeline.from_settings(
-            PipelineSettings(
-                redis=settings.redis,
-                mongo=settings.mongo,
-                reward_per_click=settings.reward_per_click,
-                status_cache_ttl_seconds=settings.status_cache_ttl_seconds,
-                idempotency_window_seconds=settings.idempotency_window_seconds,
-                events=settings.events,
-                retry_budget_seconds=settings.admission_timeout_seconds,
-            )
-        )
+        self.pipeline = Pipeline.from_settings(settings.pipeline)
         self.dequeue = self.pipeline.redis.register_script(scripts.load(SCRIPTS, "dequeue.lua"))
         self.limiter = anyio.CapacityLimiter(THREADS)
         self._runs: dict[str, asyncio.Future[None]] = {}

@@ -76,7 +76,9 @@ class Identity(NamedTuple):
 class Authenticator:
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
-        self.jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+        self.jwks = (
+            jwt.PyJWKClient(settings.auth.jwt_jwks_url) if settings.auth.jwt_jwks_url else None
+        )
         self._verified: dict[str, Identity] = {}
 
     async def user_id(self, request: HTTPConnection, token: str | None = None) -> str:
@@ -116,9 +118,9 @@ class Authenticator:
         try:
             header = jwt.get_unverified_header(token)
             algorithm = header.get("alg")
-            if algorithm not in self.settings.jwt_algorithms:
+            if algorithm not in self.settings.auth.jwt_algorithms:
                 raise unauthorized(f"Token algorithm {algorithm!r} is not accepted.")
-            key: object = self.settings.jwt_secret
+            key: object = self.settings.auth.jwt_secret
             if algorithm == "RS256":
                 assert self.jwks is not None
                 signing = await anyio.to_thread.run_sync(self.jwks.get_signing_key_from_jwt, token)
@@ -127,8 +129,8 @@ class Authenticator:
                 token,
                 key,  # type: ignore[arg-type]
                 algorithms=[algorithm],
-                audience=self.settings.jwt_audience,
-                issuer=self.settings.jwt_issuer,
+                audience=self.settings.auth.jwt_audience,
+                issuer=self.settings.auth.jwt_issuer,
                 options={"require": ["exp", "sub"]},
             )
         except jwt.ExpiredSignatureError:
@@ -151,10 +153,10 @@ def issue_token(settings: ApiSettings, user_id: str, ttl: int | None = None) -> 
     claims: dict[str, object] = {
         "sub": user_id,
         "iat": now,
-        "exp": now + (ttl or settings.jwt_ttl_seconds),
+        "exp": now + (ttl or settings.auth.jwt_ttl_seconds),
     }
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
-    if settings.jwt_audience:
-        claims["aud"] = settings.jwt_audience
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    if settings.auth.jwt_issuer:
+        claims["iss"] = settings.auth.jwt_issuer
+    if settings.auth.jwt_audience:
+        claims["aud"] = settings.auth.jwt_audience
+    return jwt.encode(claims, settings.auth.jwt_secret, algorithm="HS256")

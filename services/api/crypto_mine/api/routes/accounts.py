@@ -109,16 +109,18 @@ class AccountEndpoints:
         self.limiter = AttemptLimiter(
             redis,
             AttemptLimits(
-                login_max_failures=settings.login_max_attempts,
-                login_ip_max_attempts=settings.login_ip_max_attempts,
-                login_window_seconds=settings.login_window_seconds,
-                login_max_delay_seconds=settings.login_delay_max_seconds,
-                register_max_attempts=settings.register_max_attempts,
-                register_window_seconds=settings.register_window_seconds,
+                login_max_failures=settings.accounts.login_max_attempts,
+                login_ip_max_attempts=settings.accounts.login_ip_max_attempts,
+                login_window_seconds=settings.accounts.login_window_seconds,
+                login_max_delay_seconds=settings.accounts.login_delay_max_seconds,
+                register_max_attempts=settings.accounts.register_max_attempts,
+                register_window_seconds=settings.accounts.register_window_seconds,
             ),
         )
         self.devices = DeviceCookies(
-            settings.jwt_secret, settings.login_device_ttl_seconds, settings.auth_cookie_secure
+            settings.auth.jwt_secret,
+            settings.accounts.login_device_ttl_seconds,
+            settings.auth.cookie_secure,
         )
         common_passwords()  # read the list now, not during the first sign-up
         self.hasher = PasswordHasher()
@@ -127,7 +129,7 @@ class AccountEndpoints:
 
     def _issuing(self) -> None:
         """Accounts sign their users in with HS256 tokens; an RS256-only api issues none."""
-        if "HS256" not in self.settings.jwt_algorithms:
+        if "HS256" not in self.settings.auth.jwt_algorithms:
             raise ApiError(
                 501,
                 "accounts_disabled",
@@ -140,7 +142,7 @@ class AccountEndpoints:
         username, password = await read_credentials(request)
         check_new_password(username, password)
         key = username_key(username)
-        ip = client_ip(request, self.settings.trusted_proxies)
+        ip = client_ip(request, self.settings.http.trusted_proxies)
         await self.limiter.sign_up(ip)
         await self._ensure_index()
         if await self.users.find_one({"usernameKey": key}, {"_id": 1}) is not None:
@@ -165,7 +167,7 @@ class AccountEndpoints:
         self._issuing()
         username, password = await read_credentials(request)
         key = username_key(username)
-        ip = client_ip(request, self.settings.trusted_proxies)
+        ip = client_ip(request, self.settings.http.trusted_proxies)
         trusted = self.devices.trusted(request, key)
         await self.limiter.log_in(key, ip, trusted)
         user = await self.users.find_one({"usernameKey": key})
@@ -263,9 +265,9 @@ class AccountEndpoints:
         response.set_cookie(
             COOKIE,
             token,
-            max_age=self.settings.jwt_ttl_seconds,
+            max_age=self.settings.auth.jwt_ttl_seconds,
             path="/",
-            secure=self.settings.auth_cookie_secure,
+            secure=self.settings.auth.cookie_secure,
             httponly=True,
             samesite="lax",
         )

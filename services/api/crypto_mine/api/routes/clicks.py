@@ -100,10 +100,10 @@ class ClickEndpoints:
     async def click(self, request: Request) -> Response:
         user_id = await self.auth.user_id(request)
         key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
-        body = await read_body(request, self.settings.max_clicks_per_request)
+        body = await read_body(request, self.settings.admission.max_clicks_per_request)
         click = ClickRequest(
             user_id=user_id,
-            ip=client_ip(request, self.settings.trusted_proxies),
+            ip=client_ip(request, self.settings.http.trusted_proxies),
             key=key,
             clicks=body["clicks"],
         )

@@ -281,7 +281,7 @@ class EventFeeds:
         self.status = status
         lease = scripts.load(SCRIPTS, "event_lease.lua")
         self.leases = [shard.redis.register_script(lease) for shard in shards.all]
-        self.heartbeat = settings.events_heartbeat_seconds
+        self.heartbeat = settings.feeds.heartbeat_seconds
         self.lease_ms = math.ceil(1000 * self.heartbeat * LEASE_HEARTBEATS)
 
     async def open(self, identity: Identity, resume: str | None) -> Feed:
@@ -292,7 +292,7 @@ class EventFeeds:
         connection = uuid.uuid4().hex
         shard = self.shards.of(user_id)
         leases = [shard.keys.event_leases(user_id), shard.keys.signed_out(identity.token_id)]
-        limit = self.settings.events_max_streams_per_user
+        limit = self.settings.feeds.max_per_user
         lease = self.leases[shard.index]
         leased = int(await lease(keys=leases, args=[connection, self.lease_ms, limit]))
         if leased < 0:

@@ -75,7 +75,7 @@ class HealthEndpoints:
         503 meanwhile); the checks still report MongoDB's state.
         """
         checks = await self.dependencies()
-        needed = ("redis",) if self.settings.use_queue else ("redis", "mongodb")
+        needed = ("redis",) if self.settings.admission.use_queue else ("redis", "mongodb")
         ready = all(checks[name] == "ok" for name in needed)
         return JSONResponse(
             {"status": "ready" if ready else "unavailable", "checks": checks},

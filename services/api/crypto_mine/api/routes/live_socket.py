@@ -82,7 +82,7 @@ def subprotocols(websocket: WebSocket) -> tuple[str | None, str | None]:
 
 class LiveSocket:
     def __init__(self, settings: ApiSettings, auth: Authenticator, feeds: EventFeeds) -> None:
-        self.origins = frozenset(settings.cors_origins)
+        self.origins = frozenset(settings.http.cors_origins)
         self.auth = auth
         self.feeds = feeds
 

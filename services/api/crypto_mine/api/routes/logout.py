@@ -54,7 +54,7 @@ class LogoutEndpoint:
         response.delete_cookie(
             COOKIE,
             path="/",
-            secure=self.settings.auth_cookie_secure,
+            secure=self.settings.auth.cookie_secure,
             httponly=True,
             samesite="lax",
         )

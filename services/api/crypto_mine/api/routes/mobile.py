@@ -21,11 +21,11 @@ CACHE_CONTROL = "public, max-age=300"
 class MobileEndpoint:
     def __init__(self, settings: ApiSettings) -> None:
         self.body = {
-            "available": settings.mobile_apk_url is not None,
-            "downloadUrl": settings.mobile_apk_url,
-            "version": settings.mobile_apk_version,
-            "buildDate": settings.mobile_apk_build_date,
-            "releaseNotes": settings.mobile_apk_notes,
+            "available": settings.mobile.apk_url is not None,
+            "downloadUrl": settings.mobile.apk_url,
+            "version": settings.mobile.apk_version,
+            "buildDate": settings.mobile.apk_build_date,
+            "releaseNotes": settings.mobile.apk_notes,
         }
         self.etag = etag_of(orjson.dumps(self.body))
 

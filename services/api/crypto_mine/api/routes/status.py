@@ -58,8 +58,8 @@ class StatusEndpoint:
         self.balances = database[Collections.balances]
         self.writes = [shard.redis.register_script(WRITE_SCRIPT) for shard in shards.all]
         self.cache_control = (
-            f"private, max-age={settings.status_max_age_seconds}, "
-            f"stale-while-revalidate={settings.status_stale_seconds}"
+            f"private, max-age={settings.status.max_age_seconds}, "
+            f"stale-while-revalidate={settings.status.stale_seconds}"
         )
 
     async def lookup(self, user_id: str) -> UserStatus:
@@ -80,7 +80,7 @@ class StatusEndpoint:
         if key:
             try:
                 await self.writes[shard.index](
-                    keys=[key], args=status.script_args(self.settings.status_cache_ttl_seconds)
+                    keys=[key], args=status.script_args(self.settings.status.cache_ttl_seconds)
                 )
             except RedisError as error:
                 log.warning("status cache not filled: %s", error)
