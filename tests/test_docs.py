@@ -170,3 +170,24 @@ def test_every_alert_is_in_the_readme_with_its_runbook() -> None:
         assert (ROOT / "docs" / "runbooks" / runbook).is_file(), runbook
         assert f"`{rule['alert']}`" in README
         assert f"docs/runbooks/{runbook}" in README
+
+
+def data_path_table() -> str:
+    section = README.split("The data path of one click", 1)[1]
+    return section.split("\n\n", 2)[1]
+
+
+def test_the_data_path_table_names_files_and_classes_that_exist() -> None:
+    table = data_path_table()
+    paths = re.findall(r"`((?:services|operator)/[^`]+)`", table)
+    assert len(paths) >= 20, "the table lost its paths"
+    assert [path for path in paths if not (ROOT / path).is_file()] == []
+    # A class or function named beside a file, e.g. ``ledger.py` (`Ledger.apply`)``, is in it.
+    named = re.findall(r"`((?:services|operator)/[^`]+\.py)` \(`([A-Za-z_]+)", table)
+    assert len(named) >= 8
+    missing = [
+        (path, name)
+        for path, name in named
+        if not re.search(rf"^(class|def|async def) {name}\b", (ROOT / path).read_text(), re.M)
+    ]
+    assert missing == []

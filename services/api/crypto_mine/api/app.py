@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
@@ -26,7 +27,7 @@ from .http.body_limit import BodyLimitMiddleware
 from .http.compression import Compression
 from .http.cors import with_cors
 from .http.errors import EXCEPTION_HANDLERS
-from .http.hot_path import ClickHotPath
+from .http.hot_path import ClickHotPath, Endpoint
 from .http.observability import Performance, TimingMiddleware
 from .http.security_headers import SecurityHeaders
 from .http.shedding import Shedding
@@ -129,9 +130,20 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
         Route("/", page.index, methods=["GET"]),
         Route("/static/{asset}", page.asset, methods=["GET"]),
     ]
-    middleware = [Middleware(TimingMiddleware, performance=performance)]
+    return Api(
+        outer_layers(settings, clicks.click, performance),
+        routes=routes,
+        middleware=middleware(settings, performance, redis),
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+
+
+def middleware(settings: ApiSettings, performance: Performance, redis: Redis) -> list[Middleware]:
+    """Starlette's middleware, outermost first: timing, the general limit, gzip, body size."""
+    layers = [Middleware(TimingMiddleware, performance=performance)]
     if settings.limits.api_bucket is not None:
-        middleware.append(
+        layers.append(
             Middleware(
                 ApiLimitMiddleware,
                 redis=redis,
@@ -139,15 +151,22 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
                 trusted_proxies=settings.http.trusted_proxies,
             )
         )
-    middleware += [
+    return [
+        *layers,
         Middleware(Compression, minimum_size=settings.http.gzip_min_bytes),
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.http.max_body_bytes),
     ]
 
+
+def outer_layers(
+    settings: ApiSettings, click: Endpoint, performance: Performance
+) -> Callable[[ASGIApp], ASGIApp]:
+    """The layers around Starlette's own (see :class:`Api`), innermost first."""
+
     def outer(app: ASGIApp) -> ASGIApp:
         hot = ClickHotPath(
             app,
-            endpoint=clicks.click,
+            endpoint=click,
             performance=performance,
             max_body_bytes=settings.http.max_body_bytes,
         )
@@ -160,10 +179,4 @@ def create_app(settings: ApiSettings | None = None) -> Starlette:
             trusted_proxies=settings.http.trusted_proxies,
         )
 
-    return Api(
-        outer,
-        routes=routes,
-        middleware=middleware,
-        exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=lifespan,
-    )
+    return outer

@@ -1,8 +1,8 @@
 """The click pipeline of one process: its clients and the batch runner built on them.
 
 The worker (``crypto_mine.worker.jobs``) and the api's ``USE_QUEUE=false`` mode
-(``crypto_mine.api.inline``) both build one with :meth:`Pipeline.from_settings` and close it
-when they stop.
+(``crypto_mine.api.admission.inline``) both build one with :meth:`Pipeline.from_settings` and
+close it when they stop.
 """
 
 from __future__ import annotations
