@@ -1,5 +1,6 @@
-"""The dashboards, built with Grafana's foundation SDK: one function per panel, rows as in the
-mining observability guide, plus the SLO, workers and data store rows.
+"""The dashboards, built with Grafana's foundation SDK, one function per panel. The mining
+dashboard's rows: overview, queue health, success vs failure, Redis performance, then the SLO,
+workers and data store rows.
 
 Every query selects the release chosen by the ``namespace`` and ``release`` variables (the
 release's full name: its jobs are ``<release>-api``, ``-worker``, ...) and uses

@@ -1,5 +1,5 @@
 """The dashboards: built with Grafana's foundation SDK, generated, committed, fixed UIDs, the
-seed's rows, the release variables, queries that parse and name only metrics the services
+mining rows, the release variables, queries that parse and name only metrics the services
 export, the chart records, or a cluster's kube-state-metrics and cAdvisor give."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ UIDS = {
     "id-allocator": "crypto-mine-id-allocator",
     "operator": "crypto-mine-operator",
 }
-SEED_ROWS = ["Overview", "Queue health", "Success vs failure", "Redis performance"]
+MINING_ROWS = ["Overview", "Queue health", "Success vs failure", "Redis performance"]
 VARIABLES = ["datasource", "namespace", "release"]
 
 
@@ -58,7 +58,7 @@ def test_generator_check_mode_reports_drift(tmp_path: Path) -> None:
 def test_fixed_uids_and_rows() -> None:
     mining = load("mining.json")
     rows = [p["title"] for p in mining["panels"] if p["type"] == "row"]  # type: ignore[attr-defined]
-    assert [row for row in rows if row in SEED_ROWS] == SEED_ROWS
+    assert [row for row in rows if row in MINING_ROWS] == MINING_ROWS
     assert {"SLO", "Workers", "MongoDB"} <= set(rows)
     for name in DASHBOARDS:
         dashboard = load(f"{name}.json")

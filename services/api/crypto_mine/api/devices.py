@@ -3,7 +3,7 @@
 After a successful sign-up or login the api sets ``login-device``, an HMAC-signed note of the
 account's username and the time, ``HttpOnly``, ``SameSite=Strict``, sent only to the login
 path, for ``LOGIN_DEVICE_TTL_SECONDS``. A login that presents it for the username it tries is
-exempt from the per-username delays (``login_limits.py``), never from the per-client limits.
+exempt from the per-username delays (``attempt_limits.py``), never from the per-client limits.
 The key is derived from ``JWT_SECRET``, which accounts need anyway, and never signs tokens.
 """
 
