@@ -3,7 +3,6 @@ selectors that keep releases apart, and rules that stay out for parts that are s
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 from devstack.generate import CHART, PRODUCTION_VALUES, ROOT, RULES, rule_groups, run_helm
+from tests.support.debian import installed
 
 from .exported import exported_metrics, metric_names
 
@@ -52,12 +52,7 @@ EVERYTHING = (
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "prometheus"], check=True)
-        found = shutil.which("promtool")
-    assert found, "promtool missing: scripts/ensure-apt.sh prometheus"
-    return found
+    return installed("promtool", "prometheus")
 
 
 def rules(path: Path = RULES) -> list[dict[str, Any]]:
