@@ -14,7 +14,7 @@ from hypothesis import settings
 from pymongo import MongoClient
 
 from crypto_mine.api.app import create_app
-from devstack.servers import MongoServer, RedisServer
+from devstack.servers import MongoServer, RedisServer, serving
 
 from .support.api import Api, Settings, settings_factory
 from .support.cluster import local_cluster
@@ -32,16 +32,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
+    yield from serving(RedisServer(tmp_path_factory.mktemp("redis")))
 
 
 @pytest.fixture(scope="session")
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
-    server = MongoServer(tmp_path_factory.mktemp("mongo")).start()
-    yield server
-    server.stop()
+    yield from serving(MongoServer(tmp_path_factory.mktemp("mongo")))
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +73,7 @@ def mongo_db(mongo_server: MongoServer, request: pytest.FixtureRequest) -> Itera
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A Redis of this test's own, for tests that stop or restart it."""
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
+    yield from serving(RedisServer(tmp_path / "redis"))
 
 
 @pytest.fixture
