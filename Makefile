@@ -48,6 +48,28 @@ images: ## build the images with podman: api, worker, id-allocator, operator (+ 
 test: tools images ## run the whole test suite against real servers (KUBECONFIG, else a local one-node cluster)
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
+# The edit-test loop: the tests that take well under a second each (measured with
+# `pytest --durations=0`): unit tests, and the api, worker and operator in-process against the
+# shared Redis and MongoDB servers. Left to `make test` (CHECK_SKIPS): tests that start
+# processes or servers of their own, stop them, wait for timeouts, or render the chart.
+CHECK_TESTS := tests/test_docs.py tests/test_layout.py tests/test_redis_protocol.py \
+  tests/mutation/test_lists.py tests/operator tests/common tests/pipeline \
+  tests/worker tests/api tests/allocator/test_allocator_settings.py \
+  tests/monitoring/test_dashboards.py
+CHECK_SKIPS := tests/operator/test_operator_main.py tests/common/test_mongo_metrics.py \
+  tests/pipeline/test_queue_reporter.py \
+  tests/common/test_settings.py::test_services_stop_at_start_up_naming_the_variables \
+  tests/worker/test_fault_injection.py tests/worker/test_supervisor.py \
+  tests/worker/test_queue_cli.py tests/worker/test_bench_worker.py tests/worker/test_jobs.py \
+  tests/api/test_accounts.py tests/api/test_events.py tests/api/test_live_socket.py \
+  tests/api/test_http_limits.py tests/api/test_inline.py tests/api/test_applied.py \
+  tests/api/test_redis_safety.py tests/api/test_metrics_folder.py
+
+.PHONY: check
+check: lint ## lint and the fast tests (CHECK_TESTS less CHECK_SKIPS, under 2 min): the edit-test loop
+	@$(BIN)/pytest -q -p no:cacheprovider $(CHECK_TESTS) $(addprefix --deselect=,$(CHECK_SKIPS)) \
+	  $(PYTEST_ARGS)
+
 .PHONY: chart-test
 chart-test: tools images ## chart, images, the one-node cluster, alerts, dashboards: lint, validate, checkov, install, promtool, live queries
 	@$(BIN)/pytest tests/chart tests/images tests/cluster tests/monitoring $(PYTEST_ARGS)

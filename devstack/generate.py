@@ -76,9 +76,18 @@ def helm_env() -> dict[str, str]:
     }
 
 
-def run_helm(*argv: str, timeout: float = 120) -> str:
-    result = subprocess.run(
-        [helm(), *argv],
+class HelmError(RuntimeError):
+    """helm exited with an error."""
+
+
+def helm_process(
+    *argv: str, kubeconfig: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """helm run with ``argv`` (against the cluster of ``kubeconfig`` if given), whatever its exit
+    status: its folders in .local/helm, the repository as working folder."""
+    cluster = ["--kubeconfig", str(kubeconfig)] if kubeconfig else []
+    return subprocess.run(
+        [helm(), *cluster, *argv],
         capture_output=True,
         text=True,
         check=False,
@@ -86,8 +95,13 @@ def run_helm(*argv: str, timeout: float = 120) -> str:
         env=helm_env(),
         cwd=ROOT,
     )
+
+
+def run_helm(*argv: str, kubeconfig: Path | None = None, timeout: float = 120) -> str:
+    """helm's output of ``argv``; HelmError with the end of its stderr when it fails."""
+    result = helm_process(*argv, kubeconfig=kubeconfig, timeout=timeout)
     if result.returncode != 0:
-        raise RuntimeError(f"helm {' '.join(argv)} failed:\n{result.stderr[-4000:]}")
+        raise HelmError(f"helm {' '.join(argv)} failed:\n{result.stderr[-4000:]}")
     return result.stdout
 
 

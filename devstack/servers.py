@@ -12,8 +12,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import redis
 from pymongo import MongoClient
@@ -49,6 +50,25 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+
+
+class Startable(Protocol):
+    def start(self) -> object: ...
+
+    def stop(self) -> object: ...
+
+
+S = TypeVar("S", bound=Startable)
+
+
+def serving(server: S) -> Iterator[S]:
+    """``server`` started, then stopped once the caller is done with it (in a fixture:
+    ``yield from serving(...)``)."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def port_open(port: int) -> bool:

@@ -1,5 +1,6 @@
-"""The dashboards, built with Grafana's foundation SDK: one function per panel, rows as in the
-mining observability guide, plus the SLO, workers and data store rows.
+"""The dashboards, built with Grafana's foundation SDK, one function per panel. The mining
+dashboard's rows: overview, queue health, success vs failure, Redis performance, then the SLO,
+workers and data store rows.
 
 Every query selects the release chosen by the ``namespace`` and ``release`` variables (the
 release's full name: its jobs are ``<release>-api``, ``-worker``, ...) and uses
@@ -10,8 +11,11 @@ the tests parse each one and run it on a Prometheus scraping the real processes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from pathlib import Path
 
+import yaml
 from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.builders.stat import Panel as Stat
 from grafana_foundation_sdk.builders.table import Panel as Table
@@ -38,9 +42,18 @@ SERVICES = 'namespace="$namespace",job=~"$release-(api|worker(-[0-9]+)?|id-alloc
 # click shards, one series per shard's queue (label queue).
 QUEUE = 'namespace="$namespace",job=~"$release-(api|worker(-[0-9]+)?)"'
 CLICK_ROUTES = f'{API},route=~"/api/mining/.*"'
-QUEUE_ALERT_DEPTH = 4000.0
+CHART_VALUES = Path(__file__).resolve().parent.parent / "charts" / "crypto-mine" / "values.yaml"
 RATE = "[$__rate_interval]"
 Panel = Timeseries | Stat | Table
+
+
+def queue_alert_depth(values: Path = CHART_VALUES) -> int:
+    """MiningQueueBackpressure's threshold with the chart's default values, computed as
+    files/prometheus/queue.yaml computes it: api.queueMaxDepth times
+    monitoring.prometheusRule.thresholds.queueDepthRatio, rounded down."""
+    loaded = yaml.safe_load(values.read_text())
+    ratio = loaded["monitoring"]["prometheusRule"]["thresholds"]["queueDepthRatio"]
+    return math.floor(float(loaded["api"]["queueMaxDepth"]) * float(ratio))
 
 
 def period_variable() -> dashboard.CustomVariable:
@@ -158,13 +171,14 @@ def answers_by_route() -> Panel:
 
 
 def queue_depth() -> Panel:
+    depth = queue_alert_depth()
     return timeseries_panel(
         "Queue depth (clicks)",
-        "Clicks accepted and not yet applied, one line per click shard's queue. The line marks "
-        "4,000; MiningQueueBackpressure fires above 90 % of api.queueMaxDepth (4,500 by "
-        "default), where the api answers 503.",
+        "Clicks accepted and not yet applied, one line per click shard's queue. The red line "
+        f"marks {depth:,}, where MiningQueueBackpressure fires with the chart's default values "
+        "(thresholds.queueDepthRatio of api.queueMaxDepth, where the api answers 503).",
         (f"max by (queue) (mining_click_queue_depth{{{QUEUE}}})", "clicks waiting"),
-        steps=(("green", None), ("red", QUEUE_ALERT_DEPTH)),
+        steps=(("green", None), ("red", float(depth))),
     )
 
 

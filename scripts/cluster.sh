@@ -28,20 +28,17 @@ NODE_NAME=crypto-mine-node
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 DEBIAN_SOURCES=/etc/apt/sources.list.d/debian.sources
 DEBIAN_SRC_SOURCES=/etc/apt/sources.list.d/debian-src.sources
+PROCESS_DIR=$STATE
+WAIT_INTERVAL=0.2
 
 log() { printf 'cluster: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# fail_with_log, pid_alive, free_ports, spawn, wait_for, stop_pidfile
+# shellcheck source=scripts/lib/processes.sh
+source "$ROOT/scripts/lib/processes.sh"
 
 as_root() {
   if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
-}
-
-# Print the last lines of a log file and fail.
-fail_with_log() {
-  local what=$1 file=$2
-  log "$what failed; last lines of $file:"
-  tail -n 40 "$file" >&2 || true
-  exit 1
 }
 
 kubectl_bin() {
@@ -151,11 +148,6 @@ cmd_build() {
   log "built in $((SECONDS - started))s: ${BINARIES[*]} in $CACHE"
 }
 
-pid_alive() {
-  local file=$1
-  [[ -f $file ]] && kill -0 "$(cat "$file")" 2>/dev/null
-}
-
 is_ready() {
   [[ -f $KUBECONFIG_FILE ]] || return 1
   local component
@@ -167,37 +159,6 @@ is_ready() {
   [[ $WITH_NODE == 0 ]] || "$(kubectl_bin)" --kubeconfig "$KUBECONFIG_FILE" --request-timeout=2s \
     get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null \
     | grep -qx True
-}
-
-free_ports() {
-  "$(python_bin)" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-# Start a long-running process in its own session; its PID goes to $STATE/<name>.pid.
-spawn() {
-  local name=$1
-  shift
-  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$STATE/$name.pid"
-}
-
-wait_for() {
-  local what=$1 timeout=$2 logfile=$3 pidfile=$4
-  shift 4
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    pid_alive "$pidfile" || fail_with_log "$what (exited)" "$logfile"
-    ((SECONDS < deadline)) || fail_with_log "$what (not ready after ${timeout}s)" "$logfile"
-    sleep 0.2
-  done
 }
 
 make_certs() {
@@ -294,7 +255,7 @@ COMPONENTS
     --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "crypto-mine-local=http://127.0.0.1:$peer_port" \
     --unsafe-no-fsync --log-level warn
-  wait_for etcd 30 "$STATE/logs/etcd.log" "$STATE/etcd.pid" \
+  wait_for etcd 30 etcd \
     "$(python_bin)" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$etcd_port/health', timeout=1)"
 
   local certs=$STATE/certs
@@ -320,7 +281,7 @@ COMPONENTS
     "${node_flags[@]}" \
     --allow-privileged=true
   write_kubeconfig "$address" "$api_port" "$token"
-  wait_for kube-apiserver 60 "$STATE/logs/kube-apiserver.log" "$STATE/kube-apiserver.pid" \
+  wait_for kube-apiserver 60 kube-apiserver \
     "$(kubectl_bin)" --kubeconfig "$KUBECONFIG_FILE" --request-timeout=2s get --raw /readyz
 
   # With a node, its lifecycle controller takes the not-ready taint off once the kubelet is Ready.
@@ -345,20 +306,12 @@ COMPONENTS
 }
 
 stop_all() {
-  local component pidfile pid
+  local component
   if [[ $WITH_NODE != 0 ]]; then
     CLUSTER_DIR=$STATE "$ROOT/scripts/node.sh" down >/dev/null 2>&1 || true
   fi
   for component in kube-controller-manager kube-apiserver etcd; do
-    pidfile=$STATE/$component.pid
-    [[ -f $pidfile ]] || continue
-    pid=$(cat "$pidfile")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$pidfile"
+    stop_pidfile "$STATE/$component.pid"
   done
 }
 

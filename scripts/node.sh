@@ -36,33 +36,15 @@ MARKER=/run/crypto-mine-node
 SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory kernel.panic kernel.panic_on_oops
   net.ipv4.conf.all.route_localnet net.bridge.bridge-nf-call-iptables)
 
+PROCESS_DIR=$NODE
+WAIT_INTERVAL=0.3
+
 log() { printf 'node: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-fail_with_log() {
-  log "$1 failed; last lines of $2:"
-  tail -n 40 "$2" >&2 || true
-  exit 1
-}
-
-pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
-spawn() {
-  local name=$1
-  shift
-  setsid "$@" >"$NODE/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$NODE/$name.pid"
-}
-
-wait_for() {
-  local what=$1 timeout=$2 name=$3
-  shift 3
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    pid_alive "$NODE/$name.pid" || fail_with_log "$what (exited)" "$NODE/logs/$name.log"
-    ((SECONDS < deadline)) || fail_with_log "$what (not ready after ${timeout}s)" "$NODE/logs/$name.log"
-    sleep 0.3
-  done
-}
+python_bin() { echo "$ROOT/.venv/bin/python"; }
+# fail_with_log, pid_alive, free_ports, spawn, wait_for, stop_pidfile
+# shellcheck source=scripts/lib/processes.sh
+source "$ROOT/scripts/lib/processes.sh"
 
 kubectl_() { "$ROOT/.venv/bin/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 
@@ -243,18 +225,6 @@ current-context: local
 EOF
 }
 
-free_ports() {
-  "$ROOT/.venv/bin/python" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
 start_dns() {
   mkdir -p "$NODE/dns/hosts"
   : >"$NODE/dns/hosts/services"
@@ -326,18 +296,6 @@ node_ready() {
 }
 
 # --- down: stop, then remove the traces in order -------------------------------------------
-
-stop_pidfile() {
-  local file=$1 pid
-  [[ -f $file ]] || return 0
-  pid=$(cat "$file")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$file"
-}
 
 # Jumps into the chains named PREFIX* from other chains, then the chains themselves.
 remove_chains() {

@@ -16,7 +16,7 @@ from pymongo.database import Database
 
 from crypto_mine.api.app import create_app
 from crypto_mine.pipeline.ledger import Ledger
-from devstack.servers import MongoServer, RedisServer
+from devstack.servers import MongoServer, RedisServer, serving
 
 from .support.api import Api, Settings, settings_factory
 from .support.cluster import local_cluster
@@ -34,16 +34,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
+    yield from serving(RedisServer(tmp_path_factory.mktemp("redis")))
 
 
 @pytest.fixture(scope="session")
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
-    server = MongoServer(tmp_path_factory.mktemp("mongo")).start()
-    yield server
-    server.stop()
+    yield from serving(MongoServer(tmp_path_factory.mktemp("mongo")))
 
 
 @pytest.fixture(scope="session")
@@ -95,9 +91,7 @@ def ledger(database: Database[dict[str, Any]]) -> Ledger:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A Redis of this test's own, for tests that stop or restart it."""
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
+    yield from serving(RedisServer(tmp_path / "redis"))
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
-"""The README and ``.env.example`` document every setting the code reads, and the commands
-the README promises exist."""
+"""The README and ``.env.example`` document every setting the code reads, the commands the
+README promises exist, and every relative link of the markdown files leads somewhere."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -191,3 +192,87 @@ def test_the_data_path_table_names_files_and_classes_that_exist() -> None:
         if not re.search(rf"^(class|def|async def) {name}\b", (ROOT / path).read_text(), re.M)
     ]
     assert missing == []
+
+
+# [text](target) and [text]: target, outside fenced code blocks and inline code.
+INLINE_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+REFERENCE_LINK = re.compile(r"^\s*\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.M)
+HTML_LINK = re.compile(r"<(?:a|img)\s[^>]*?(?:href|src)=\"([^\"]+)\"", re.I)
+
+
+def markdown_files() -> list[Path]:
+    """Every markdown file of the repository, hidden folders (.venv, .local, ...) left out."""
+    found: list[Path] = []
+    for folder, subfolders, names in os.walk(ROOT):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith((".", "node_modules")))
+        found += [Path(folder) / name for name in sorted(names) if name.endswith(".md")]
+    return found
+
+
+def prose(text: str) -> str:
+    """The text without fenced code blocks and inline code, where brackets are not links."""
+    text = re.sub(r"^(```|~~~).*?^\1", "", text, flags=re.S | re.M)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives the headings of a markdown file."""
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*$", prose(path.read_text()), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.replace("`", "").strip().lower()).replace(" ", "-")
+        anchor, number = slug, 0
+        while anchor in found:
+            number += 1
+            anchor = f"{slug}-{number}"
+        found.add(anchor)
+    return found
+
+
+def broken_links(path: Path, root: Path = ROOT) -> list[str]:
+    """The relative links of a markdown file whose file, or heading, is not in ``root``."""
+    text = prose(path.read_text())
+    targets = INLINE_LINK.findall(text) + REFERENCE_LINK.findall(text) + HTML_LINK.findall(text)
+    broken: list[str] = []
+    for target in targets:
+        if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", target) or target.startswith("//"):
+            continue  # https:, mailto:, ...: not a file of the repository
+        file, _, anchor = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        there = linked.exists() and linked.is_relative_to(root)
+        if not there or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
+            broken.append(target)
+    return broken
+
+
+def test_every_relative_link_resolves() -> None:
+    files = markdown_files()
+    assert ROOT / "README.md" in files
+    assert ROOT / "docs" / "runbooks" / "README.md" in files
+    broken = {str(path.relative_to(ROOT)): links for path in files if (links := broken_links(path))}
+    assert broken == {}
+
+
+def test_a_broken_link_is_found(tmp_path: Path) -> None:
+    """What the link check catches: a missing file, a missing heading, a file outside the
+    repository; not links in code, nor web addresses."""
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    (root / "README.md").write_text("# Read me\n\n## Quick start\n")
+    (tmp_path / "outside.md").write_text("# Outside\n")
+    page = root / "docs" / "page.md"
+    page.write_text(
+        "# Title\n\n## A section\n\n"
+        "[ok](../README.md) [ok](#a-section) [ok](../README.md#quick-start)\n"
+        "[web](https://example.com/missing.md) `[code](missing-in-code.md)`\n"
+        "```\n[fenced](missing-in-fence.md)\n```\n"
+        "[gone](missing.md) [no heading](../README.md#nowhere) [outside](../../outside.md)\n"
+        "[ref]: missing-reference.md\n"
+        '<img src="missing.png">\n'
+    )
+    assert broken_links(page, root) == [
+        "missing.md",
+        "../README.md#nowhere",
+        "../../outside.md",
+        "missing-reference.md",
+        "missing.png",
+    ]

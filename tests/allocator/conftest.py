@@ -13,22 +13,18 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from devstack.servers import MongoServer  # noqa: E402
+from devstack.servers import MongoServer, serving  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
-    server = MongoServer(tmp_path_factory.mktemp("allocator-mongo")).start()
-    yield server
-    server.stop()
+    yield from serving(MongoServer(tmp_path_factory.mktemp("allocator-mongo")))
 
 
 @pytest.fixture
 def own_mongo(tmp_path: Path) -> Iterator[MongoServer]:
     """A MongoDB server of this test alone, which the test may stop and start again."""
-    server = MongoServer(tmp_path / "mongo").start()
-    yield server
-    server.stop()
+    yield from serving(MongoServer(tmp_path / "mongo"))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from devstack.servers import MongoServer, RedisServer
+from devstack.servers import MongoServer, RedisServer, serving
 from tests.support.sse import ApiProcess
 from tests.support.worker import WorkerProcess
 
@@ -44,6 +44,6 @@ def worker(
     mongo_db: str,
     redis_client: redis.Redis,
 ) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(tmp_path / "worker", redis_server.url, mongo_server.uri, mongo_db)
-    yield process.start()
-    process.stop()
+    yield from serving(
+        WorkerProcess(tmp_path / "worker", redis_server.url, mongo_server.uri, mongo_db)
+    )

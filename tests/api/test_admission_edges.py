@@ -53,15 +53,21 @@ async def test_waits_and_refill_times_round_up_to_the_next_second(
     assert (await api.click("u1", "d")).status_code == 202
 
 
+async def global_and_user_buckets(start_api: Any, burst: int) -> Api:
+    """An api whose global and per-user buckets both refill 1 token a second up to ``burst``."""
+    api: Api = await start_api(
+        MINING_RATE_LIMIT_GLOBAL=1,
+        MINING_RATE_LIMIT_GLOBAL_BURST=burst,
+        MINING_RATE_LIMIT_PER_USER=1,
+        MINING_RATE_LIMIT_USER_BURST=burst,
+    )
+    return api
+
+
 async def test_of_buckets_refusing_alike_the_first_is_named(
     start_api: Any, clock: RedisClock
 ) -> None:
-    api: Api = await start_api(
-        MINING_RATE_LIMIT_GLOBAL=1,
-        MINING_RATE_LIMIT_GLOBAL_BURST=1,
-        MINING_RATE_LIMIT_PER_USER=1,
-        MINING_RATE_LIMIT_USER_BURST=1,
-    )
+    api = await global_and_user_buckets(start_api, burst=1)
     assert (await api.click("u1", "a")).status_code == 202  # both buckets now empty
     limited = await api.click("u1", "b")
     assert limited.status_code == 429
@@ -72,12 +78,7 @@ async def test_of_buckets_refusing_alike_the_first_is_named(
 async def test_of_buckets_equally_full_the_first_is_named(
     start_api: Any, clock: RedisClock
 ) -> None:
-    api: Api = await start_api(
-        MINING_RATE_LIMIT_GLOBAL=1,
-        MINING_RATE_LIMIT_GLOBAL_BURST=10,
-        MINING_RATE_LIMIT_PER_USER=1,
-        MINING_RATE_LIMIT_USER_BURST=10,
-    )
+    api = await global_and_user_buckets(start_api, burst=10)
     accepted = await api.click("u1", "a")  # both at 9 of 10; the ip bucket far fuller
     assert accepted.status_code == 202
     assert accepted.headers["RateLimit"].startswith('"global";r=9;')

@@ -25,7 +25,7 @@ from crypto_mine.common.names import (
 )
 from crypto_mine.common.settings import Env, RedisSettings, SettingsError
 from crypto_mine.pipeline.queue_stats import QueueKeys, ShardQueueKeys
-from devstack.servers import RedisServer
+from devstack.servers import RedisServer, serving
 from tests.support.api import Api
 
 pytestmark = pytest.mark.anyio
@@ -80,9 +80,7 @@ def test_the_shard_urls_list_every_shard_with_shard_0_first() -> None:
 
 @pytest.fixture
 def second_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis-1").start()
-    yield server
-    server.stop()
+    yield from serving(RedisServer(tmp_path / "redis-1"))
 
 
 async def test_clicks_stay_on_their_users_shard(

@@ -15,21 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from devstack.generate import CHART, helm, helm_env
+from devstack.generate import CHART, helm_process
 from tests.support.cluster import kubectl
 
 
-def run_helm(
-    kubeconfig: Path, *argv: str, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [helm(), "--kubeconfig", str(kubeconfig), *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=helm_env(),
-        check=False,
-    )
+def run_helm(kubeconfig: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return helm_process(*argv, kubeconfig=kubeconfig, timeout=300)
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ from functools import partial
 
 import pytest
 
+from devstack.generate import HelmError
 from tests.support.cluster import Cluster
-from tests.support.release import SECRET, HelmError, Release, auth, wait_for
+from tests.support.release import SECRET, Release, auth, wait_for
 
 from .conftest import new_release, remove
 

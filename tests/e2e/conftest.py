@@ -17,7 +17,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from devstack.servers import Process, free_port, wait_until
+from devstack.servers import Process, free_port, serving, wait_until
 
 from .kube import (
     BIN,
@@ -160,17 +160,12 @@ def start_operator(
 
 @pytest.fixture(scope="session")
 def exporter() -> Iterator[QueueDepthExporter]:
-    server = QueueDepthExporter().start()
-    yield server
-    server.stop()
+    yield from serving(QueueDepthExporter())
 
 
 @pytest.fixture(scope="session")
 def prometheus(
     exporter: QueueDepthExporter, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(
-        tmp_path_factory.mktemp("prometheus"), [f"127.0.0.1:{exporter.port}"]
-    ).start()
-    yield server
-    server.stop()
+    folder = tmp_path_factory.mktemp("prometheus")
+    yield from serving(PrometheusServer(folder, [f"127.0.0.1:{exporter.port}"]))

@@ -29,7 +29,8 @@ SLACK = 5.0
 TARGET = "crypto-mine-worker"
 
 
-def scaling_spec(metric: dict[str, Any]) -> dict[str, Any]:
+def scaling_spec(metric: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """The spec of a QueueAutoscaler of TARGET reading ``metric``; ``fields`` replace its own."""
     return {
         "scaleTargetRef": {"kind": "Deployment", "name": TARGET},
         "minReplicas": 1,
@@ -41,7 +42,17 @@ def scaling_spec(metric: dict[str, Any]) -> dict[str, Any]:
             "scaleUp": {"stabilizationWindowSeconds": 0, "maxStepPods": 10},
             "scaleDown": {"stabilizationWindowSeconds": DOWN_WINDOW, "maxStepPods": 10},
         },
+        **fields,
     }
+
+
+def apply_scaled_worker(
+    cluster: Cluster, namespace: str, replicas: int, spec: dict[str, Any]
+) -> None:
+    """TARGET with ``replicas`` pods and the QueueAutoscaler "worker" of ``spec``."""
+    cluster.apply(
+        worker_deployment(TARGET, replicas), queue_autoscaler("worker", spec), namespace=namespace
+    )
 
 
 def replicas(apps: kubernetes.client.AppsV1Api, namespace: str, name: str = TARGET) -> int:
@@ -54,6 +65,15 @@ def condition(cluster: Cluster, namespace: str, name: str, kind: str) -> dict[st
     status = cluster.get("queueautoscaler", name, namespace).get("status") or {}
     found: list[dict[str, Any]] = [c for c in status.get("conditions", []) if c["type"] == kind]
     return found[0] if found else None
+
+
+def condition_false(
+    cluster: Cluster, namespace: str, name: str, kind: str, reason: str, timeout: float = 10
+) -> dict[str, Any]:
+    """The condition ``kind`` of QueueAutoscaler ``name`` once written: False, for ``reason``."""
+    found = eventually(lambda: condition(cluster, namespace, name, kind), timeout, reason)
+    assert (found["status"], found["reason"]) == ("False", reason)
+    return found
 
 
 def wait_reading(cluster: Cluster, namespace: str) -> None:
@@ -202,11 +222,7 @@ def test_scales_with_the_queue_depth_in_redis(
 ) -> None:
     # No URL in the spec: the operator's own REDIS_URL is used.
     operator = start_operator(REDIS_URL=redis_server.url)
-    cluster.apply(
-        worker_deployment(TARGET, 1),
-        queue_autoscaler("worker", scaling_spec({"source": "redis"})),
-        namespace=namespace,
-    )
+    apply_scaled_worker(cluster, namespace, 1, scaling_spec({"source": "redis"}))
 
     def set_depth(depth: float) -> None:
         redis_client.set(Keys.queue_depth, int(depth))
@@ -227,11 +243,7 @@ def test_scales_with_the_queue_depth_in_prometheus(
     eventually(lambda: prometheus.query(query) == 0, 30, "Prometheus scraping the exporter")
     operator = start_operator(METRIC_URL_ALLOWLIST=prometheus.url)
     metric = {"source": "prometheus", "prometheusUrl": prometheus.url, "query": query}
-    cluster.apply(
-        worker_deployment(TARGET, 1),
-        queue_autoscaler("worker", scaling_spec(metric)),
-        namespace=namespace,
-    )
+    apply_scaled_worker(cluster, namespace, 1, scaling_spec(metric))
 
     def set_depth(depth: float) -> None:
         exporter.set(depth)
@@ -256,14 +268,14 @@ def test_unreadable_metric_and_bad_specs_change_nothing(
         # Valid to the schema (it cannot compare two fields in v1.20), not to the operator.
         queue_autoscaler(
             "inverted",
-            {
-                **scaling_spec({"source": "redis"}),
-                "scaleTargetRef": {"name": "other"},
-                "minReplicas": 5,
-                "maxReplicas": 2,
-            },
+            scaling_spec(
+                {"source": "redis"},
+                scaleTargetRef={"name": "other"},
+                minReplicas=5,
+                maxReplicas=2,
+            ),
         ),
-        queue_autoscaler("orphan", {**scaling_spec(dead), "scaleTargetRef": {"name": "missing"}}),
+        queue_autoscaler("orphan", scaling_spec(dead, scaleTargetRef={"name": "missing"})),
         namespace=namespace,
     )
     failed = eventually(
@@ -277,15 +289,9 @@ def test_unreadable_metric_and_bad_specs_change_nothing(
     )
     assert failed["reason"] == "FailedGetMetric"
     assert "Prometheus at http://127.0.0.1" in failed["message"]
-    invalid = eventually(
-        lambda: condition(cluster, namespace, "inverted", "ScalingActive"), 10, "InvalidSpec"
-    )
-    assert (invalid["status"], invalid["reason"]) == ("False", "InvalidSpec")
+    invalid = condition_false(cluster, namespace, "inverted", "ScalingActive", "InvalidSpec")
     assert "minReplicas (5) must not exceed spec.maxReplicas (2)" in invalid["message"]
-    orphan = eventually(
-        lambda: condition(cluster, namespace, "orphan", "AbleToScale"), 10, "FailedGetScale"
-    )
-    assert (orphan["status"], orphan["reason"]) == ("False", "FailedGetScale")
+    orphan = condition_false(cluster, namespace, "orphan", "AbleToScale", "FailedGetScale")
     assert "missing" in orphan["message"]
 
     time.sleep(2 * POLL)
@@ -316,30 +322,21 @@ def test_metric_urls_outside_the_allow_list_and_other_targets_are_refused(
         queue_autoscaler("elsewhere", scaling_spec(elsewhere)),
         namespace=namespace,
     )
-    refused = eventually(
-        lambda: condition(cluster, namespace, "elsewhere", "ScalingActive"), 10, "refused URL"
+    refused = condition_false(
+        cluster, namespace, "elsewhere", "ScalingActive", "MetricUrlNotAllowed"
     )
-    assert (refused["status"], refused["reason"]) == ("False", "MetricUrlNotAllowed")
     assert "http://169.254.169.254/latest is not in" in refused["message"]
     # A second QueueAutoscaler of the same Deployment, and one of a Deployment not listed.
     cluster.apply(
         queue_autoscaler("second", scaling_spec({"source": "redis"})),
-        queue_autoscaler(
-            "api", {**scaling_spec({"source": "redis"}), "scaleTargetRef": {"name": "api"}}
-        ),
+        queue_autoscaler("api", scaling_spec({"source": "redis"}, scaleTargetRef={"name": "api"})),
         namespace=namespace,
     )
-    second = eventually(
-        lambda: condition(cluster, namespace, "second", "AbleToScale"), 10, "AmbiguousTarget"
-    )
-    assert (second["status"], second["reason"]) == ("False", "AmbiguousTarget")
+    second = condition_false(cluster, namespace, "second", "AbleToScale", "AmbiguousTarget")
     assert (
         second["message"] == f"Deployment {TARGET} is scaled by QueueAutoscaler elsewhere already"
     )
-    other = eventually(
-        lambda: condition(cluster, namespace, "api", "AbleToScale"), 10, "TargetNotAllowed"
-    )
-    assert (other["status"], other["reason"]) == ("False", "TargetNotAllowed")
+    condition_false(cluster, namespace, "api", "AbleToScale", "TargetNotAllowed")
     time.sleep(2 * POLL)
     assert replicas(apps, namespace) == replicas(apps, namespace, "api") == 2
     reasons = {(e["involvedObject"]["name"], e["reason"]) for e in cluster.events(namespace)}
@@ -358,14 +355,10 @@ def test_paused_leaves_the_target_alone(
 ) -> None:
     start_operator(REDIS_URL=redis_server.url)
     redis_client.set(Keys.queue_depth, 450)
-    spec = {**scaling_spec({"source": "redis"}), "paused": True}
-    cluster.apply(
-        worker_deployment(TARGET, 2), queue_autoscaler("worker", spec), namespace=namespace
+    apply_scaled_worker(cluster, namespace, 2, scaling_spec({"source": "redis"}, paused=True))
+    condition_false(
+        cluster, namespace, "worker", "ScalingActive", "ScalingDisabled", 2 * POLL + SLACK
     )
-    paused = eventually(
-        lambda: condition(cluster, namespace, "worker", "ScalingActive"), 2 * POLL + SLACK, "paused"
-    )
-    assert (paused["status"], paused["reason"]) == ("False", "ScalingDisabled")
     time.sleep(POLL)
     assert replicas(apps, namespace) == 2
     assert not [e for e in cluster.events(namespace) if e["type"] == "Warning"], (
@@ -388,15 +381,10 @@ def test_a_backlog_starts_the_first_worker_within_one_poll_and_a_quiet_queue_sto
     redis_client: redis.Redis,
 ) -> None:
     start_operator(REDIS_URL=redis_server.url)
-    spec = {
-        **scaling_spec({"source": "redis"}),
-        "minReplicas": 0,
-        "activationThreshold": 10,
-        "cooldownPeriodSeconds": 6,
-    }
-    cluster.apply(
-        worker_deployment(TARGET, 0), queue_autoscaler("worker", spec), namespace=namespace
+    spec = scaling_spec(
+        {"source": "redis"}, minReplicas=0, activationThreshold=10, cooldownPeriodSeconds=6
     )
+    apply_scaled_worker(cluster, namespace, 0, spec)
     redis_client.set(Keys.queue_depth, 10)  # at the threshold: not active
     wait_reading(cluster, namespace)
     time.sleep(POLL)
@@ -426,10 +414,8 @@ def test_fallback_replicas_once_the_metric_fails_in_a_row(
 ) -> None:
     dead = {"source": "prometheus", "prometheusUrl": f"http://127.0.0.1:{free_port()}"}
     start_operator(METRIC_URL_ALLOWLIST=dead["prometheusUrl"], METRIC_TIMEOUT="0.5")
-    spec = {**scaling_spec(dead), "fallback": {"failureThreshold": 2, "replicas": 4}}
-    cluster.apply(
-        worker_deployment(TARGET, 1), queue_autoscaler("worker", spec), namespace=namespace
-    )
+    spec = scaling_spec(dead, fallback={"failureThreshold": 2, "replicas": 4})
+    apply_scaled_worker(cluster, namespace, 1, spec)
     eventually(lambda: replicas(apps, namespace) == 4, 4 * POLL + SLACK, "the fallback size")
 
     def fallback_condition() -> dict[str, Any] | None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import subprocess
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from devstack.servers import (
 )
 from tests.support.allocator import TOKEN as ALLOCATOR_TOKEN
 from tests.support.cluster import ROOT, kubectl
+from tests.support.debian import installed
 
 CRD = ROOT / "charts" / "crypto-mine" / "crds" / "queueautoscalers.yaml"
 
@@ -52,12 +51,7 @@ def alert_names(rules: str) -> set[str]:
 
 
 def ensure_prometheus() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "prometheus"], check=True)
-        found = shutil.which("prometheus")
-    assert found, "prometheus missing: scripts/ensure-apt.sh prometheus"
-    return found
+    return installed("prometheus")
 
 
 class Prometheus(Process):

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -29,8 +27,8 @@ import redis
 from crypto_mine.api.http.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.settings import Env
-from devstack.generate import ROOT
 from devstack.servers import Process, free_port, port_open, wait_until
+from tests.support.debian import installed
 
 from .livestack import LiveStack, Prometheus, alert_names, chart_rules
 
@@ -67,14 +65,7 @@ def render_rules(namespace: str, folder: Path) -> Path:
 
 
 def redis_exporter() -> str:
-    found = shutil.which("prometheus-redis-exporter")
-    if found is None:
-        subprocess.run(
-            [str(ROOT / "scripts" / "ensure-apt.sh"), "prometheus-redis-exporter"], check=True
-        )
-        found = shutil.which("prometheus-redis-exporter")
-    assert found, "prometheus-redis-exporter missing"
-    return found
+    return installed("prometheus-redis-exporter")
 
 
 class Traffic:

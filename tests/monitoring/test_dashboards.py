@@ -1,5 +1,5 @@
 """The dashboards: built with Grafana's foundation SDK, generated, committed, fixed UIDs, the
-seed's rows, the release variables, queries that parse and name only metrics the services
+mining rows, the release variables, queries that parse and name only metrics the services
 export, the chart records, or a cluster's kube-state-metrics and cAdvisor give."""
 
 from __future__ import annotations
@@ -11,24 +11,25 @@ from pathlib import Path
 
 import promql_parser
 import pytest
+import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard as GrafanaDashboard
 
-from devstack.generate import ROOT, RULES
+from devstack.generate import CHART, ROOT, RULES, rule_groups, template
 from grafana.__main__ import FOLDERS, rendered
-from grafana.dashboards import DASHBOARDS
+from grafana.dashboards import CHART_VALUES, DASHBOARDS, queue_alert_depth
 
 from .exported import exported_metrics, metric_names
 from .queries import CLUSTER_METRICS, dashboard_queries, resolved
-from .test_rules import rules
+from .test_rules import by_alert, expr_of, rules
 
 UIDS = {
     "mining": "crypto-mine-mining",
     "id-allocator": "crypto-mine-id-allocator",
     "operator": "crypto-mine-operator",
 }
-SEED_ROWS = ["Overview", "Queue health", "Success vs failure", "Redis performance"]
+MINING_ROWS = ["Overview", "Queue health", "Success vs failure", "Redis performance"]
 VARIABLES = ["datasource", "namespace", "release"]
 
 
@@ -57,13 +58,57 @@ def test_generator_check_mode_reports_drift(tmp_path: Path) -> None:
 def test_fixed_uids_and_rows() -> None:
     mining = load("mining.json")
     rows = [p["title"] for p in mining["panels"] if p["type"] == "row"]  # type: ignore[attr-defined]
-    assert [row for row in rows if row in SEED_ROWS] == SEED_ROWS
+    assert [row for row in rows if row in MINING_ROWS] == MINING_ROWS
     assert {"SLO", "Workers", "MongoDB"} <= set(rows)
     for name in DASHBOARDS:
         dashboard = load(f"{name}.json")
         ids = [p["id"] for p in dashboard["panels"]]  # type: ignore[attr-defined]
         assert len(ids) == len(set(ids))
         assert dashboard["uid"] == UIDS[name]
+
+
+def backpressure_threshold(*settings: str) -> str:
+    """The threshold of MiningQueueBackpressure as helm renders it with the chart's default
+    values (ci/default-values.yaml gives only the secrets) and ``settings`` (``path=<JSON
+    value>`` each)."""
+    argv = ["--set-json", "monitoring.prometheusRule.enabled=true"]
+    for setting in settings:
+        argv += ["--set-json", setting]
+    found = [
+        rule
+        for group in rule_groups(template(CHART / "ci" / "default-values.yaml", *argv))
+        for rule in group["rules"]
+    ]
+    return expr_of(found, "MiningQueueBackpressure").rsplit(" > ", 1)[1]
+
+
+def test_queue_depth_line_is_the_backpressure_threshold() -> None:
+    """The red line of the queue depth panel is where MiningQueueBackpressure fires: both come
+    from api.queueMaxDepth and thresholds.queueDepthRatio of the chart's values."""
+    panels = load("mining.json")["panels"]
+    (panel,) = [p for p in panels if p["title"] == "Queue depth (clicks)"]  # type: ignore[attr-defined]
+    line = panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]
+    assert line["color"] == "red"
+    depth = int(line["value"])
+    assert line["value"] == depth == queue_alert_depth()
+    assert f"{depth:,}" in panel["description"]
+    (alert,) = by_alert(rules(RULES))["MiningQueueBackpressure"]
+    assert alert["expr"].endswith(f" > {depth}")
+    assert backpressure_threshold() == str(depth)
+
+
+def test_queue_alert_depth_is_computed_as_the_chart_computes_it(tmp_path: Path) -> None:
+    values = yaml.safe_load(CHART_VALUES.read_text())
+    values["api"]["queueMaxDepth"] = 1001
+    values["monitoring"]["prometheusRule"]["thresholds"]["queueDepthRatio"] = 0.75
+    changed = tmp_path / "values.yaml"
+    changed.write_text(yaml.safe_dump(values))
+    assert queue_alert_depth(changed) == 750
+    settings = (
+        "api.queueMaxDepth=1001",
+        "monitoring.prometheusRule.thresholds.queueDepthRatio=0.75",
+    )
+    assert backpressure_threshold(*settings) == "750"
 
 
 def test_release_variables_and_rate_interval() -> None:

@@ -22,6 +22,7 @@ from crypto_mine.api.http.auth import issue_token
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.names import APPLY_CLICKS_JOB, QUEUE_NAME
 from crypto_mine.common.settings import Env
+from devstack.servers import serving
 from tests.support.allocator import TOKEN as ALLOCATOR_TOKEN
 
 from .exported import metric_names
@@ -48,9 +49,7 @@ def prometheus(stack: LiveStack) -> Iterator[Prometheus]:
     rules = folder / "rules.yaml"
     rules.write_text(chart_rules(RELEASE, stack.namespace))
     labels = {"namespace": stack.namespace}
-    server = Prometheus(folder, stack.scrape_jobs(RELEASE), labels, rules).start()
-    yield server
-    server.stop()
+    yield from serving(Prometheus(folder, stack.scrape_jobs(RELEASE), labels, rules))
 
 
 class Traffic:

@@ -1,9 +1,8 @@
-"""Alert and recording rules: promtool, the seeds' alerts, runbooks, the values they follow,
+"""Alert and recording rules: promtool, default thresholds, runbooks, the values they follow,
 selectors that keep releases apart, and rules that stay out for parts that are switched off."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,14 +12,15 @@ import pytest
 import yaml
 
 from devstack.generate import CHART, PRODUCTION_VALUES, ROOT, RULES, rule_groups, run_helm
+from tests.support.debian import installed
 
 from .exported import exported_metrics, metric_names
 
 TESTS = ROOT / "prometheus" / "tests.yaml"
 RUNBOOKS = ROOT / "docs" / "runbooks"
 RUNBOOK_BASE = "https://github.com/crypto-mine/crypto-mine/blob/main/docs/runbooks/"
-# The seeds' alerts as the default values render them: (metric, threshold, for, severity).
-SEED_ALERTS = {
+# Alerts as the default values render them: (metric, threshold, for, severity).
+DEFAULT_ALERTS = {
     "MiningQueueBackpressure": ("mining_click_queue_depth", "> 4500", "2m", "warning"),
     "MiningWorkerFailures": ("mining_worker_failed_total", "> 5", "3m", "critical"),
     "MiningApi429Spike": ("mining_click_requests_total", "> 0.05", "5m", "warning"),
@@ -52,12 +52,7 @@ EVERYTHING = (
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "prometheus"], check=True)
-        found = shutil.which("promtool")
-    assert found, "promtool missing: scripts/ensure-apt.sh prometheus"
-    return found
+    return installed("promtool", "prometheus")
 
 
 def rules(path: Path = RULES) -> list[dict[str, Any]]:
@@ -131,9 +126,9 @@ def test_every_rule_is_tested() -> None:
     assert len(recorded) == 4 * 9
 
 
-def test_seed_alerts_keep_their_thresholds() -> None:
+def test_alerts_keep_their_default_thresholds() -> None:
     named = by_alert(alerts())
-    for name, (metric, threshold, duration, severity) in SEED_ALERTS.items():
+    for name, (metric, threshold, duration, severity) in DEFAULT_ALERTS.items():
         (rule,) = named[name]
         assert metric in metric_names(rule["expr"])
         assert rule["expr"].endswith(f" {threshold}") or f" {threshold} and " in rule["expr"]

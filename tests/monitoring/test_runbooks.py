@@ -7,7 +7,6 @@ A cluster with a node (KUBECONFIG) runs them all for real: the fixture alone dif
 from __future__ import annotations
 
 import secrets
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import promql_parser
 import pytest
 
-from devstack.generate import CHART, RUNBOOKS, helm, helm_env
+from devstack.generate import CHART, RUNBOOKS, helm_process, run_helm
 from devstack.servers import RedisServer
 from tests.support.cluster import kubectl
 
@@ -41,36 +40,18 @@ SETTINGS = (
 )
 
 
-def helm_run(kubeconfig: Path, *argv: str) -> None:
-    result = subprocess.run(
-        [helm(), "--kubeconfig", str(kubeconfig), *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=helm_env(),
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def install(kubeconfig: Path, redis_server: RedisServer, values: str) -> Iterator[Target]:
     namespace = f"runbooks-{secrets.token_hex(3)}"
     release = f"rb-{secrets.token_hex(2)}"
     kubectl(kubeconfig, "create", "namespace", namespace)
     try:
         argv = ["-n", namespace, "-f", str(CHART / "ci" / values), "--set", SETTINGS]
-        helm_run(kubeconfig, "install", release, str(CHART), *argv)
+        run_helm("install", release, str(CHART), *argv, kubeconfig=kubeconfig, timeout=300)
         # A second revision, so that `helm rollback` has one to go back to.
-        helm_run(kubeconfig, "upgrade", release, str(CHART), *argv)
+        run_helm("upgrade", release, str(CHART), *argv, kubeconfig=kubeconfig, timeout=300)
         yield Target(kubeconfig, namespace, release, redis_server.url)
     finally:
-        subprocess.run(
-            [helm(), "--kubeconfig", str(kubeconfig), "uninstall", release, "-n", namespace],
-            capture_output=True,
-            env=helm_env(),
-            timeout=300,
-            check=False,
-        )
+        helm_process("uninstall", release, "-n", namespace, kubeconfig=kubeconfig, timeout=300)
         kubectl(kubeconfig, "delete", "namespace", namespace, "--wait=false", check=False)
 
 

@@ -24,16 +24,14 @@ from crypto_mine.operator.queue_depth import (
 )
 from crypto_mine.operator.settings import OperatorSettings
 from crypto_mine.operator.spec import MetricSpec, SpecError, parse_spec
-from devstack.servers import RedisServer, free_port
+from devstack.servers import RedisServer, free_port, serving
 from tests.e2e.prometheus import PrometheusServer
 
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     """A real Prometheus scraping nothing: queries answer from PromQL alone."""
-    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets=[]).start()
-    yield server
-    server.stop()
+    yield from serving(PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets=[]))
 
 
 def query(prometheus: PrometheusServer, promql: str) -> float:

@@ -58,6 +58,22 @@ def balances(db: Db) -> dict[str, tuple[int, int]]:
     return {d["_id"]: (d["balance"], d["clicks"]) for d in db["balances"].find()}
 
 
+def unapplied_records(batch: str, clicks: list[QueuedClick]) -> list[dict[str, object]]:
+    """The click records of ``batch`` as a run cut right after inserting them leaves them."""
+    return [
+        {
+            "user": c.user,
+            "key": c.key,
+            "clicks": c.clicks,
+            "reward": 2 * c.clicks,
+            "batch": batch,
+            "acceptedAt": None,
+            "appliedAt": None,
+        }
+        for c in clicks
+    ]
+
+
 def assert_clean(ledger: Ledger, db: Db) -> None:
     """No batch is left marked on a user once its run finished and the ledger flushed."""
     ledger.flush()
@@ -93,20 +109,7 @@ def test_a_key_applied_by_another_batch_is_a_duplicate(ledger: Ledger, database:
 
 def test_run_cut_after_the_insert(ledger: Ledger, database: Db) -> None:
     batch = clicks_for(3, 3)
-    ledger._insert(
-        [
-            {
-                "user": c.user,
-                "key": c.key,
-                "clicks": c.clicks,
-                "reward": 2 * c.clicks,
-                "batch": "b1",
-                "acceptedAt": None,
-                "appliedAt": None,
-            }
-            for c in batch[:5]
-        ]
-    )
+    ledger._insert(unapplied_records("b1", batch[:5]))
     ledger.apply("b1", batch)
     assert balances(database) == expected([batch])
     assert_clean(ledger, database)
@@ -115,20 +118,7 @@ def test_run_cut_after_the_insert(ledger: Ledger, database: Db) -> None:
 def test_run_cut_inside_the_balance_updates(ledger: Ledger, database: Db) -> None:
     batch = clicks_for(4, 2)
     ledger.apply("b0", clicks_for(4, 1, prefix="early"))  # users exist already
-    ledger._insert(
-        [
-            {
-                "user": c.user,
-                "key": c.key,
-                "clicks": c.clicks,
-                "reward": 2 * c.clicks,
-                "batch": "b1",
-                "acceptedAt": None,
-                "appliedAt": None,
-            }
-            for c in batch
-        ]
-    )
+    ledger._insert(unapplied_records("b1", batch))
     # Two of the four users got their share of b1 before the run died.
     for user in ("u0", "u2"):
         share = [c for c in batch if c.user == user]

@@ -15,6 +15,16 @@ from devstack.servers import MongoServer, RedisServer
 from .allocator import TOKEN as ALLOCATOR_TOKEN
 
 SECRET = "test-secret-that-is-long-enough-0123456789"
+# Limits no test meets unless it lowers them (the general limit's own tests: test_api_limit.py).
+GENEROUS_LIMITS = {
+    "MINING_RATE_LIMIT_GLOBAL": "1000",
+    "MINING_RATE_LIMIT_GLOBAL_BURST": "1000",
+    "MINING_RATE_LIMIT_PER_USER": "100",
+    "MINING_RATE_LIMIT_USER_BURST": "100",
+    "MINING_RATE_LIMIT_PER_IP": "1000",
+    "MINING_RATE_LIMIT_IP_BURST": "1000",
+    "API_RATE_LIMIT": "0",
+}
 
 Settings = Callable[..., ApiSettings]
 
@@ -29,18 +39,12 @@ def settings_factory(
             "MONGODB_DB": mongo_db,
             "JWT_SECRET": SECRET,
             "ID_ALLOCATOR_TOKEN": ALLOCATOR_TOKEN,
-            "MINING_RATE_LIMIT_GLOBAL": "1000",
-            "MINING_RATE_LIMIT_GLOBAL_BURST": "1000",
-            "MINING_RATE_LIMIT_PER_USER": "100",
-            "MINING_RATE_LIMIT_USER_BURST": "100",
-            "MINING_RATE_LIMIT_PER_IP": "1000",
-            "MINING_RATE_LIMIT_IP_BURST": "1000",
+            **GENEROUS_LIMITS,
             # Production's timeouts (0.5 s to connect to Redis, 1 s a call, 2 s for admission)
             # turn a busy machine into 503s; tests about timeouts set the ones they test.
             "REDIS_CONNECT_TIMEOUT": "5",
             "REDIS_SOCKET_TIMEOUT": "5",
             "MINING_ADMISSION_TIMEOUT": "10",
-            "API_RATE_LIMIT": "0",  # the general limit (its own tests: test_api_limit.py)
         }
         environ.update({key: str(value) for key, value in overrides.items()})
         return ApiSettings.from_env(Env(environ))

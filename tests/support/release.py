@@ -7,7 +7,6 @@ own connections too), so tests talk to the api, Redis and MongoDB Services direc
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,17 +21,13 @@ import redis
 import yaml
 from pymongo import MongoClient
 
-from devstack.generate import CHART, helm, helm_env
+from devstack.generate import CHART, run_helm
 
 from .cluster import Cluster
 
 LOCAL_VALUES = CHART / "ci" / "local-values.yaml"
 SECRET = yaml.safe_load(LOCAL_VALUES.read_text())["secrets"]["jwt"]["value"]
 COMPONENTS = ("api", "worker", "id-allocator", "operator", "redis", "mongodb")
-
-
-class HelmError(RuntimeError):
-    pass
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
@@ -60,17 +55,9 @@ class Release:
     # --- helm ---------------------------------------------------------------------------------
 
     def helm(self, *argv: str, timeout: float = 300) -> str:
-        result = subprocess.run(
-            [helm(), "--kubeconfig", str(self.cluster.kubeconfig), "-n", self.namespace, *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=helm_env(),
-            check=False,
-        )
-        if result.returncode != 0:
-            raise HelmError(f"helm {' '.join(argv)}: {result.stderr[-3000:]}")
-        return result.stdout
+        """helm's output of ``argv`` in the release's namespace; HelmError when it fails."""
+        kubeconfig = self.cluster.kubeconfig
+        return run_helm("-n", self.namespace, *argv, kubeconfig=kubeconfig, timeout=timeout)
 
     def install(self, *sets: str, values: Path = LOCAL_VALUES) -> str:
         return self.helm(

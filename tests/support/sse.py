@@ -18,17 +18,7 @@ from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common.settings import Env
 from devstack.servers import BIN, Process, free_port, wait_until
 
-from .api import SECRET
-
-GENEROUS_LIMITS = {
-    "MINING_RATE_LIMIT_GLOBAL": "1000",
-    "MINING_RATE_LIMIT_GLOBAL_BURST": "1000",
-    "MINING_RATE_LIMIT_PER_USER": "100",
-    "MINING_RATE_LIMIT_USER_BURST": "100",
-    "MINING_RATE_LIMIT_PER_IP": "1000",
-    "MINING_RATE_LIMIT_IP_BURST": "1000",
-    "API_RATE_LIMIT": "0",  # the general limit (its own tests: tests/api/test_api_limit.py)
-}
+from .api import GENEROUS_LIMITS, SECRET
 
 
 class ApiProcess(Process):
