@@ -7,7 +7,7 @@ names them in order, one line each, where their text goes::
 
 Each included file may include others from the same folder; every file comes in once per
 script, where it is first included (the functions and locals it defines are then in scope for
-the rest of the script). ``tests/common/test_redis_protocol.py`` checks every header and
+the rest of the script). ``tests/test_redis_protocol.py`` checks every header and
 include, and the field names and key layouts that Lua and Python share.
 """
 
