@@ -75,7 +75,6 @@ TARGETS = (
         (
             "tests/allocator/test_allocator_strict.py",
             "tests/allocator/test_allocator_strict_edges.py",
-            "tests/allocator/test_allocator_segments.py",
         ),
     ),
 )

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crypto_mine.operator.decision import (
+    LAG_TOLERANCE,
     Decision,
     Fallback,
     History,
@@ -129,15 +130,17 @@ def test_current_outside_the_bounds_is_brought_back() -> None:
 def test_paused_changes_nothing() -> None:
     history = History((Recommendation(0, 7),))
     decision = decide(policy(paused=True), 3, Observation(10**6), history, now=1)
-    assert (decision.desired, decision.history) == (3, history)
+    assert decision == Decision(3, 3, None, Limit.NONE, history, "paused", history)
 
 
 @pytest.mark.parametrize("depth", [None, float("nan"), float("inf")])
 def test_unreadable_metric_changes_nothing(depth: float | None) -> None:
     history = History((Recommendation(0, 7),))
     decision = decide(policy(), 30, Observation(depth), history, now=1)
-    assert (decision.desired, decision.recommendation) == (30, None)
-    assert decision.history == History((Recommendation(0, 7),), failures=1)
+    failed = History((Recommendation(0, 7),), failures=1)
+    assert decision == Decision(
+        30, 30, None, Limit.NONE, failed, "queue depth unavailable", history
+    )
 
 
 def test_reasons_say_what_bounded_limited_or_held_the_size() -> None:
@@ -199,6 +202,9 @@ def test_the_step_budget_counts_each_direction_apart() -> None:
     assert up_first.desired == 12
     then_down = decide(p, 12, Observation(0), up_first.history, now=1)
     assert then_down.desired == 10
+    # Needs 4: the down step of this period is spent.
+    down_again = decide(p, 8, Observation(1600), down.history, now=1)
+    assert down_again.desired == 8
 
 
 def test_only_the_failed_rescale_is_given_back() -> None:
@@ -218,11 +224,52 @@ def test_a_failed_rescale_does_not_spend_the_step_budget() -> None:
     assert after(first, scaled=True) == first.history
 
 
+def test_a_failed_scale_down_does_not_hold_off_the_next_one() -> None:
+    p = policy(down=StepRule(60, 1))
+    history = History(last_scale_down=10)
+    down = decide(p, 5, Observation(0), history, now=100)
+    assert (down.desired, down.history.last_scale_down) == (4, 100)
+    kept = after(down, scaled=False)
+    assert kept.last_scale_down == 10
+    assert decide(p, 5, Observation(0), kept, now=105).desired == 4
+    # The scale-down of t=10 still counts: a window of 100 s holds until t=110.
+    longer = policy(down=StepRule(100, 1))
+    held = decide(longer, 5, Observation(0), kept, now=105)
+    assert held.desired == 5
+    assert held.reason == (
+        "queue depth 0 at 500 per replica needs 0, held: the last scale-down was 95s ago, "
+        "bounded by minReplicas 1"
+    )
+
+
+def test_staying_put_after_a_scale_down_is_no_hold() -> None:
+    p = policy(down=StepRule(60, 1))
+    stay = decide(p, 4, Observation(2000), History(last_scale_down=90), now=100)
+    assert stay.desired == 4
+    assert stay.reason == "queue depth 2000 at 500 per replica needs 4"
+
+
 def test_starting_history_holds_off_scale_down_for_a_window() -> None:
     p = policy(down=StepRule(300, 1))
     history = History.starting(10, now=1000)
     assert decide(p, 10, Observation(0), history, now=1200).desired == 10
     assert decide(p, 10, Observation(0), history, now=1301).desired == 9
+
+
+def test_starting_history_holds_off_zero_for_a_cooldown_unless_started_at_zero() -> None:
+    p = policy(min_replicas=0, down=StepRule(0, None), cooldown=300)
+    history = History.starting(3, now=1000)
+    kept = decide(p, 3, Observation(0), history, now=1010)
+    assert kept.desired == 1
+    assert kept.reason == (
+        "queue depth 0 at 500 per replica needs 0, kept at 1 or more until the cooldown ends"
+    )
+    assert decide(p, 3, Observation(0), history, now=1300).desired == 0
+    one = decide(p, 1, Observation(0), History.starting(1, now=1000), now=1010)
+    assert one.desired == 1
+    # Started at zero, no activity was seen: replicas added by hand go at once.
+    woken_by_hand = decide(p, 2, Observation(0), History.starting(0, now=0), now=10)
+    assert woken_by_hand.desired == 0
 
 
 def test_scale_up_waits_until_the_whole_window_asks_for_more() -> None:
@@ -241,6 +288,25 @@ def test_scale_up_waits_until_the_whole_window_asks_for_more() -> None:
     # t=20 leaves it too: every recommendation of the last 30 s asks for 10.
     full = decide(p, 4, Observation(5000), partly.history, now=51)
     assert full.desired == 10
+
+
+def test_a_recommendation_as_old_as_its_window_no_longer_counts() -> None:
+    # A scale-up window of 30 s (the scale-down's 300 s keeps t=0 in the history).
+    p = policy(up=StepRule(30, None))
+    history = History.starting(2, now=0)
+    assert decide(p, 2, Observation(5000), history, now=29.9).desired == 2
+    assert decide(p, 2, Observation(5000), history, now=30).desired == 10
+    # A scale-down window of 60 s, shorter than the scale-up's 120 s.
+    p = policy(up=StepRule(120, None), down=StepRule(60, None))
+    history = History.starting(5, now=0)
+    assert decide(p, 5, Observation(0), history, now=59.9).desired == 5
+    assert decide(p, 5, Observation(0), history, now=60).desired == 1
+    # The history forgets a recommendation once it is as old as the longer window.
+    p = policy(up=StepRule(30, None), down=StepRule(60, None))
+    kept = decide(p, 5, Observation(2500), history, now=59.9).history.recommendations
+    assert kept == (Recommendation(0, 5), Recommendation(59.9, 5))
+    forgotten = decide(p, 5, Observation(2500), history, now=60).history.recommendations
+    assert forgotten == (Recommendation(60, 5),)
 
 
 def test_a_brief_spike_inside_the_scale_up_window_adds_no_pods() -> None:
@@ -274,11 +340,30 @@ def test_policy_rejects_what_cannot_scale(
         policy(target=target, up=StepRule(0, up_step), down=StepRule(0, down_step))
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"target_drain_seconds": 0}, "target_drain_seconds must be positive, got 0"),
+        ({"target_lag_seconds": -1}, "target_lag_seconds must be positive, got -1"),
+        ({"activation": -1}, "activation and cooldown must not be negative"),
+        ({"cooldown": -1}, "activation and cooldown must not be negative"),
+        ({"fallback": Fallback(0, 1)}, "fallback.failureThreshold must be at least 1"),
+    ],
+)
+def test_policy_rejects_negative_targets_times_and_thresholds(
+    extra: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        policy(**extra)
+
+
 def test_a_backlog_wakes_a_target_at_zero_at_once() -> None:
     p = policy(min_replicas=0, activation=50)
     quiet = decide(p, 0, Observation(50), History.starting(0, 0), now=5)
     assert quiet.desired == 0
-    assert "not above the activation threshold 50" in quiet.reason
+    assert quiet.reason == (
+        "queue depth 50 at 500 per replica needs 1, not above the activation threshold 50"
+    )
     woken = decide(p, 0, Observation(51), quiet.history, now=10)
     assert woken.desired == 1
     assert decide(p, 0, Observation(1800), quiet.history, now=10).desired == 4
@@ -307,6 +392,15 @@ def test_zero_waits_for_the_cooldown_when_it_is_the_longer() -> None:
     assert "kept at 1 or more until the cooldown ends" in down.reason
     assert decide(p, 1, Observation(0), down.history, now=599).desired == 1
     assert decide(p, 1, Observation(0), down.history, now=600).desired == 0
+
+
+def test_zero_waits_for_the_scale_down_window_when_it_is_the_longer() -> None:
+    p = policy(min_replicas=0, down=StepRule(600, None), cooldown=60)
+    history = decide(p, 0, Observation(1000), History.starting(0, -1), now=0).history
+    # The cooldown has passed, but the window still holds the 2 replicas of t=0.
+    quiet = decide(p, 2, Observation(0), history, now=300)
+    assert quiet.desired == 2
+    assert decide(p, 2, Observation(0), quiet.history, now=600).desired == 0
 
 
 def test_minimum_one_ignores_activation() -> None:
@@ -349,6 +443,22 @@ def test_drain_time_target_keeps_up_with_the_arrivals_when_the_queue_is_empty() 
     assert (no_rate.recommendation, no_rate.desired) == (0, 1)  # the depth alone; minReplicas
 
 
+def test_the_depths_slope_is_taken_over_the_time_between_readings() -> None:
+    p = policy(target=100, target_drain_seconds=5, up=StepRule(0, None))
+    history = History(capacity=((1000, 50.0),), depths=((1000, 300.0),))
+    # 200 more waiting after 5 s: 40/s arrive beyond the 150/s applied; (190 + 100) / 50.
+    growing = decide(p, 3, Observation(500, ready=3, drain_rate=150), history, now=1005)
+    assert growing.reason.startswith("arrivals 190/s and queue depth 500")
+    assert growing.recommendation == 6
+
+
+def test_no_arrivals_and_no_backlog_ask_for_nothing() -> None:
+    p = policy(target=100, target_drain_seconds=30)
+    idle = decide(p, 1, Observation(0, ready=1, drain_rate=0), History(capacity=((0, 50.0),)), 5)
+    assert idle.recommendation == 0
+    assert idle.reason.startswith("queue depth 0 at 100 per replica needs 0")
+
+
 def test_capacity_is_forgotten_after_ten_minutes() -> None:
     p = policy(target=100, target_drain_seconds=30)
     history = decide(p, 2, Observation(400, ready=2, drain_rate=100), History(), now=0).history
@@ -358,13 +468,80 @@ def test_capacity_is_forgotten_after_ten_minutes() -> None:
     ).history.capacity
 
 
+def test_capacity_and_depths_are_kept_for_their_spans_counted_back_from_now() -> None:
+    p = policy(target=100, target_drain_seconds=30)
+    history = History(capacity=((1000, 40.0),), depths=((1540, 5000.0),))
+    kept = decide(p, 2, Observation(0, ready=2, drain_rate=40), history, now=1600).history
+    assert kept.capacity == ((1000, 40.0),)
+    assert kept.depths == ((1540, 5000.0), (1600, 0))
+    gone = decide(p, 2, Observation(0, ready=2, drain_rate=40), history, now=1601).history
+    assert gone.capacity == ()
+    assert gone.depths == ((1601, 0),)
+
+
+def test_capacity_is_per_ready_replica_even_a_single_one() -> None:
+    p = policy(target=100, target_drain_seconds=30)
+    # 3 replicas, 2 of them ready: 120 clicks/s is 60 per ready replica.
+    three = decide(p, 3, Observation(1000, ready=2, drain_rate=120), History(), now=0)
+    assert three.history.capacity == ((0, 60.0),)
+    one = decide(p, 1, Observation(100, ready=1, drain_rate=45), History(), now=0)
+    assert one.history.capacity == ((0, 45.0),)
+    # Without a ready count, the current replicas are taken as ready.
+    unknown = decide(p, 3, Observation(1000, drain_rate=120), History(), now=0)
+    assert unknown.history.capacity == ((0, 40.0),)
+    # None ready: nothing is measured.
+    none = decide(p, 3, Observation(1000, ready=0, drain_rate=120), History(), now=0)
+    assert none.history.capacity == ()
+
+
 def test_lag_only_ever_asks_for_more() -> None:
     p = policy(target=1000, target_lag_seconds=10, up=StepRule(0, None))
     late = decide(p, 2, Observation(100, ready=2, lag=30), History(), now=0)
     assert late.desired == 6
     assert "lag 30s over the target 10s needs 6" in late.reason
+    # The depth asks for as many: the reason names the depth.
+    same = decide(p, 2, Observation(3000, ready=2, lag=15), History(), now=0)
+    assert (same.recommendation, same.reason) == (3, "queue depth 3000 at 1000 per replica needs 3")
     within_tolerance = decide(p, 2, Observation(100, ready=2, lag=10.9), History(), now=0)
     assert (within_tolerance.desired, within_tolerance.recommendation) == (1, 1)
+
+
+def test_lag_scales_the_ready_replicas_from_just_past_the_tolerance() -> None:
+    p = policy(target=1000, target_lag_seconds=10, up=StepRule(0, None))
+    # 4 replicas, 2 of them ready: the 2 that work fall behind 1.5 times, 3 would keep up.
+    late = decide(p, 4, Observation(100, ready=2, lag=15), History(), now=0)
+    assert late.recommendation == 3
+    assert late.reason == "lag 15s over the target 10s needs 3"
+    # Exactly at the tolerance is within it; just past it asks for more.
+    edge = 10 * (1 + LAG_TOLERANCE)
+    at = decide(p, 2, Observation(100, ready=2, lag=edge), History(), now=0)
+    assert (at.recommendation, at.desired) == (1, 1)
+    past = decide(p, 2, Observation(100, ready=2, lag=edge * 1.001), History(), now=0)
+    assert (past.recommendation, past.desired) == (3, 3)
+
+
+def test_a_late_queue_without_ready_replicas_asks_for_one() -> None:
+    p = policy(min_replicas=0, target=1000, target_lag_seconds=10, up=StepRule(0, None))
+    woken = decide(p, 0, Observation(100, ready=0, lag=30), History(), now=0)
+    assert (woken.recommendation, woken.desired) == (1, 1)
+
+
+def test_the_reason_names_the_depth_when_the_drain_time_asks_for_no_more() -> None:
+    p = policy(target=100, target_drain_seconds=5, up=StepRule(0, None))
+    # Capacity 50 per replica; 100 waiting, 100/s applied: (100 + 100 / 5) / 50 -> 3, as the
+    # depth's 300 / 100.
+    history = History(capacity=((0, 50.0),))
+    same = decide(p, 3, Observation(300, ready=3, drain_rate=80), history, now=0)
+    assert same.recommendation == 3
+    assert same.reason == "queue depth 300 at 100 per replica needs 3"
+
+
+def test_capacity_below_one_click_per_second_is_measured() -> None:
+    p = policy(target=100, target_drain_seconds=30)
+    slow = decide(p, 2, Observation(400, ready=2, drain_rate=1), History(), now=0)
+    assert slow.history.capacity == ((0, 0.5),)
+    stopped = decide(p, 2, Observation(400, ready=2, drain_rate=0), History(), now=0)
+    assert stopped.history.capacity == ()
 
 
 def test_fallback_after_failures_in_a_row() -> None:
@@ -377,12 +554,21 @@ def test_fallback_after_failures_in_a_row() -> None:
     fallen = decide(p, 2, Observation(None), history, now=15)
     assert (fallen.desired, fallen.fallback, fallen.recommendation) == (8, True, 8)
     assert "queue depth unavailable 3 times in a row: fallback" in fallen.reason
+    # Its rescale failing gives back the step it took.
+    assert fallen.before == history
+    assert after(fallen, scaled=False).rescales == ()
     # A reading resets the count; the fallback's 8 stays in the scale-down window.
     back = decide(p, 8, Observation(500), fallen.history, now=20)
-    assert (back.desired, back.history.failures) == (8, 0)
+    assert (back.desired, back.history.failures, back.fallback) == (8, 0, False)
     # A success in between starts the count again.
     again = decide(p, 8, Observation(None), back.history, now=25)
     assert (again.desired, again.fallback) == (8, False)
+
+
+def test_a_fallback_to_one_replica_keeps_one() -> None:
+    p = policy(min_replicas=0, fallback=Fallback(1, 1), down=StepRule(0, None))
+    fallen = decide(p, 3, Observation(None), History(), now=0)
+    assert (fallen.desired, fallen.fallback) == (1, True)
 
 
 def test_fallback_to_fewer_replicas_waits_for_the_window() -> None:
