@@ -170,11 +170,9 @@ def test_a_run_whose_marker_another_run_wrote_first_reports_that_markers_balance
     assert [o.balance for o in result.outcomes] == [99, 98]
 
 
-def test_a_rerun_of_a_batch_this_ledger_finished_never_unmarks_it_in_its_own_write(
-    database: Db,
-) -> None:
-    """The marker of a batch this process finished is gone when it runs again (its TTL): its
-    own waiting mark cannot ride on the write that guards it."""
+def test_a_rerun_of_a_batch_this_ledger_finished_after_its_marker_is_gone(database: Db) -> None:
+    """A batch this process finished runs again once its marker is gone (its TTL), its mark
+    still waiting here: its users' marks refuse it, and the flush removes them after."""
     ledger = Ledger(database, reward_per_click=2, flush_batches=1000, flush_seconds=3600)
     ledger.ensure_indexes()
     ledger.apply("b0", one("u1", "k0"))
