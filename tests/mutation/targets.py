@@ -48,7 +48,11 @@ TARGETS = (
     Target(
         "pipeline.ledger",
         "services/pipeline",
-        ("tests/pipeline/test_ledger.py", "tests/pipeline/test_outcome_events.py"),
+        (
+            "tests/pipeline/test_ledger.py",
+            "tests/pipeline/test_ledger_edges.py",
+            "tests/pipeline/test_outcome_events.py",
+        ),
     ),
     Target(
         "pipeline.batches",
