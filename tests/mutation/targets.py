@@ -57,12 +57,20 @@ TARGETS = (
     Target(
         "pipeline.batches",
         "services/pipeline",
-        ("tests/pipeline/test_batches.py", "tests/pipeline/test_outcome_events.py"),
+        (
+            "tests/pipeline/test_batches.py",
+            "tests/pipeline/test_batch_edges.py",
+            "tests/pipeline/test_outcome_events.py",
+        ),
     ),
     Target(
         "pipeline.outcomes",
         "services/pipeline",
-        ("tests/pipeline/test_outcome_events.py", "tests/pipeline/test_batches.py"),
+        (
+            "tests/pipeline/test_outcome_events.py",
+            "tests/pipeline/test_batches.py",
+            "tests/pipeline/test_batch_edges.py",
+        ),
     ),
     Target("operator.decision", "operator", ("tests/operator/test_operator_decision.py",)),
     Target(
