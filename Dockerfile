@@ -28,9 +28,10 @@ COPY ${SERVICE_DIR} /src/service
 # The click pipeline goes in only where the service declares it (not the id-allocator). The
 # runtime keeps no pip or setuptools; bytecode is keyed by the source's hash, not its time, so
 # the same sources give the same files.
-RUN if grep -q '"crypto-mine-pipeline"' /src/service/pyproject.toml; then pipeline=/src/pipeline; fi \
+RUN set -- /src/common \
+    && if grep -q '"crypto-mine-pipeline"' /src/service/pyproject.toml; then set -- "$@" /src/pipeline; fi \
     && /opt/build/bin/pip wheel --no-build-isolation --no-deps --wheel-dir /tmp/wheels \
-       /src/common ${pipeline:-} /src/service \
+       "$@" /src/service \
     && /opt/venv/bin/pip install --no-compile --no-deps /tmp/wheels/*.whl \
     && /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools \
     && python -m compileall -q --invalidation-mode unchecked-hash /opt/venv

@@ -42,6 +42,13 @@ def database(mongo_server: MongoServer, mongo_db: str) -> Iterator[Db]:
 
 
 @pytest.fixture
+async def api(start_api: Any) -> Api:
+    """The api with a lookup bound that a busy machine's MongoDB meets: most tests here are about
+    the answers MongoDB gives; those about the bound start an api of their own."""
+    return await start_api(MINING_IDEMPOTENCY_LOOKUP_TIMEOUT=5)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
 def apply_queued(
     database: Db, redis_server: RedisServer, redis_client: redis.Redis
 ) -> Iterator[Any]:

@@ -36,7 +36,8 @@ class FaultLog:
 
 
 class Injector:
-    """Injects one fault of each kind in turn (shuffled per round) every ``interval`` seconds."""
+    """Injects one fault of each kind in turn (shuffled per round) every ``interval`` seconds;
+    with several click shards, a round kills each shard's Redis once."""
 
     def __init__(self, stack: Stack, rng: random.Random, interval: float) -> None:
         self.stack = stack
@@ -89,7 +90,8 @@ class Injector:
             if stop.is_set():
                 return
             if not kinds:
-                kinds = list(KINDS)
+                redis_per_shard = ["redis SIGKILL + restart (AOF)"] * (len(self.stack.redises) - 1)
+                kinds = [*KINDS, *redis_per_shard]
                 self.rng.shuffle(kinds)
             kind = kinds.pop()
             try:

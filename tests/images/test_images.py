@@ -68,15 +68,18 @@ def test_one_target_per_service_on_one_runtime() -> None:
     assert ("ARG", "PYTHON_IMAGE=python:3.11-slim") in instructions(DOCKERFILE)
 
 
-def test_build_copies_the_locks_common_and_the_service_only() -> None:
+def test_build_copies_the_locks_common_the_pipeline_and_the_service_only() -> None:
     build = stages(DOCKERFILE)["build"]
     copied = [args.split()[0] for op, args in build if op == "COPY"]
     assert copied == [
         "build-requirements.lock",
         "${SERVICE_DIR}/requirements.lock",
         "services/common",
+        "services/pipeline",
         "${SERVICE_DIR}",
     ]
+    # The pipeline is installed only where the service declares it (not the id-allocator).
+    assert "grep -q '\"crypto-mine-pipeline\"' /src/service/pyproject.toml" in build[-1][1]
     installs = [args for op, args in build if op == "RUN" and "requirements.lock" in args]
     assert len(installs) == 1
     assert installs[0].count("--require-hashes") == 2, "the build backend is pinned too"
@@ -132,6 +135,7 @@ def test_build_context_is_only_what_the_images_copy() -> None:
     assert kept == {
         "build-requirements.lock",
         "services/common",
+        "services/pipeline",
         "devstack/images",
         *(image.folder for image in IMAGES),
     }
