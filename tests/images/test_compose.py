@@ -147,6 +147,13 @@ def compose_stack(folder: Path) -> Iterator[ComposeStack]:
             (folder / "logs.txt").write_text(found.compose("logs"))
         finally:
             found.compose("down", "-v", "--timeout", "5", timeout=300)
+            # podman-compose's down names the file's containers only: the scaled ones would be
+            # left running, holding the project's network and volumes; all go by its label.
+            label = f"label=io.podman.compose.project={found.project}"
+            for kind, everything in (("container", ["--all"]), ("network", []), ("volume", [])):
+                listed = podman(kind, "ls", *everything, "--quiet", "--filter", label, check=False)
+                if left := listed.stdout.split():
+                    podman(kind, "rm", "--force", *left, check=False)
 
 
 @pytest.fixture(scope="module")
