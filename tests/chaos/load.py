@@ -11,7 +11,9 @@ Another share is repeated *late*: its status is read until the click completed (
 compare with; the Redis window starts then), and the click is sent again a few seconds after
 the window, when MongoDB is what answers for it. The answer must be the same replay; a key
 MongoDB could not be asked about in time (it was down, or too slow) is taken as new (``202``),
-and must then be applied once all the same, which the final check of MongoDB tells.
+and must then be applied once all the same, which the final check of MongoDB tells. A click
+whose own retries went past its window while MongoDB could not be asked was taken anew too and
+applied as a duplicate: its late answer is MongoDB's, the original outcome.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -80,6 +83,7 @@ LATE_SAME = "same answer as within the window"
 LATE_NO_BALANCE = "same answer, balance unknown (its batch's marker is gone)"
 LATE_REPLAYED = "replayed (not completed within the window: nothing to compare with)"
 LATE_ANEW = "taken anew (MongoDB not asked in time)"
+LATE_ORIGINAL = "the original answer (taken anew within the window, it was a duplicate then)"
 
 
 def late_verdict(
@@ -100,7 +104,42 @@ def late_verdict(
     if body == snapshot:
         return LATE_SAME
     unknown = {**snapshot, "result": {**snapshot.get("result", {}), "balance": None}}
-    return LATE_NO_BALANCE if body == unknown else None
+    if body == unknown:
+        return LATE_NO_BALANCE
+    return LATE_ORIGINAL if is_original_of(body, snapshot) else None
+
+
+def is_original_of(body: dict[str, Any], retaken: dict[str, Any]) -> bool:
+    """Whether ``body`` is the original outcome of a click whose record within the window was
+    that of a repeat taken anew (its own retries went past the window while MongoDB could not
+    be asked) and applied as a duplicate. That record keeps the original's reward and time of
+    application; its acceptance time and balance are those of the second acceptance. MongoDB,
+    after the window, answers with the original."""
+    result, seen = body.get("result") or {}, retaken.get("result") or {}
+    return (
+        seen.get("duplicate") is True
+        and body.get("status") == "completed"
+        and result.get("duplicate") is False
+        and (body.get("idempotencyKey"), body.get("clicks"))
+        == (retaken.get("idempotencyKey"), retaken.get("clicks"))
+        and (result.get("reward"), result.get("appliedAt"))
+        == (seen.get("reward"), seen.get("appliedAt"))
+        and datetime.fromisoformat(body["acceptedAt"])
+        <= datetime.fromisoformat(retaken["acceptedAt"])
+    )
+
+
+def window_start(first_answer: dict[str, Any], answered: float) -> float:
+    """The earliest a click's Redis window can have begun (it begins when the click completes)
+    on the monotonic clock, from the first answer to it, received at ``answered``. A click still
+    queued then completes later; but a replay can come long after the click completed (its first
+    request taken without an answer, the api down while its retries went on): the window began
+    when it was applied (the worker's clock, this machine's)."""
+    if first_answer.get("status") != "completed":
+        return answered
+    applied = first_answer["result"].get("appliedAt") or first_answer["acceptedAt"]
+    ago = time.time() - datetime.fromisoformat(applied).timestamp()
+    return answered - max(ago, 0.0)
 
 
 def label_of(response: httpx.Response) -> str:
@@ -144,6 +183,7 @@ class LoadGenerator:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.stopping = asyncio.Event()
         self.deadline = float("inf")
+        self.started = time.monotonic()
         self._run_id = f"{rng.randrange(16**6):06x}"
         self._next_user = 0
         # Hashing a password takes a core for ~0.1 s: sign-ups queue here, not in the api.
@@ -257,8 +297,11 @@ class LoadGenerator:
             return response, unanswered
         return None, unanswered
 
-    async def click(self, user: User, key: str, clicks: int, accepted: float | None = None) -> None:
-        """A new click, or (``accepted``: when the first one was answered) a repeat of it."""
+    async def click(
+        self, user: User, key: str, clicks: int, window_from: float | None = None
+    ) -> None:
+        """A new click, or (``window_from``: the earliest its Redis window can have begun, see
+        ``window_start``) a repeat of it."""
         response, unanswered = await self.send_click(user, key, clicks)
         if response is None:
             self.ledger.unsettled.append((user.user_id, key))
@@ -270,25 +313,33 @@ class LoadGenerator:
         self.ledger.accepted[(user.user_id, key)] = clicks
         if unanswered:
             self.ledger.unanswered_then[str(status)] += 1
-        if accepted is not None and status == 202 and time.monotonic() - accepted > self.window:
-            # Its retries took it past the window (an api down, Redis restarting): MongoDB
-            # answers there, and a 202 is right only if it could not be asked in time.
+        now = time.monotonic()
+        if window_from is not None and status == 202 and now - window_from > self.window:
+            # Its window had passed (a replay long after the click completed, or retries while
+            # an api was down or Redis restarting): MongoDB answers there, and a 202 is right
+            # only if it could not be asked in time.
             self.ledger.late["sent"] += 1
             self.ledger.late[LATE_ANEW] += 1
             self.ledger.late_anew.append((user.user_id, key))
-        elif accepted is not None:
+        elif window_from is not None:
             self.ledger.repeats["replayed" if status == 200 else "accepted anew"] += 1
+            if status == 202:
+                self.ledger.unexpected.append(
+                    f"repeat of {key} accepted anew {now - window_from:.1f} s after its window"
+                    f" began ({self.window} s long), at {now - self.started:.1f} s of the run"
+                )
         elif not self.stopping.is_set():
             draw = self.rng.random()
             if draw < self.repeat_share:
-                self._spawn(self._repeat_later(user, key, clicks, time.monotonic()))
+                start = window_start(response.json(), now)
+                self._spawn(self._repeat_later(user, key, clicks, start))
             elif draw < self.repeat_share + self.late_share:
                 self._spawn(self._repeat_late(user, key, clicks))
 
-    async def _repeat_later(self, user: User, key: str, clicks: int, accepted: float) -> None:
+    async def _repeat_later(self, user: User, key: str, clicks: int, window_from: float) -> None:
         await asyncio.sleep(self.rng.uniform(0.0, 3.0))
         self.ledger.repeats["sent"] += 1
-        await self.click(user, key, clicks, accepted)
+        await self.click(user, key, clicks, window_from)
         await self.check_status(user, key)
 
     async def _repeat_late(self, user: User, key: str, clicks: int) -> None:
@@ -368,10 +419,10 @@ class LoadGenerator:
 
     async def run(self, new_user_every: float) -> None:
         """Click at ``rate`` per second and sign a user up every ``new_user_every`` seconds."""
-        started = time.monotonic()
+        self.started = time.monotonic()
         sent, signed_up = 0, 0
         while not self.stopping.is_set():
-            elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - self.started
             while sent < elapsed * self.rate:
                 self._one_click()
                 sent += 1

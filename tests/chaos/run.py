@@ -60,8 +60,6 @@ class Report:
             found.append(f"{len(ledger.unsettled)} clicks never got a definitive answer")
         if ledger.missing_retry_after:
             found.append(f"{ledger.missing_retry_after} 429/503 answers without Retry-After")
-        if ledger.repeats["accepted anew"]:
-            found.append(f"{ledger.repeats['accepted anew']} repeats were accepted anew (202)")
         if verdict.not_completed:
             found.append(f"{verdict.not_completed} accepted clicks not completed")
         if verdict.dead_letters:
