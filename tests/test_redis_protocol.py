@@ -5,25 +5,32 @@
 - The click record's field letters are ``records.Field``'s, and the event and status fields
   the outcome script writes are the ones Python reads.
 - The keys Python passes are in the order the header names them, and the scripts count their
-  per-item keys and arguments with the same strides.
+  per-item keys and arguments with the same strides. The callers run their scripts on a real
+  Redis (``Spy`` keeps what each call passed), and what the scripts wrote is read back where
+  Python and RQ look for it.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from rq.job import Job
 from rq.queue import Queue
 
 from crypto_mine.api import SCRIPTS
 from crypto_mine.api.admission import admission
-from crypto_mine.api.admission.admission import Admitter, ClickRequest
+from crypto_mine.api.admission.admission import Admitter, ClickRequest, Verdict
+from crypto_mine.api.admission.applied import AppliedClicks
 from crypto_mine.api.admission.attempt_limits import AttemptLimiter, AttemptLimits
 from crypto_mine.api.settings import ApiSettings
 from crypto_mine.common import scripts
@@ -34,6 +41,7 @@ from crypto_mine.pipeline.ledger import Applied, Outcome, QueuedClick, UserTotal
 from crypto_mine.pipeline.outcomes import Failure, OutcomeRecorder
 from crypto_mine.pipeline.records import RETIRED_FIELDS, ClickRecord, Field
 from crypto_mine.pipeline.status_cache import UserStatus
+from devstack.servers import MongoServer, RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = sorted(ROOT.glob("services/*/crypto_mine/*/lua/*.lua"))
@@ -348,35 +356,35 @@ def test_the_status_fields_are_those_python_reads() -> None:
 # -- key layouts ---------------------------------------------------------------------------
 
 
-class Recorded:
-    """A registered script that keeps what it was called with and answers ``result``."""
+class Spy:
+    """A real Redis client whose registered scripts run on the server as usual and keep the
+    keys and arguments of each call (as Redis receives them: strings), by script file."""
 
-    def __init__(self, result: Any) -> None:
-        self.result = result
-        self.calls: list[tuple[list[str], list[Any]]] = []
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: dict[str, list[tuple[list[str], list[str]]]] = defaultdict(list)
 
-    def __call__(self, keys: list[str], args: list[Any] | None = None) -> Any:
-        self.calls.append((list(keys), list(args or [])))
-        return self.result
+    def register_script(self, text: str) -> Callable[..., Any]:
+        script = self.client.register_script(text)
+        calls = self.calls[script_named(text)]
+
+        def call(keys: list[Any], args: list[Any] | None = None) -> Any:
+            calls.append(([wire(key) for key in keys], [wire(arg) for arg in args or []]))
+            return script(keys=keys, args=args)  # a coroutine for an asyncio client
+
+        return call
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
 
 
-class AsyncRecorded(Recorded):
-    async def __call__(self, keys: list[str], args: list[Any] | None = None) -> Any:
-        return super().__call__(keys, args)
+def wire(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class Registry:
-    """Stands for a Redis client: each script registered is answered by ``results``."""
-
-    def __init__(self, results: dict[str, Any], asynchronous: bool) -> None:
-        self.results = results
-        self.kind = AsyncRecorded if asynchronous else Recorded
-        self.scripts: dict[str, Recorded] = {}
-
-    def register_script(self, text: str) -> Recorded:
-        (name,) = (name for name in self.results if text == loaded(name))
-        self.scripts[name] = self.kind(self.results[name])
-        return self.scripts[name]
+def script_named(text: str) -> str:
+    (name,) = (path.name for path in LUA if text == loaded(path.name))
+    return name
 
 
 def loaded(name: str) -> str:
@@ -393,26 +401,28 @@ def ordered(layout: Layout, keys: dict[str, str]) -> list[str]:
     return [keys[layout.numbered[n]] for n in sorted(layout.numbered)]
 
 
-class NothingApplied:
-    async def find(self, pairs: list[tuple[str, str]]) -> dict[Any, Any]:
-        return {}
-
-
 @pytest.mark.anyio
-async def test_admission_passes_its_keys_in_the_order_admit_lua_reads_them() -> None:
+async def test_admission_passes_its_keys_in_the_order_admit_lua_reads_them(
+    redis_client: Any, redis_server: RedisServer, mongo_server: MongoServer, mongo_db: str
+) -> None:
     settings = ApiSettings.from_env(Env({"JWT_SECRET": "s" * 32}))
-    redis = Registry({"admit.lua": [0, None, [[4, 1, 0, 0, 0]] * 2]}, asynchronous=True)
-    admitter = Admitter(redis, settings, NothingApplied(), shard=1)  # type: ignore[arg-type]
+    redis = Spy(AsyncRedis.from_url(redis_server.url))
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server.uri)
+    applied = AppliedClicks(mongo[mongo_db], timeout_seconds=5.0)
+    admitter = Admitter(redis, settings, applied, shard=1)  # type: ignore[arg-type]
     clicks = [ClickRequest("u1", "10.0.0.1", "k1", 1), ClickRequest("u2", "10.0.0.2", "k2", 3)]
     try:
-        await admitter._run(clicks)
+        admissions = await admitter._run(clicks)
     finally:
         await admitter.close()
-    ((keys, args),) = redis.scripts["admit.lua"].calls
+        await redis.client.aclose()
+        await mongo.close()
+    assert [each.verdict for each in admissions] == [Verdict.ACCEPTED] * 2
+    ((keys, args),) = redis.calls["admit.lua"]
     argv = section(lua_file("admit.lua").read_text(), "ARGV")
     assert "9 new job id" in argv
     assert "12 number of job hash fields (n)" in argv
-    job, nfields = args[8], args[11]
+    job, nfields = args[8], int(args[11])
     names = admitter.keys
     layout = roles("admit.lua")
     fixed = ordered(
@@ -446,21 +456,45 @@ async def test_admission_passes_its_keys_in_the_order_admit_lua_reads_them() -> 
     # ARGV: 15 fixed, the job hash's pairs, then 3 per click.
     assert max(covered_positions(argv.partition(" then ")[0]) - {16}) == 15
     assert len(args) == 15 + 2 * nfields + 3 * len(clicks)
+    # What the script wrote is where Python and RQ look for it.
+    for click in clicks:
+        assert redis_client.hget(names.click(click.user_id, click.key), "n") == str(click.clicks)
+        assert redis_client.type(names.user_bucket(click.user_id)) == "hash"
+        assert redis_client.type(names.ip_bucket(click.ip)) == "hash"
+    assert redis_client.type(names.global_bucket) == "hash"
+    assert redis_client.get(names.queue_depth) == "4"
+    assert redis_client.hget(names.queue_jobs, job) == "4"
+    assert redis_client.lrange(Queue.redis_queue_namespace_prefix + queue_name(1), 0, -1) == [job]
+    assert redis_client.llen(names.batch(job)) == 2
+    assert redis_client.get(names.open_job) == job
+    with Redis.from_url(redis_server.url) as connection:  # RQ reads bytes
+        assert Job.fetch(job, connection=connection).origin == queue_name(1)
 
 
-def test_the_outcome_script_gets_its_keys_and_arguments_in_its_layout() -> None:
-    redis = Registry({"complete.lua": 0, "claim.lua": []}, asynchronous=False)
+def test_the_outcome_script_gets_its_keys_and_arguments_in_its_layout(
+    redis_client: Any,
+) -> None:
+    redis = Spy(redis_client)
     recorder = OutcomeRecorder(redis, 60, keys=Keys)  # type: ignore[arg-type]
     done = [QueuedClick("u1", "k1", 1, 5), QueuedClick("u2", "k2", 2, 6)]
     failed = [Failure(QueuedClick("u1", "k3", 1, 7), "bad")]
+    for click in [*done, *(f.click for f in failed)]:
+        queued: dict[str, Any] = {
+            Field.state: "queued",
+            Field.clicks: click.clicks,
+            Field.job: "j1",
+        }
+        redis_client.hset(Keys.click(click.user, click.key), mapping=queued)
+    redis_client.hset(Keys.queue_jobs, "j1", 4)
+    redis_client.set(Keys.queue_depth, 4)
     applied = Applied(
         [Outcome(click, 10, 100, False, 9) for click in done],
         [UserTotal("u1", 100, 2, 9), UserTotal("u2", 100, 2, 9)],
         3,
     )
-    recorder.record("j1", applied, failed)
+    assert recorder.record("j1", applied, failed) == 4
     recorder.claim("j1")
-    ((keys, args),) = redis.scripts["complete.lua"].calls
+    ((keys, args),) = redis.calls["complete.lua"]
     fixed = ordered(
         roles("complete.lua"),
         {
@@ -486,26 +520,54 @@ def test_the_outcome_script_gets_its_keys_and_arguments_in_its_layout() -> None:
     assert max(covered_positions(argv.partition(" then ")[0])) == 8
     assert len(args) == 8 + 6 * len(done) + 3 * len(failed) + 4 * len(applied.users)
     assert "9 + 6 * c + 3 * f + 4 * (i - 1)" in code
-    ((claim_keys, claim_args),) = redis.scripts["claim.lua"].calls
+    ((claim_keys, claim_args),) = redis.calls["claim.lua"]
     claimed = {"open job": Keys.open_job, "the job's click list": Keys.batch("j1")}
     assert claim_keys == ordered(roles("claim.lua"), claimed)
     assert claim_args == ["j1"]
+    # What the script wrote is where Python reads it.
+    for click in done:
+        raw = redis_client.hgetall(Keys.click(click.user, click.key))
+        record = ClickRecord.from_hash(click.key, raw)
+        assert (record.state, record.reward, record.balance, record.applied_ms) == (
+            "completed",
+            10,
+            100,
+            9,
+        )
+    (failure,) = failed
+    raw = redis_client.hgetall(Keys.click(failure.click.user, failure.click.key))
+    assert (ClickRecord.from_hash("k3", raw).state, raw[Field.error]) == ("failed", "bad")
+    assert redis_client.get(Keys.queue_depth) == "0"
+    for user in applied.users:
+        status = redis_client.hgetall(Keys.user_status(user.user))
+        assert UserStatus.from_hash(user.user, status) == UserStatus(user.user, 100, 2, 9)
+        events_of_user = redis_client.xrange(Keys.events(user.user))
+        assert events_of_user[-1][1]["ev"] == "balance"
 
 
 @pytest.mark.anyio
-async def test_the_login_counters_are_passed_in_the_order_the_scripts_read_them() -> None:
+async def test_the_login_counters_are_passed_in_the_order_the_scripts_read_them(
+    redis_client: Any, redis_server: RedisServer
+) -> None:
     limits = AttemptLimits(3, 20, 60, 30, 5, 60)
-    results = {"attempt_count.lua": [0, 0], "attempt_login.lua": [0, 0], "attempt_forgive.lua": 0}
-    redis = Registry(results, asynchronous=True)
+    redis = Spy(AsyncRedis.from_url(redis_server.url, decode_responses=True))
     limiter = AttemptLimiter(redis, limits)  # type: ignore[arg-type]
-    await limiter.log_in("alice", "10.0.0.1", trusted_device=False)
-    await limiter.logged_in("alice", "10.0.0.1")
+    try:
+        await limiter.log_in("alice", "10.0.0.1", trusted_device=False)
+        written = {key: redis_client.type(key) for key in redis_client.keys("*")}
+        await limiter.logged_in("alice", "10.0.0.1")
+    finally:
+        await redis.client.aclose()
     counters = {
         "client counter": Keys.login_attempts("ip", "10.0.0.1"),
         "(username, client) counter": Keys.login_attempts("username-ip", "alice:10.0.0.1"),
         "username hash": Keys.login_attempts("username", "alice"),
     }
-    ((login, _),) = redis.scripts["attempt_login.lua"].calls
+    ((login, _),) = redis.calls["attempt_login.lua"]
     assert login == ordered(roles("attempt_login.lua"), counters)
-    ((forgive, _),) = redis.scripts["attempt_forgive.lua"].calls
+    ((forgive, _),) = redis.calls["attempt_forgive.lua"]
     assert forgive == ordered(roles("attempt_forgive.lua"), counters)
+    # The failed-attempt counters are where the names put them (a successful login's reset
+    # then leaves the client's own counter only).
+    assert set(written) == set(counters.values()), written
+    assert set(redis_client.keys("*")) == {counters["client counter"]}
