@@ -20,8 +20,16 @@ from .load import (
     window_start,
 )
 
+# Fixed times (parameters are made when the tests are collected, long before they run).
+ACCEPTED = "2026-12-06T00:11:17.333+00:00"
+APPLIED = "2026-12-06T00:11:17.392+00:00"
+APPLIED_LATER = "2026-12-06T00:11:18.000+00:00"
+RETAKEN = "2026-12-06T00:11:41.022+00:00"
+AFTER_RETAKEN = "2026-12-06T00:11:45.000+00:00"
+
 
 def iso(seconds_ago: float) -> str:
+    """A time ``seconds_ago`` before now (for a test's body only)."""
     return datetime.fromtimestamp(time.time() - seconds_ago, UTC).isoformat(timespec="milliseconds")
 
 
@@ -56,7 +64,7 @@ def test_without_an_application_time_the_acceptance_bounds_the_window() -> None:
 
 
 def test_late_answers_that_are_right() -> None:
-    snapshot = completed(iso(60), iso(59), 126, False)
+    snapshot = completed(ACCEPTED, APPLIED, 126, False)
     assert late_verdict(httpx.Response(202, json={}), 2, snapshot) == LATE_ANEW
     assert late_verdict(replay(snapshot), 2, None) == LATE_REPLAYED
     assert late_verdict(replay(snapshot), 2, snapshot) == LATE_SAME
@@ -65,8 +73,8 @@ def test_late_answers_that_are_right() -> None:
 
 
 def test_the_original_answers_for_a_click_that_was_a_duplicate_within_its_window() -> None:
-    original = completed(iso(60), iso(59), 126, False)
-    retaken = completed(iso(35), original["result"]["appliedAt"], 306, True)
+    original = completed(ACCEPTED, APPLIED, 126, False)
+    retaken = completed(RETAKEN, original["result"]["appliedAt"], 306, True)
     assert late_verdict(replay(original), 2, retaken) == LATE_ORIGINAL
 
 
@@ -74,13 +82,13 @@ def test_the_original_answers_for_a_click_that_was_a_duplicate_within_its_window
     ("field", "value"),
     [
         ("reward", 9),
-        ("appliedAt", iso(58)),
+        ("appliedAt", APPLIED_LATER),
         ("duplicate", True),
         ("balance", 127),
     ],
 )
 def test_late_answers_that_are_wrong(field: str, value: Any) -> None:
-    snapshot = completed(iso(60), iso(59), 126, False)
+    snapshot = completed(ACCEPTED, APPLIED, 126, False)
     wrong = {**snapshot, "result": {**snapshot["result"], field: value}}
     assert late_verdict(replay(wrong), 2, snapshot) is None
 
@@ -88,21 +96,21 @@ def test_late_answers_that_are_wrong(field: str, value: Any) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        {"acceptedAt": iso(30)},  # accepted after the second acceptance
+        {"acceptedAt": AFTER_RETAKEN},
         {"clicks": 3},
         {"result": {"reward": 9}},
-        {"result": {"appliedAt": iso(58)}},
+        {"result": {"appliedAt": APPLIED_LATER}},
         {"result": {"duplicate": True}},
     ],
 )
 def test_an_answer_unlike_the_original_of_a_duplicate_is_wrong(change: dict[str, Any]) -> None:
-    original = completed(iso(60), iso(59), 126, False)
-    retaken = completed(iso(35), original["result"]["appliedAt"], 306, True)
+    original = completed(ACCEPTED, APPLIED, 126, False)
+    retaken = completed(RETAKEN, original["result"]["appliedAt"], 306, True)
     body = {**original, **change, "result": {**original["result"], **change.get("result", {})}}
     assert late_verdict(replay(body), body["clicks"], retaken) is None
 
 
 def test_a_replay_without_its_header_or_of_other_clicks_is_wrong() -> None:
-    snapshot = completed(iso(60), iso(59), 126, False)
+    snapshot = completed(ACCEPTED, APPLIED, 126, False)
     assert late_verdict(httpx.Response(200, json=snapshot), 2, snapshot) is None
     assert late_verdict(replay(snapshot), 3, snapshot) is None
