@@ -89,7 +89,8 @@ LATE_ORIGINAL = "the original answer (taken anew within the window, it was a dup
 def late_verdict(
     response: httpx.Response, clicks: int, snapshot: dict[str, Any] | None
 ) -> str | None:
-    """What a late repeat got (a LATE_* label), or None when the answer is wrong."""
+    """What a late repeat got (a LATE_* label), or None when the answer is wrong. A replay of
+    the click taken anew by an earlier request of the same repeat counts as taken anew."""
     if response.status_code == 202:
         return LATE_ANEW
     body = response.json()
@@ -106,7 +107,36 @@ def late_verdict(
     unknown = {**snapshot, "result": {**snapshot.get("result", {}), "balance": None}}
     if body == unknown:
         return LATE_NO_BALANCE
-    return LATE_ORIGINAL if is_original_of(body, snapshot) else None
+    if is_original_of(body, snapshot):
+        return LATE_ORIGINAL
+    return LATE_ANEW if is_retake_of(body, snapshot) else None
+
+
+def is_retake_of(body: dict[str, Any], answered: dict[str, Any]) -> bool:
+    """Whether ``body`` replays the click ``answered`` was the answer to, taken anew after its
+    window (MongoDB not asked in time) by an earlier request of the same repeat whose answer
+    was lost: accepted later, and queued or applied as a duplicate of the original (the
+    original's reward and time of application)."""
+    result, seen = body.get("result") or {}, answered.get("result") or {}
+    same_click = (body.get("idempotencyKey"), body.get("clicks")) == (
+        answered.get("idempotencyKey"),
+        answered.get("clicks"),
+    )
+    if not same_click or not later(body, answered):
+        return False
+    if body.get("status") == "queued":
+        return True
+    return (
+        body.get("status") == "completed"
+        and result.get("duplicate") is True
+        and (result.get("reward"), result.get("appliedAt"))
+        == (seen.get("reward"), seen.get("appliedAt"))
+    )
+
+
+def later(body: dict[str, Any], than: dict[str, Any]) -> bool:
+    """Whether ``body``'s click was accepted after ``than``'s."""
+    return datetime.fromisoformat(body["acceptedAt"]) > datetime.fromisoformat(than["acceptedAt"])
 
 
 def is_original_of(body: dict[str, Any], retaken: dict[str, Any]) -> bool:
@@ -124,8 +154,7 @@ def is_original_of(body: dict[str, Any], retaken: dict[str, Any]) -> bool:
         == (retaken.get("idempotencyKey"), retaken.get("clicks"))
         and (result.get("reward"), result.get("appliedAt"))
         == (seen.get("reward"), seen.get("appliedAt"))
-        and datetime.fromisoformat(body["acceptedAt"])
-        <= datetime.fromisoformat(retaken["acceptedAt"])
+        and not later(body, retaken)
     )
 
 

@@ -114,3 +114,31 @@ def test_a_replay_without_its_header_or_of_other_clicks_is_wrong() -> None:
     snapshot = completed(ACCEPTED, APPLIED, 126, False)
     assert late_verdict(httpx.Response(200, json=snapshot), 2, snapshot) is None
     assert late_verdict(replay(snapshot), 3, snapshot) is None
+
+
+def test_a_replay_of_the_click_taken_anew_by_the_repeat_counts_as_taken_anew() -> None:
+    snapshot = completed(ACCEPTED, APPLIED, 126, False)
+    queued = {"idempotencyKey": "k1", "status": "queued", "clicks": 2, "acceptedAt": RETAKEN}
+    assert late_verdict(replay(queued), 2, snapshot) == LATE_ANEW
+    duplicate = completed(RETAKEN, APPLIED, 306, True)
+    assert late_verdict(replay(duplicate), 2, snapshot) == LATE_ANEW
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"acceptedAt": ACCEPTED},  # not accepted after the answer within the window
+        {"idempotencyKey": "k2"},
+        {"result": {"reward": 9}},
+        {"result": {"appliedAt": APPLIED_LATER}},
+        {"result": {"duplicate": False}},
+    ],
+)
+def test_an_answer_unlike_a_retake_is_wrong(change: dict[str, Any]) -> None:
+    snapshot = completed(ACCEPTED, APPLIED, 126, False)
+    retake = completed(RETAKEN, APPLIED, 306, True)
+    body = {**retake, **change, "result": {**retake["result"], **change.get("result", {})}}
+    assert late_verdict(replay(body), 2, snapshot) is None
+    if "result" not in change:
+        queued = {k: v for k, v in body.items() if k != "result"} | {"status": "queued"}
+        assert late_verdict(replay(queued), 2, snapshot) is None
