@@ -117,26 +117,15 @@ def is_retake_of(body: dict[str, Any], answered: dict[str, Any]) -> bool:
     window (MongoDB not asked in time) by an earlier request of the same repeat whose answer
     was lost: accepted later, and queued or applied as a duplicate of the original (the
     original's reward and time of application)."""
-    result, seen = body.get("result") or {}, answered.get("result") or {}
-    same_click = (body.get("idempotencyKey"), body.get("clicks")) == (
-        answered.get("idempotencyKey"),
-        answered.get("clicks"),
-    )
-    if not same_click or not later(body, answered):
+    if not same_click(body, answered) or not later(body, answered):
         return False
     if body.get("status") == "queued":
         return True
     return (
         body.get("status") == "completed"
-        and result.get("duplicate") is True
-        and (result.get("reward"), result.get("appliedAt"))
-        == (seen.get("reward"), seen.get("appliedAt"))
+        and (body.get("result") or {}).get("duplicate") is True
+        and same_application(body, answered)
     )
-
-
-def later(body: dict[str, Any], than: dict[str, Any]) -> bool:
-    """Whether ``body``'s click was accepted after ``than``'s."""
-    return datetime.fromisoformat(body["acceptedAt"]) > datetime.fromisoformat(than["acceptedAt"])
 
 
 def is_original_of(body: dict[str, Any], retaken: dict[str, Any]) -> bool:
@@ -145,17 +134,36 @@ def is_original_of(body: dict[str, Any], retaken: dict[str, Any]) -> bool:
     be asked) and applied as a duplicate. That record keeps the original's reward and time of
     application; its acceptance time and balance are those of the second acceptance. MongoDB,
     after the window, answers with the original."""
-    result, seen = body.get("result") or {}, retaken.get("result") or {}
     return (
-        seen.get("duplicate") is True
+        (retaken.get("result") or {}).get("duplicate") is True
         and body.get("status") == "completed"
-        and result.get("duplicate") is False
-        and (body.get("idempotencyKey"), body.get("clicks"))
-        == (retaken.get("idempotencyKey"), retaken.get("clicks"))
-        and (result.get("reward"), result.get("appliedAt"))
-        == (seen.get("reward"), seen.get("appliedAt"))
+        and (body.get("result") or {}).get("duplicate") is False
+        and same_click(body, retaken)
+        and same_application(body, retaken)
         and not later(body, retaken)
     )
+
+
+def same_click(body: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether both answers are about the same key and clicks."""
+    return (body.get("idempotencyKey"), body.get("clicks")) == (
+        other.get("idempotencyKey"),
+        other.get("clicks"),
+    )
+
+
+def same_application(body: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether both answers carry the same reward and time of application."""
+    result, seen = body.get("result") or {}, other.get("result") or {}
+    return (result.get("reward"), result.get("appliedAt")) == (
+        seen.get("reward"),
+        seen.get("appliedAt"),
+    )
+
+
+def later(body: dict[str, Any], than: dict[str, Any]) -> bool:
+    """Whether ``body``'s click was accepted after ``than``'s."""
+    return datetime.fromisoformat(body["acceptedAt"]) > datetime.fromisoformat(than["acceptedAt"])
 
 
 def window_start(first_answer: dict[str, Any], answered: float) -> float:
