@@ -35,13 +35,13 @@ def pipeline() -> Pipeline:
 
 
 def run_observed(
-    process: Pipeline, batch: str, payload: Any, enqueued_at: datetime | None
+    runtime: Pipeline, batch: str, payload: Any, enqueued_at: datetime | None
 ) -> dict[str, int]:
     """Run one batch, with the worker's metrics and log line; the job's result."""
     started = time.perf_counter()
     lag = (datetime.now(UTC) - enqueued_at).total_seconds() if enqueued_at else 0.0
     metrics.JOB_LAG.observe(max(0.0, lag))
-    result = process.runner.run_job(batch, payload)
+    result = runtime.runner.run_job(batch, payload)
     metrics.PROCESSED.inc(result.fresh)
     metrics.DUPLICATES.inc(result.duplicates)
     if result.failures:
